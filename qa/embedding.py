@@ -1,0 +1,77 @@
+"""The embedding model: sentence-transformers, loaded offline by default, giving normalized vectors."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+
+from qa.config import configure_offline, resolve_model
+
+
+class ModelError(RuntimeError):
+    """The configured model could not be loaded."""
+
+
+class Embedder:
+    """Encodes texts into unit-length float32 vectors, and counts and splits text in model tokens."""
+
+    def __init__(self, model: str, batch_size: int = 64):
+        configure_offline(model)
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.logging.disable_progress_bar()
+
+        self.name = model
+        self.batch_size = batch_size
+        try:
+            self.model = SentenceTransformer(resolve_model(model), device="cpu")
+        except Exception as exc:  # the library raises many kinds; all mean "cannot load"
+            raise ModelError(
+                f"cannot load embedding model {model!r}: {exc}. Give a sentence-transformers name or a local "
+                "folder with --model or QA_MODEL (hub names need the network or a filled Hugging Face cache)."
+            ) from exc
+        self.tokenizer = self.model.tokenizer
+        self.max_tokens = int(self.model.max_seq_length or 256)
+        self.dimension = int(self.model.get_embedding_dimension())
+        self._lock = threading.Lock()  # torch modules are not safe to call from many threads at once
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Normalized vectors, shape (len(texts), dimension), float32."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with self._lock:
+            vectors = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                        convert_to_numpy=True, show_progress_bar=progress)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        encoded = self.tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False,
+                                 return_token_type_ids=False)
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def split(self, text: str, max_tokens: int) -> list[tuple[int, int]]:
+        offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        pieces = []
+        for i in range(0, len(offsets), max_tokens):
+            window = offsets[i:i + max_tokens]
+            start = window[0][0] if i else 0
+            end = offsets[i + max_tokens][0] if i + max_tokens < len(offsets) else len(text)
+            piece = text[start:end]
+            # Trim whitespace so pieces are clean spans; never empty.
+            lead = len(piece) - len(piece.lstrip())
+            trail = len(piece.rstrip())
+            if trail > lead:
+                pieces.append((start + lead, start + trail))
+        return pieces or [(0, len(text))]
+
+
+@lru_cache(maxsize=4)
+def load_embedder(model: str, batch_size: int = 64) -> Embedder:
+    """One shared instance per model: loading takes seconds and hundreds of MB."""
+    return Embedder(model, batch_size)

@@ -1,0 +1,162 @@
+"""Bringing an index in line with a corpus folder, embedding only what is new or changed."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from qa.chunking import Chunk, Chunker, Span
+from qa.config import Settings
+from qa.corpus import Article, Problem, read_corpus
+from qa.embedding import Embedder, load_embedder
+from qa.store import IndexUnusable, Manifest, Writer, connect, read_manifest, wipe, writer_lock
+
+
+@dataclass
+class SyncReport:
+    """What one sync did."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    skipped: list[Problem] = field(default_factory=list)
+    chunks_embedded: int = 0
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+    def summary(self) -> str:
+        line = (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
+                f"{self.unchanged} unchanged, {len(self.skipped)} skipped; "
+                f"{self.chunks_embedded} chunks embedded in {self.seconds:.1f}s")
+        return line + "".join(f"\n  skipped {p}" for p in self.skipped)
+
+
+class SettingsMismatch(IndexUnusable):
+    """The index was built with other settings; mixing vectors would give wrong results."""
+
+
+def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, settings: Settings | None = None,
+         rebuild: bool = False, progress: bool = False, embedder: Embedder | None = None) -> SyncReport:
+    """Make the index at ``index`` hold exactly the articles of the ``corpus`` folder.
+
+    New and changed articles (by content hash) are chunked and embedded, deleted ones removed, duplicates
+    indexed once. The change is committed atomically: a crash leaves the previous index usable, and the
+    next sync finishes the job. Raises :class:`SettingsMismatch` when the index was built with another
+    model or chunking and ``rebuild`` is False.
+    """
+    settings = settings or Settings.from_env()
+    corpus = Path(corpus) if corpus is not None else settings.corpus
+    index = Path(index) if index is not None else settings.index
+    started = time.perf_counter()
+    with writer_lock(index, on_wait=lambda: _log(f"waiting for another `qa index` on {index} to finish...")):
+        if rebuild:
+            wipe(index)
+        else:
+            check_settings(index, settings)
+        articles, problems = read_corpus(corpus)
+        articles, duplicates = _drop_duplicates(articles, index)
+        report = SyncReport(skipped=problems + duplicates)
+        writer = Writer(index)
+        try:
+            _apply(writer, articles, embedder, settings, report, progress)
+        finally:
+            writer.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _apply(writer: Writer, articles: list[Article], embedder: Embedder | None, settings: Settings,
+           report: SyncReport, progress: bool) -> None:
+    indexed = writer.indexed()
+    current = {a.id: a for a in articles}
+    report.removed = sorted(i for i in indexed if i not in current)
+    todo = [a for a in articles if a.id not in indexed or indexed[a.id][0] != a.hash]
+    report.updated = sorted(a.id for a in todo if a.id in indexed)
+    report.added = sorted(a.id for a in todo if a.id not in indexed)
+    report.unchanged = len(articles) - len(todo)
+    if not todo and not report.removed and writer.manifest is not None:
+        return  # nothing to do: the model is not even loaded
+    embedder = embedder or load_embedder(settings.model, settings.batch_size)
+    manifest = Manifest(settings.model, embedder.dimension, settings.chunk_tokens, settings.overlap)
+    if writer.manifest is not None and writer.manifest.differences(manifest):
+        raise SettingsMismatch(mismatch_message(writer.path, writer.manifest, manifest))
+    chunker = Chunker(embedder, settings.chunk_tokens, settings.overlap, embedder.max_tokens)
+    added: list[tuple[Article, list[Span], list[Chunk]]] = []
+    chunk_texts: list[str] = []
+    sentence_texts: list[str] = []
+    for article in todo:
+        sentences, chunks = chunker.split(article)
+        title = chunker.embed_title(article.title)
+        added.append((article, sentences, chunks))
+        chunk_texts += [c.embed_text(title) for c in chunks]
+        sentence_texts += [article.text[s.start:s.end] for s in sentences]
+    vectors = _encode(embedder, chunk_texts + sentence_texts, progress)
+    report.chunks_embedded = len(chunk_texts)
+    writer.commit(manifest, report.removed + report.updated, added, vectors[:len(chunk_texts)],
+                  vectors[len(chunk_texts):])
+
+
+def _encode(embedder: Embedder, texts: list[str], progress: bool) -> np.ndarray:
+    if not progress or len(texts) <= embedder.batch_size:
+        return embedder.encode(texts)
+    from tqdm import tqdm
+
+    parts = []
+    step = embedder.batch_size * 4
+    with tqdm(total=len(texts), desc="embedding", unit="text", file=sys.stderr) as bar:
+        for i in range(0, len(texts), step):
+            parts.append(embedder.encode(texts[i:i + step]))
+            bar.update(len(texts[i:i + step]))
+    return np.concatenate(parts)
+
+
+def _drop_duplicates(articles: list[Article], index: Path) -> tuple[list[Article], list[Problem]]:
+    """Keep one article per text; prefer the copy that is already indexed, then the first by id."""
+    indexed: set[str] = set()
+    try:
+        if (index / "qa.sqlite").exists():
+            con = connect(index, readonly=True)
+            indexed = {r[0] for r in con.execute("SELECT id FROM articles")}
+            con.close()
+    except Exception:
+        pass  # an unreadable old index only changes which copy is kept
+    kept: dict[str, Article] = {}
+    for article in sorted(articles, key=lambda a: (a.id not in indexed, a.id)):
+        kept.setdefault(article.text_hash, article)
+    problems = [Problem(a.id, f"same text as {kept[a.text_hash].id}; indexed once")
+                for a in articles if kept[a.text_hash] is not a]
+    return [a for a in articles if kept[a.text_hash] is a], problems
+
+
+def check_settings(index: Path, settings: Settings) -> None:
+    """Raise :class:`SettingsMismatch` before any work if the index was built with other settings."""
+    if not (index / "qa.sqlite").exists():
+        return
+    con = connect(index, readonly=True)
+    try:
+        current, _, _ = read_manifest(con)
+    finally:
+        con.close()
+    if current is None:
+        return
+    wanted = Manifest(settings.model, current.dimension, settings.chunk_tokens, settings.overlap)
+    if current.differences(wanted):
+        raise SettingsMismatch(mismatch_message(index, current, wanted))
+
+
+def mismatch_message(index: Path, current: Manifest, wanted: Manifest) -> str:
+    return (f"the index in {index} was built with other settings ({'; '.join(current.differences(wanted))}). "
+            f"Run `qa index --rebuild` to rebuild it with the new settings, or keep the old ones "
+            f"(--model {current.model} --chunk-tokens {current.chunk_tokens} --overlap {current.overlap}).")
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,232 @@
+"""Finding the passages relevant to a question: dense (FAISS), BM25, or both fused by reciprocal rank."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from qa.config import Settings
+from qa.embedding import Embedder, load_embedder
+from qa.store import DB_NAME, Bm25, IndexUnusable, Manifest, bm25_path, connect, load_vectors, read_manifest
+
+MODES = ("hybrid", "dense", "bm25")
+#: Reciprocal rank fusion constant (Cormack et al. 2009); 60 is the usual choice.
+RRF_K = 60
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk of an article, with where it sits in the article's text."""
+
+    score: float
+    title: str
+    date: str | None
+    source: str | None
+    url: str | None
+    article_id: str
+    chunk_id: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence of an article, with its stored embedding (unit length)."""
+
+    article_id: str
+    position: int
+    start: int
+    end: int
+    text: str
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What an index holds, for status lines."""
+
+    articles: int
+    chunks: int
+    model: str
+    updated_at: dt.datetime | None
+    sources: tuple[str, ...]
+
+
+class Retriever:
+    """Searches one index folder. Safe to share between threads; follows the index as it is re-synced."""
+
+    def __init__(self, path: str | Path, embedder: Embedder | None = None):
+        self.path = Path(path)
+        if not (self.path / DB_NAME).exists():
+            raise IndexUnusable(f"no index in {self.path}; build one with `qa index --index {self.path}`")
+        self._con = connect(self.path, readonly=True)
+        manifest, self._generation, _ = read_manifest(self._con)
+        if manifest is None:
+            raise IndexUnusable(f"the index in {self.path} is empty; run `qa index` to fill it")
+        self.manifest: Manifest = manifest
+        if embedder is not None and embedder.name != manifest.model:
+            raise IndexUnusable(f"the index was built with model {manifest.model!r}, not {embedder.name!r}; "
+                                "query it with the same model or rebuild it")
+        self.embedder = embedder or load_embedder(manifest.model)
+        self._lock = threading.RLock()
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._load(self._generation)
+
+    @classmethod
+    def open(cls, path: str | Path | None = None, embedder: Embedder | None = None) -> Retriever:
+        """Open the index at ``path`` (default: ``QA_INDEX`` or ``index``) with the model it was built with."""
+        return cls(path if path is not None else Settings.from_env().index, embedder)
+
+    def _load(self, generation: int) -> None:
+        self._vectors = load_vectors(self.path, generation, self.manifest.dimension)
+        self._bm25 = Bm25.load(bm25_path(self.path, generation)) if generation else Bm25(None, np.zeros(0))
+        self._generation = generation
+
+    def embed_query(self, query: str) -> np.ndarray:
+        """The query's vector; the last few are cached, since the answerer needs the same one."""
+        with self._lock:
+            cached = self._query_cache.get(query)
+            if cached is None:
+                cached = self.embedder.encode([query])[0]
+                self._query_cache[query] = cached
+                if len(self._query_cache) > 64:
+                    self._query_cache.popitem(last=False)
+            return cached
+
+    def search(self, query: str, k: int = 5, mode: str = "hybrid", source: str | None = None,
+               since: str | dt.date | None = None, until: str | dt.date | None = None) -> list[Passage]:
+        """The ``k`` best passages for ``query``, best first.
+
+        ``mode``: "hybrid" (dense + BM25 by reciprocal rank fusion), "dense" or "bm25". ``source`` keeps
+        articles of that source only; ``since``/``until`` keep articles dated within those days (inclusive;
+        undated articles are left out when either is given).
+        """
+        if mode not in MODES:
+            raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+        if k < 1:
+            return []
+        query = query.strip()
+        if not query:
+            return []
+        since, until = _day(since, "since"), _day(until, "until")
+        vector = self.embed_query(query) if mode != "bm25" else None
+        with self._lock:
+            self._con.execute("BEGIN")
+            try:
+                self._follow_generation()
+                allowed = self._allowed(source, since, until)
+                if allowed is not None and not len(allowed):
+                    return []
+                depth = max(50, 4 * k)
+                ranked: list[tuple[int, float]]
+                if mode == "dense":
+                    ranked = self._dense(vector, depth, allowed)
+                elif mode == "bm25":
+                    ranked = self._bm25.search(query, depth, allowed)
+                else:
+                    ranked = fuse(self._dense(vector, depth, allowed), self._bm25.search(query, depth, allowed))
+                return self._passages(ranked[:k])
+            finally:
+                self._con.execute("COMMIT")
+
+    def sentences(self, passages: list[Passage]) -> dict[int, list[Sentence]]:
+        """The sentences of each passage (by chunk id), with their stored vectors."""
+        out: dict[int, list[Sentence]] = {}
+        with self._lock:
+            for p in passages:
+                rows = self._con.execute(
+                    "SELECT s.position, s.start, s.\"end\", s.vector, "
+                    "substr(a.text, s.start + 1, s.\"end\" - s.start) FROM chunks c "
+                    "JOIN sentences s ON s.article_id = c.article_id "
+                    "AND s.position BETWEEN c.first_sentence AND c.last_sentence "
+                    "JOIN articles a ON a.id = c.article_id WHERE c.id = ? ORDER BY s.position",
+                    (p.chunk_id,)).fetchall()
+                out[p.chunk_id] = [
+                    Sentence(p.article_id, pos, start, end, text,
+                             np.frombuffer(blob, dtype=np.float16).astype(np.float32))
+                    for pos, start, end, blob, text in rows if blob is not None]
+        return out
+
+    def info(self) -> IndexInfo:
+        with self._lock:
+            articles, chunks = self._con.execute(
+                "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM chunks)").fetchone()
+            _, _, updated = read_manifest(self._con)
+            sources = tuple(r[0] for r in self._con.execute(
+                "SELECT DISTINCT source FROM articles WHERE source IS NOT NULL ORDER BY source"))
+        when = dt.datetime.fromtimestamp(updated) if updated else None
+        return IndexInfo(articles, chunks, self.manifest.model, when, sources)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def _follow_generation(self) -> None:
+        manifest, generation, _ = read_manifest(self._con)
+        if generation != self._generation:
+            if manifest != self.manifest:
+                raise IndexUnusable(f"the index in {self.path} was rebuilt with other settings; open it again")
+            self._load(generation)
+
+    def _allowed(self, source: str | None, since: str | None, until: str | None) -> np.ndarray | None:
+        where, args = [], []
+        if source:
+            where.append("a.source = ?")
+            args.append(source)
+        if since:
+            where.append("a.date >= ?")
+            args.append(since)
+        if until:
+            where.append("a.date <= ?")
+            args.append(until)
+        if not where:
+            return None
+        rows = self._con.execute(
+            f"SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id WHERE {' AND '.join(where)}", args)
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def _dense(self, vector: np.ndarray, k: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+        if self._vectors.ntotal == 0:
+            return []
+        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed)) if allowed is not None else None
+        scores, ids = self._vectors.search(vector.reshape(1, -1), min(k, self._vectors.ntotal), params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def _passages(self, ranked: list[tuple[int, float]]) -> list[Passage]:
+        if not ranked:
+            return []
+        ids = [i for i, _ in ranked]
+        rows = self._con.execute(
+            "SELECT c.id, a.title, a.date, a.source, a.url, a.id, c.start, c.\"end\", "
+            "substr(a.text, c.start + 1, c.\"end\" - c.start) FROM chunks c JOIN articles a ON a.id = c.article_id "
+            f"WHERE c.id IN ({','.join('?' * len(ids))})", ids).fetchall()
+        by_id = {r[0]: r for r in rows}
+        return [Passage(score, *by_id[i][1:6], i, *by_id[i][6:]) for i, score in ranked if i in by_id]
+
+
+def fuse(*rankings: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion: each list adds 1 / (RRF_K + rank) to an item's score."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, (item, _) in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (RRF_K + rank)
+    return sorted(scores.items(), key=lambda pair: -pair[1])
+
+
+def _day(value: str | dt.date | None, name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    try:
+        return dt.date.fromisoformat(str(value).strip()).isoformat()
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a date; use YYYY-MM-DD") from None
