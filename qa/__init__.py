@@ -8,10 +8,14 @@ The public API::
         print(p.score, p.title, p.text)
 """
 
+from qa.answer import Answer, Assistant, Citation
 from qa.config import Settings
 from qa.corpus import Article, Problem
 from qa.indexing import SyncReport, sync
 from qa.retriever import Passage, Retriever
 from qa.store import IndexUnusable
 
-__all__ = ["Article", "IndexUnusable", "Passage", "Problem", "Retriever", "Settings", "SyncReport", "sync"]
+__all__ = [
+    "Answer", "Article", "Assistant", "Citation", "IndexUnusable", "Passage", "Problem", "Retriever", "Settings",
+    "SyncReport", "sync",
+]
