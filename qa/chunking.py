@@ -112,6 +112,9 @@ class Chunker:
             while last + 1 < len(sentences) and used + sizes[last + 1] <= budget:
                 last += 1
                 used += sizes[last]
+            # Pieces of a cut sentence may rejoin mid-word and take more tokens together than apart.
+            while last > first and self.tokenizer.count([text[sentences[first].start:sentences[last].end]])[0] > budget:
+                last -= 1
             start, end = sentences[first].start, sentences[last].end
             chunks.append(Chunk(article.id, len(chunks), start, end, text[start:end], first, last))
             if last + 1 >= len(sentences):
@@ -130,8 +133,23 @@ class Chunker:
                 spans.append(span)
                 sizes.append(size)
                 continue
-            pieces = [Span(span.start + a, span.start + b)
-                      for a, b in self.tokenizer.split(text[span.start:span.end], budget)]
-            spans.extend(pieces)
-            sizes.extend(self.tokenizer.count([text[p.start:p.end] for p in pieces]))
+            for piece, piece_size in self._cut(text, span, budget):
+                spans.append(piece)
+                sizes.append(piece_size)
         return spans, sizes
+
+    def _cut(self, text: str, span: Span, budget: int) -> list[tuple[Span, int]]:
+        """Pieces of an over-long sentence, each at most ``budget`` tokens when counted on its own.
+
+        A piece that starts or ends inside a word can take more tokens alone than it did in the sentence
+        ("##ire" becomes "ir", "##e"), so such a piece is cut again; pieces get shorter each time.
+        """
+        pieces = [Span(span.start + a, span.start + b) for a, b in self.tokenizer.split(text[span.start:span.end],
+                                                                                         budget)]
+        out: list[tuple[Span, int]] = []
+        for piece, size in zip(pieces, self.tokenizer.count([text[p.start:p.end] for p in pieces]), strict=True):
+            if size > budget and len(pieces) > 1:
+                out += self._cut(text, piece, budget)
+            else:
+                out.append((piece, size))
+        return out
