@@ -188,10 +188,7 @@ def _read_records(text: str, file_id: str, *, jsonl: bool) -> tuple[list[Article
         if not isinstance(record, dict):
             problems.append(Problem(where, "record is not a JSON object"))
             continue
-        key = record.get("id")
-        record_id = f"{file_id}#{key if key not in (None, '') else position}"
-        if record_id in seen:
-            record_id = f"{file_id}#{position}"
+        record_id = _record_id(file_id, record.get("id"), position, seen)
         seen.add(record_id)
         body = next((record[f] for f in _TEXT_FIELDS if isinstance(record.get(f), str) and record[f].strip()), None)
         if body is None:
@@ -202,6 +199,21 @@ def _read_records(text: str, file_id: str, *, jsonl: bool) -> tuple[list[Article
         except ArticleError as exc:
             problems.append(Problem(where, str(exc)))
     return articles, problems
+
+
+def _record_id(file_id: str, key: object, position: str, seen: set[str]) -> str:
+    """``file#id``, or ``file#position`` without an id or when the id was already used in this file.
+
+    A position can equal another record's id ("1"), so a last ``-2``, ``-3``... suffix keeps ids unique:
+    two articles with one id would make the index refuse the whole sync.
+    """
+    record_id = f"{file_id}#{key if key not in (None, '') else position}"
+    if record_id in seen:
+        record_id = f"{file_id}#{position}"
+    base, n = record_id, 2
+    while record_id in seen:
+        record_id, n = f"{base}-{n}", n + 1
+    return record_id
 
 
 def _jsonl_records(text: str, file_id: str, problems: list[Problem]) -> Iterator[tuple[str, object]]:
