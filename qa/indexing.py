@@ -43,6 +43,10 @@ class SettingsMismatch(IndexUnusable):
     """The index was built with other settings; mixing vectors would give wrong results."""
 
 
+class CorpusNotFound(ValueError):
+    """The corpus folder does not exist; syncing would remove every article from the index."""
+
+
 def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, settings: Settings | None = None,
          rebuild: bool = False, progress: bool = False, embedder: Embedder | None = None) -> SyncReport:
     """Make the index at ``index`` hold exactly the articles of the ``corpus`` folder.
@@ -56,6 +60,9 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
     corpus = Path(corpus) if corpus is not None else settings.corpus
     index = Path(index) if index is not None else settings.index
     started = time.perf_counter()
+    if not corpus.is_dir():  # a mistyped path must not empty the index
+        raise CorpusNotFound(f"corpus folder {corpus} not found; give an existing folder with --corpus or "
+                             "QA_CORPUS (the index was left as it was)")
     with writer_lock(index, on_wait=lambda: _log(f"waiting for another `qa index` on {index} to finish...")):
         if rebuild:
             wipe(index)
