@@ -71,7 +71,11 @@ class Embedder:
         return pieces or [(0, len(text))]
 
 
-@lru_cache(maxsize=4)
 def load_embedder(model: str, batch_size: int = 64) -> Embedder:
     """One shared instance per model: loading takes seconds and hundreds of MB."""
+    return _load_embedder(model, batch_size)  # positional, so f(m) and f(m, 64) share one cache entry
+
+
+@lru_cache(maxsize=4)
+def _load_embedder(model: str, batch_size: int) -> Embedder:
     return Embedder(model, batch_size)
