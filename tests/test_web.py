@@ -1,0 +1,308 @@
+"""The web chat: rendering and upload rules directly, then the real page in headless Chromium.
+
+The browser tests start one app on a free port over a temporary copy of the corpus and a temporary index,
+and drive it like a user: ask, read the cited sources, follow a marker, upload articles. In CI (CI=true)
+a missing browser fails these tests; elsewhere they are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS, ROOT
+
+from qa.answer import Answer, AnswerSentence, Citation
+from qa.config import Settings
+from qa.retriever import Passage
+from qa.web import (
+    MAX_UPLOAD_BYTES,
+    answer_markdown,
+    create_app,
+    escape_markdown,
+    launch,
+    main,
+    safe_name,
+    safe_url,
+    save_upload,
+    sources_group,
+    sources_html,
+)
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-gpu"]
+ARTIFACTS = ROOT / "artifacts"
+XSS = '<script>window.__xss=1</script> <img src=x onerror="window.__xss=1;alert(1)">'
+
+
+# --- Rendering and uploads, without a browser -------------------------------------------------------------
+
+def _citation(number: int = 1, **fields) -> Citation:
+    values = dict(article_id="a.md", title="Title", date="2024-11-27", source="Wire", url="https://example.org/a",
+                  start=0, end=10, snippet="A sentence.", before="Before.", after="After.")
+    values.update(fields)
+    return Citation(number, **values)
+
+
+def test_markdown_escaping_keeps_text_literal():
+    text = "1. *bold* [link](http://x) <b>tag</b> & `code` $x$ # not a heading"
+    escaped = escape_markdown(text)
+    assert "<" not in escaped and "&lt;b&gt;" in escaped and "&amp;" in escaped
+    for mark in ("\\*bold\\*", "\\[link\\]", "\\`code\\`", "\\$x\\$", "1\\."):
+        assert mark in escaped
+
+
+def test_answer_markers_link_to_their_cards():
+    answer = Answer("Q?", "One. [1][2] Two. [2]", [AnswerSentence("One.", (1, 2)), AnswerSentence("Two.", (2,))],
+                    [_citation(1), _citation(2, title='Say "hi"')])
+    full = answer_markdown(answer, turn=3)
+    assert '[\\[1\\]](#qa-src-3-1 "Title")' in full and '(#qa-src-3-2 "Say \\"hi\\"")' in full
+    assert "Two" not in answer_markdown(answer, turn=3, sentences=1)  # streaming shows a prefix
+
+
+def test_cards_escape_everything_and_link_only_http():
+    bad = _citation(1, title="<b>T</b>", snippet=XSS, before="<i>", url="javascript:alert(1)", source="<s>")
+    html = sources_group(Answer("<q>", "x [1]", [AnswerSentence("x", (1,))], [bad]), turn=1)
+    assert "<script" not in html and "<img" not in html and "<b>T" not in html and "<i>" not in html
+    assert "&lt;script&gt;" in html and "javascript:" not in html and 'id="qa-src-1-1"' in html
+    assert "<mark>" in html and "&lt;q&gt;" in html
+    assert safe_url("https://example.org/x") == "https://example.org/x"
+    assert safe_url("javascript:alert(1)") is None and safe_url("data:text/html,x") is None
+
+
+def test_abstained_answer_shows_related_passages_as_related():
+    passage = Passage(0.1, "Nearby <story>", None, None, None, "b.md", 1, 0, 20, "Some related text.")
+    answer = Answer("Q?", "The articles in the archive do not answer this question.", abstained=True,
+                    related=[passage])
+    group = sources_group(answer, turn=1)
+    assert "Related" in group and "not an answer" in answer_markdown(answer, 1)
+    assert "Nearby &lt;story&gt;" in group and "qa-num" not in group  # no numbered citation cards
+    assert "appear here" in sources_html([])
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("../../etc/evil.md", "evil.md"),
+    ("..\\..\\win.TXT", "win.txt"),
+    ("my story (final).md", "my-story-final.md"),
+    (".hidden.md", "hidden.md"),
+    ("ünïcode naïve.html", "n-code-na-ve.html"),
+    ("<script>.md", "script.md"),
+    ("noext", "noext"),
+])
+def test_safe_name(name, expected):
+    assert safe_name(name) == expected
+
+
+def test_save_upload_never_overwrites_and_stays_in_the_corpus(tmp_path):
+    corpus = tmp_path / "corpus"
+    outside = tmp_path / "evil.md"
+    first = tmp_path / "up" / "story.md"
+    first.parent.mkdir()
+    first.write_text("# Story\n\nFirst text of the story.")
+    saved = save_upload(first, corpus, original="../evil.md")
+    assert saved.name == "evil.md" and (corpus / "evil.md").read_text() == first.read_text()
+    assert not outside.exists()
+    assert save_upload(first, corpus, "evil.md").existing  # same bytes: not saved twice
+    second = tmp_path / "up" / "other.md"
+    second.write_text("# Other\n\nA different text.")
+    renamed = save_upload(second, corpus, "evil.md")
+    assert renamed.name == "evil-2.md" and (corpus / "evil.md").read_text() == first.read_text()
+    assert sorted(p.name for p in corpus.iterdir()) == ["evil-2.md", "evil.md"]
+
+
+def test_save_upload_rejects_bad_files_before_saving(tmp_path):
+    corpus = tmp_path / "corpus"
+    exe = tmp_path / "tool.exe"
+    exe.write_bytes(b"MZ")
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"a" * (MAX_UPLOAD_BYTES + 1))
+    empty = tmp_path / "empty.md"
+    empty.write_text("   \n")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    reasons = {p.name: save_upload(p, corpus).reason for p in (exe, big, empty, broken)}
+    assert "unsupported file type '.exe'" in reasons["tool.exe"]
+    assert "upload limit" in reasons["big.txt"]
+    assert "no text" in reasons["empty.md"]
+    assert "invalid JSON" in reasons["broken.json"]
+    assert not corpus.exists() or not any(corpus.iterdir())
+
+
+def test_cli_help_and_bad_options(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for word in ("--host", "--port", "--corpus", "--index", "--auth", "QA_HOST", "QA_PORT", "QA_AUTH"):
+        assert word in out
+    for bad, message in ((["--port", "http"], "not a number"), (["--port", "70000"], "out of range"),
+                         (["--auth", "nopassword"], "user:password")):
+        with pytest.raises(SystemExit) as done:
+            main(bad)
+        assert done.value.code == 2 and message in capsys.readouterr().err
+
+
+# --- The real page in headless Chromium -------------------------------------------------------------------
+
+def _unavailable(reason: str):
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: the browser tests must run; install chromium and playwright)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        _unavailable(f"playwright is not installed: {exc}")
+    if not Path(CHROMIUM).exists():
+        _unavailable(f"no Chromium at {CHROMIUM}")
+    playwright = sync_playwright().start()
+    try:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    except Exception as exc:
+        playwright.stop()
+        _unavailable(f"Chromium does not start: {exc}")
+    yield chromium
+    chromium.close()
+    playwright.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, embedder, seed_index):
+    """The app over temporary copies of the corpus and its index (nothing to embed at start); URL, settings."""
+    root = tmp_path_factory.mktemp("web")
+    shutil.copytree(CORPUS, root / "corpus")
+    shutil.copytree(seed_index, root / "index")
+    settings = Settings(corpus=root / "corpus", index=root / "index")
+    app = create_app(settings, embedder)
+    url = launch(app, port=free_port(), prevent_thread_lock=True, quiet=True)
+    yield url, settings
+    app.close()
+
+
+@pytest.fixture
+def page(browser, served):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(served[0])
+    page.wait_for_selector("#qa-question textarea")
+    yield page
+    context.close()
+
+
+def ask(page, question: str, turn: int) -> None:
+    """Ask in the chat box and wait until answer ``turn`` has fully streamed in."""
+    page.fill("#qa-question textarea", question)
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        """([turn, question]) => {
+            const groups = document.querySelectorAll('#qa-sources .qa-group');
+            const bots = document.querySelectorAll('#qa-chat [data-testid="bot"]');
+            return groups.length > 0 && document.querySelector('#qa-sources .qa-group[open] .qa-question')
+                .textContent === question && bots.length === turn
+                && !document.querySelector('.generating, .pending');  // the stream has ended
+        }""", arg=[turn, question], timeout=30_000)
+
+
+def last_answer(page) -> str:
+    return page.locator('#qa-chat [data-testid="bot"]').last.inner_text()
+
+
+def upload(page, tmp_path: Path, name: str, text: str) -> str:
+    """Upload one article file on the Articles tab; returns the report shown."""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    page.get_by_role("tab", name="Articles").click()
+    page.locator("#qa-upload input[type=file]").set_input_files(path)
+    page.wait_for_function(
+        """names => { const report = document.querySelector('#qa-upload-result');
+                      return !report.querySelector('.qa-progress') && report.querySelector('.qa-ok, .qa-bad')
+                             && names.some(n => report.textContent.includes(n)); }""",
+        arg=[name, safe_name(name)], timeout=60_000)
+    text = page.locator("#qa-upload-result").inner_text()
+    page.get_by_role("tab", name="Ask").click()
+    return text
+
+
+@pytest.mark.browser
+def test_ask_answers_with_linked_cited_sources(page):
+    assert "2 articles" in page.locator("#qa-status").inner_text()
+    assert "What ammunition was discussed?" in page.locator("#qa-chat").inner_text()  # an example question
+    ask(page, "What ammunition was discussed?", turn=1)
+    assert "[1]" in last_answer(page)
+    marker = page.locator('#qa-chat a[href="#qa-src-1-1"]')
+    assert marker.inner_text() == "[1]"
+    cards = page.locator("#qa-sources .qa-card")
+    assert any("155" in cards.nth(i).locator("mark").inner_text() for i in range(cards.count()))
+    first = page.locator("#qa-src-1-1")
+    assert first.locator(".qa-title").inner_text() and first.locator(".qa-meta").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-answer.png"))
+
+    ask(page, "How many troops has North Korea sent to Russia?", turn=2)
+    assert "10,000" in last_answer(page)
+    assert not first.is_visible()  # the first answer's sources are folded away
+    marker.click()
+    assert first.is_visible()
+    page.wait_for_function("""() => { const r = document.getElementById('qa-src-1-1').getBoundingClientRect();
+                                     return r.top >= 0 && r.top < window.innerHeight - 40; }""", timeout=5_000)
+    assert not page.dialogs
+
+
+@pytest.mark.browser
+def test_uploaded_article_is_indexed_and_cited(page, tmp_path, served):
+    article = ("---\ntitle: Velmora lighthouse repainted\ndate: 2024-12-02\nsource: Harbour Gazette\n"
+               "url: https://example.org/velmora\n---\n"
+               "The Velmora Harbour lighthouse was repainted teal by the Quillon Maritime Society in October.\n\n"
+               "Local fishermen said the new colour is easier to see in fog.\n")
+    report = upload(page, tmp_path, "velmora lighthouse.md", article)
+    assert "Added 1 article" in report and "velmora-lighthouse.md" in report
+    assert (served[1].corpus / "velmora-lighthouse.md").read_text(encoding="utf-8") == article
+    assert "3 articles" in page.locator("#qa-status").inner_text()
+
+    ask(page, "What colour was the Velmora Harbour lighthouse repainted?", turn=1)
+    assert "teal" in last_answer(page) and "[1]" in last_answer(page)
+    card = page.locator("#qa-src-1-1")
+    assert card.locator(".qa-title").inner_text() == "Velmora lighthouse repainted"
+    assert "teal" in card.locator("mark").inner_text()
+    assert "Harbour Gazette" in card.locator(".qa-meta").inner_text()
+    assert card.locator(".qa-meta a").get_attribute("href") == "https://example.org/velmora"
+
+    rejected = upload(page, tmp_path, "notes.pdf", "not an article")
+    assert "Not added" in rejected and "unsupported file type '.pdf'" in rejected
+    assert not (served[1].corpus / "notes.pdf").exists()
+
+
+@pytest.mark.browser
+def test_markup_in_articles_is_shown_as_text_and_never_runs(page, tmp_path):
+    article = ("---\ntitle: 'Zentrix <b>quarry</b> festival'\n---\n"
+               f"The Zentrix quarry festival banner read {XSS} in large letters.\n\n"
+               "Visitors photographed the banner all weekend.\n")
+    report = upload(page, tmp_path, "zentrix.md", article)
+    assert "Added 1 article" in report
+    ask(page, "What did the Zentrix quarry festival banner read?", turn=1)
+    card = page.locator("#qa-src-1-1")
+    assert card.locator(".qa-title").inner_text() == "Zentrix <b>quarry</b> festival"
+    assert "<script>window.__xss=1</script>" in card.inner_text()
+    assert '<img src=x onerror="window.__xss=1;alert(1)">' in card.inner_text()
+    assert "<script>window.__xss=1</script>" in last_answer(page)
+    page.wait_for_timeout(500)  # give a broken image's onerror time to fire, were it rendered
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("#qa-sources img, #qa-chat img[src='x'], #qa-sources script, #qa-sources b").count() == 0
+    assert not page.dialogs
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-markup.png"))
