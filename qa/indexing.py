@@ -65,6 +65,10 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
                              "QA_CORPUS (the index was left as it was)")
     with writer_lock(index, on_wait=lambda: _log(f"waiting for another `qa index` on {index} to finish...")):
         if rebuild:
+            # Load the model and check the chunk settings first: a bad --model or --chunk-tokens must fail
+            # while the old index is still there.
+            embedder = embedder or load_embedder(settings.model, settings.batch_size)
+            Chunker(embedder, settings.chunk_tokens, settings.overlap, embedder.max_tokens)
             wipe(index)
         else:
             check_settings(index, settings)
