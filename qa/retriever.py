@@ -67,6 +67,7 @@ class Retriever:
         if not (self.path / DB_NAME).exists():
             raise IndexUnusable(f"no index in {self.path}; build one with `qa index --index {self.path}`")
         self._con = connect(self.path, readonly=True)
+        self._inode = (self.path / DB_NAME).stat().st_ino
         manifest, self._generation, _ = read_manifest(self._con)
         if manifest is None:
             raise IndexUnusable(f"the index in {self.path} is empty; run `qa index` to fill it")
@@ -118,6 +119,7 @@ class Retriever:
         since, until = _day(since, "since"), _day(until, "until")
         vector = self.embed_query(query) if mode != "bm25" else None
         with self._lock:
+            self._follow_rebuild()
             self._con.execute("BEGIN")
             try:
                 self._follow_generation()
@@ -156,6 +158,7 @@ class Retriever:
 
     def info(self) -> IndexInfo:
         with self._lock:
+            self._follow_rebuild()
             articles, chunks = self._con.execute(
                 "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM chunks)").fetchone()
             _, _, updated = read_manifest(self._con)
@@ -166,6 +169,26 @@ class Retriever:
 
     def close(self) -> None:
         self._con.close()
+
+    def _follow_rebuild(self) -> None:
+        """Move to the new database once a rebuild (which replaces the file) has committed its first generation."""
+        try:
+            inode = (self.path / DB_NAME).stat().st_ino
+        except FileNotFoundError:
+            return  # mid-rebuild: keep answering from the old index
+        if inode == self._inode:
+            return
+        con = connect(self.path, readonly=True)
+        manifest, generation, _ = read_manifest(con)
+        if manifest is None:
+            con.close()  # not committed yet
+            return
+        if (manifest.model, manifest.dimension) != (self.manifest.model, self.manifest.dimension):
+            con.close()
+            raise IndexUnusable(f"the index in {self.path} was rebuilt with model {manifest.model!r}; open it again")
+        self._con.close()
+        self._con, self._inode, self.manifest = con, inode, manifest
+        self._load(generation)
 
     def _follow_generation(self) -> None:
         manifest, generation, _ = read_manifest(self._con)
