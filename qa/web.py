@@ -147,14 +147,15 @@ def sources_group(answer: Answer, turn: int) -> str:
 
 def sources_html(groups: Sequence[str]) -> str:
     """The Sources panel: the newest answer's cards open, earlier answers' folded below."""
+    heading = '<h2 class="qa-h2">Sources</h2>'
     if not groups:
-        return ('<div class="qa-sources-empty">The sources of each answer appear here, numbered as in the '
-                "answer. Click a marker such as [1] to jump to its source.</div>")
+        return (f'{heading}<div class="qa-sources-empty">The sources of each answer appear here, numbered as in '
+                "the answer. Click a marker such as [1] to jump to its source.</div>")
     newest = f'<details class="qa-group" open>{groups[-1]}</details>'
     older = "".join(f'<details class="qa-group qa-older">{g}</details>' for g in reversed(groups[:-1]))
     if older:
         older = f'<div class="qa-older-label">Earlier answers</div>{older}'
-    return f'<div class="qa-sources">{newest}{older}</div>'
+    return f'{heading}<div class="qa-sources">{newest}{older}</div>'
 
 
 def status_html(info: IndexInfo) -> str:
@@ -247,16 +248,17 @@ def summarize_uploads(uploads: Sequence[Upload], report: SyncReport | None, corp
                 if a == up.name or a.startswith(up.name + "#")]
         problems = [p for p in (report.skipped if report else [])
                     if p.path == up.name or p.path.startswith((up.name + "#", up.name + " "))]
-        out.added += mine
-        if up.existing and not mine:
-            out.unchanged.append(up.name)
-        elif not mine:
+        if mine:
+            out.added += mine
+            out.rejected += [(p.path, p.reason) for p in problems]  # e.g. one bad record of a JSON Lines file
+        elif problems:
             if not up.existing:
                 (corpus / up.name).unlink(missing_ok=True)  # nothing of it was indexed: do not keep it
-            why = "; ".join(p.reason for p in problems) or "nothing in it could be indexed"
-            out.rejected.append((up.original, why))
+            out.rejected.append((up.original, "; ".join(p.reason for p in problems)))
+        elif up.existing:
+            out.unchanged.append(up.name)
         else:
-            out.rejected += [(p.path, p.reason) for p in problems]
+            out.added.append(up.name)  # indexed by another sync that ran at the same moment
     return out
 
 
@@ -336,7 +338,7 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
         progress(0.05, desc=f"Checking {len(files)} file(s)")
         uploads = [save_upload(f, settings.corpus) for f in files]
         report = None
-        if any(u.name for u in uploads):
+        if any(u.name and not u.existing for u in uploads):
             yield '<div class="qa-progress">Indexing…</div>', status_now, sources_now
             progress(0.2, desc="Indexing")
             report = sync(settings=settings, embedder=lock_embedder, progress=True)
@@ -368,7 +370,8 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
                     with gr.Column(scale=3, min_width=420):
                         chatbot = gr.Chatbot(
                             elem_id="qa-chat", height="calc(100vh - 320px)", min_height=320, show_label=False,
-                            sanitize_html=True, latex_delimiters=[], feedback_options=None, buttons=[],
+                            sanitize_html=True, allow_tags=False, latex_delimiters=[], feedback_options=None,
+                            buttons=[],
                             placeholder="**Ask about the news articles.** Answers quote the articles and cite "
                                         "them with numbered markers.",
                             examples=[{"text": q} for q in EXAMPLES])
@@ -384,7 +387,6 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
                                 since = gr.Textbox(label="From date", placeholder="YYYY-MM-DD", scale=1)
                                 until = gr.Textbox(label="To date", placeholder="YYYY-MM-DD", scale=1)
                     with gr.Column(scale=2, min_width=320):
-                        gr.HTML('<h2 class="qa-h2">Sources</h2>', js_on_load=None)
                         sources = gr.HTML(sources_html([]), elem_id="qa-sources", js_on_load=None)
             with gr.Tab("Articles", id="articles"):
                 gr.HTML('<p class="qa-sub">Add news articles to the archive: Markdown or text (with optional '
@@ -421,7 +423,7 @@ CSS = """
 .gradio-container { max-width: 1440px !important; }
 #qa-header { align-items: baseline; gap: 12px; }
 .qa-h1 { font-size: 1.5rem; font-weight: 700; margin: 0; }
-.qa-h2 { font-size: 1.05rem; font-weight: 600; margin: 4px 0 0; }
+.qa-h2 { font-size: 1.05rem; font-weight: 600; margin: 0 0 8px; }
 .qa-sub { color: var(--body-text-color-subdued); margin: 2px 0 0; }
 .qa-status span { white-space: nowrap; }
 .qa-status { text-align: right; color: var(--body-text-color-subdued); font-size: .9rem; }
@@ -488,7 +490,7 @@ def launch(app, host: str = DEFAULT_HOST, port: int | None = DEFAULT_PORT, auth:
 
 def main(argv: list[str] | None = None) -> None:
     """``python app.py [--host H] [--port P] [--corpus DIR] [--index DIR] [--auth USER:PASS]``."""
-    args = _parser().parse_args(argv)
+    args = parse_args(argv)
     settings = Settings.from_env(corpus=args.corpus, index=args.index)
     configure_offline(settings.model)
     from qa.embedding import ModelError
@@ -502,7 +504,8 @@ def main(argv: list[str] | None = None) -> None:
     launch(app, args.host, args.port, auth=args.auth)
 
 
-def _parser() -> argparse.ArgumentParser:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with defaults from QA_HOST, QA_PORT and QA_AUTH; exits with a message on bad values."""
     parser = argparse.ArgumentParser(
         prog="python app.py", description="Serve the news-archive chat in the browser.",
         epilog="Environment: QA_HOST, QA_PORT, QA_AUTH (user:password), QA_CORPUS, QA_INDEX, QA_MODEL. "
@@ -515,7 +518,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--index", help="index folder (default: index, or QA_INDEX)")
     parser.add_argument("--auth", type=_auth, default=os.environ.get("QA_AUTH") or None,
                         help="require this login, as user:password (or QA_AUTH)")
-    return parser
+    return parser.parse_args(argv)
 
 
 def _port(value: str) -> int:

@@ -25,6 +25,7 @@ from qa.web import (
     escape_markdown,
     launch,
     main,
+    parse_args,
     safe_name,
     safe_url,
     save_upload,
@@ -146,6 +147,17 @@ def test_cli_help_and_bad_options(capsys):
         assert done.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_cli_defaults_come_from_the_environment(monkeypatch):
+    args = parse_args([])
+    assert (args.host, args.port, args.auth) == ("127.0.0.1", 7860, None)  # this machine only, no login
+    monkeypatch.setenv("QA_HOST", "0.0.0.0")
+    monkeypatch.setenv("QA_PORT", "8123")
+    monkeypatch.setenv("QA_AUTH", "alice:pa:ss")
+    args = parse_args([])
+    assert (args.host, args.port, args.auth) == ("0.0.0.0", 8123, ("alice", "pa:ss"))
+    assert parse_args(["--port", "9000", "--auth", "bob:x"]).port == 9000
+
+
 # --- The real page in headless Chromium -------------------------------------------------------------------
 
 def _unavailable(reason: str):
@@ -230,7 +242,7 @@ def upload(page, tmp_path: Path, name: str, text: str) -> str:
     page.locator("#qa-upload input[type=file]").set_input_files(path)
     page.wait_for_function(
         """names => { const report = document.querySelector('#qa-upload-result');
-                      return !report.querySelector('.qa-progress') && report.querySelector('.qa-ok, .qa-bad')
+                      return !report.querySelector('.qa-progress') && report.querySelector('.qa-ok, .qa-bad, .qa-note')
                              && names.some(n => report.textContent.includes(n)); }""",
         arg=[name, safe_name(name)], timeout=60_000)
     text = page.locator("#qa-upload-result").inner_text()
@@ -284,7 +296,13 @@ def test_uploaded_article_is_indexed_and_cited(page, tmp_path, served):
 
     rejected = upload(page, tmp_path, "notes.pdf", "not an article")
     assert "Not added" in rejected and "unsupported file type '.pdf'" in rejected
-    assert not (served[1].corpus / "notes.pdf").exists()
+    again = upload(page, tmp_path, "velmora lighthouse.md", article)
+    assert "Already in the archive" in again and "velmora-lighthouse.md" in again
+    copy = upload(page, tmp_path, "copy.md", article)
+    assert "Not added" in copy and "same text as velmora-lighthouse.md" in copy
+    assert sorted(p.name for p in served[1].corpus.iterdir() if "velmora" in p.name or p.suffix != ".md") == [
+        "velmora-lighthouse.md"]  # no .pdf, no copy kept
+    assert not (served[1].corpus / "copy.md").exists()
 
 
 @pytest.mark.browser
