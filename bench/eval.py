@@ -101,9 +101,9 @@ def evaluate(eval_dir: Path = EVAL_DIR, modes: Sequence[str] = MODES, limit: int
     seeds = seed_questions(eval_dir)
     embedder = embedder or load_embedder(DEFAULT_MODEL)
     settings = Settings()
-    workdir = workdir or RESULTS / "cache" / f"eval-{_digest(data, settings)}"
+    workdir = workdir or cache_dir(data, settings)
     log(f"indexing {len(data.passages)} paragraphs in {workdir} ...")
-    build = _build(workdir / "corpus", workdir / "index", data.passages, settings, embedder)
+    build = build_index(workdir, data.passages, settings, embedder)
     if seed_index is None:
         seed_index = workdir / "seed-index"
         _sync(SEED_CORPUS, seed_index, settings, embedder)
@@ -202,7 +202,15 @@ def _run_mode(mode: str, data: SquadSet, seeds, assistants: dict) -> dict:
     }
 
 
-def _build(corpus: Path, index: Path, passages: dict[str, str], settings: Settings, embedder) -> dict:
+def cache_dir(data: SquadSet, settings: Settings) -> Path:
+    """Where the index of ``data``'s paragraphs is cached: the same paragraphs and settings, the same folder."""
+    key = "|".join([*sorted(data.passages), settings.model, str(settings.chunk_tokens), str(settings.overlap)])
+    return RESULTS / "cache" / f"eval-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def build_index(workdir: Path, passages: dict[str, str], settings: Settings, embedder) -> dict:
+    """Write the paragraphs as ``workdir/corpus`` and sync ``workdir/index`` with it (a no-op when cached)."""
+    corpus, index = workdir / "corpus", workdir / "index"
     write_squad_corpus(corpus, passages)
     report = _sync(corpus, index, settings, embedder)
     from qa.store import connect
@@ -221,11 +229,6 @@ def _sync(corpus: Path, index: Path, settings: Settings, embedder):
         return sync(corpus, index, settings=settings, embedder=embedder)
     except SettingsMismatch:
         return sync(corpus, index, settings=settings, embedder=embedder, rebuild=True)
-
-
-def _digest(data: SquadSet, settings: Settings) -> str:
-    key = "|".join([*sorted(data.passages), settings.model, str(settings.chunk_tokens), str(settings.overlap)])
-    return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 def _summary(system: dict) -> str:
