@@ -19,9 +19,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    settings = Settings.from_env(corpus=getattr(args, "corpus", None), index=args.index,
-                                 model=getattr(args, "model", None), chunk_tokens=getattr(args, "chunk_tokens", None),
-                                 overlap=getattr(args, "overlap", None))
+    try:
+        settings = Settings.from_env(corpus=getattr(args, "corpus", None), index=args.index,
+                                     model=getattr(args, "model", None),
+                                     chunk_tokens=getattr(args, "chunk_tokens", None),
+                                     overlap=getattr(args, "overlap", None))
+    except SystemExit as exc:  # a QA_* variable that is not a number: a usage error, exit 2 like the others
+        print(f"qa: error: {exc}", file=sys.stderr)
+        return 2
     configure_offline(settings.model)
     from qa.embedding import ModelError
     from qa.store import IndexUnusable
@@ -56,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     _filters(search)
     search.set_defaults(run=_search)
+
+    ask = commands.add_parser("ask", help="answer a question with cited sentences from the articles")
+    ask.add_argument("question")
+    _filters(ask)
+    ask.set_defaults(run=_ask)
 
     status = commands.add_parser("status", help="what the index holds and how it was built")
     status.add_argument("--index", help="index folder (default: index, or QA_INDEX)")
@@ -95,6 +105,28 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{rank}. [{p.score:.3f}] {p.title}" + (f" ({meta})" if meta else ""))
         print(f"   {p.article_id} [{p.start}:{p.end}]")
         print("   " + " ".join(p.text.split()))
+    return 0
+
+
+def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.answer import Assistant
+
+    answer = Assistant.open(settings.index).ask(args.question, source=args.source, since=args.since,
+                                                until=args.until)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    print(answer.text)
+    if answer.citations:
+        print("\nSources:")
+    for c in answer.citations:
+        meta = ", ".join(x for x in (c.date, c.source) if x)
+        print(f"[{c.number}] {c.title}" + (f" ({meta})" if meta else ""))
+        print(f"    \"{' '.join(c.snippet.split())}\"")
+    if answer.abstained and answer.related:
+        print("\nRelated passages (they do not answer the question):")
+        for p in answer.related[:3]:
+            print(f"- {p.title}: {' '.join(p.text.split())[:200]}")
     return 0
 
 
