@@ -7,6 +7,8 @@ import random
 
 import pytest
 from conftest import CORPUS, EVAL
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from qa.chunking import Chunker, split_sentences
 from qa.corpus import make_article, read_corpus
@@ -137,3 +139,14 @@ def test_sentences_split_within_lines(embedder, chunker):
 def test_invalid_chunk_settings(embedder, size, overlap, message):
     with pytest.raises(ValueError, match=message):
         Chunker(embedder, size, overlap, embedder.max_tokens)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(["Word", "ünï", "東京", "😀", "1,5", "e.g.", "Dr.", ". ", "! ", "? ", " ", "  ", "\n",
+                                 "\n\n", "\t", "\u00a0", "\u2028", "—", "“quote”", "x" * 120, "a-b", "##"]),
+                min_size=1, max_size=300).map("".join))
+def test_offsets_hold_for_any_text(embedder, text):
+    if not text.strip():
+        return
+    article = make_article("any.txt", "Any", text, {})
+    check_chunks(embedder, Chunker(embedder, 16, 1, embedder.max_tokens), article)

@@ -157,3 +157,10 @@ def test_the_installed_command_in_a_subprocess(seed_index):
     missing = subprocess.run([*argv, "search", "x", "--index", str(seed_index.parent / "missing")],
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2 and "`qa index" in missing.stderr
+
+
+def test_a_bad_environment_variable_is_a_usage_error(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("QA_CHUNK_TOKENS", "lots")
+    code, out, err = run(capsys, "index", "--corpus", tmp_path, "--index", tmp_path / "index")
+    assert code == 2 and out == ""
+    assert "QA_CHUNK_TOKENS='lots' is not a whole number" in err
