@@ -14,10 +14,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import bm25s
+import bm25s.stopwords
 import numpy as np
 
 from qa.retriever import Passage, Retriever, Sentence
-from qa.store import Bm25
+from qa.store import stemmer
 
 #: What the answer says when the articles do not answer the question.
 ABSTAIN_TEXT = "The articles in the archive do not answer this question."
@@ -82,9 +84,10 @@ class ExtractiveSettings:
     """Knobs of the extractive answerer; the defaults were chosen on ../shared/eval (see BENCHMARKS.md)."""
 
     max_sentences: int = 3  # sentences in an answer
-    margin: float = 0.12  # further sentences must score within this of the best one
-    lexical_weight: float = 0.35  # weight of question-term coverage beside embedding similarity
-    abstain_below: float = 0.45  # abstain when the best sentence scores less
+    margin: float = 0.2  # further sentences must score within this of the best one
+    lexical_weight: float = 1.0  # weight of question-term coverage beside embedding similarity
+    passage_weight: float = 0.5  # weight of the best passage's similarity in the confidence
+    abstain_below: float = 0.83  # abstain when the confidence is lower
     duplicate_above: float = 0.80  # sentences this similar state the same fact: merged, all cited
     context_chars: int = 160
 
@@ -102,9 +105,10 @@ class ExtractiveAnswerer:
         candidates = self._candidates(passages)
         if not candidates:
             return Answer(question, ABSTAIN_TEXT, abstained=True, related=passages)
-        scores = self.score(query, question, [c.sentence for c in candidates])
+        scores = self.score(query, [c.sentence for c in candidates])
         order = np.argsort(-scores)
-        if scores[order[0]] < s.abstain_below:
+        confidence = scores[order[0]] + s.passage_weight * float(self.retriever.similarities(query, passages).max())
+        if confidence < s.abstain_below:
             return Answer(question, ABSTAIN_TEXT, abstained=True, related=passages)
         vectors = np.stack([c.sentence.vector for c in candidates])
         chosen: list[list[int]] = []  # each: indices of candidates saying one fact, the first one shown
@@ -124,15 +128,22 @@ class ExtractiveAnswerer:
             chosen.append(group)
         return self._compose(question, candidates, chosen)
 
-    def score(self, query: str, question: str, sentences: list[Sentence]) -> np.ndarray:
-        """Cosine similarity to the query, plus the weighted share of question terms each sentence holds."""
+    def score(self, query: str, sentences: list[Sentence]) -> np.ndarray:
+        """Cosine similarity to the query, plus the weighted share of the question's terms each sentence holds.
+
+        Terms are weighted by how rare they are among the candidate sentences, so that "Kursk" counts for
+        more than "North Korea" in an archive about North Korea, and a question whose key terms appear
+        nowhere scores low (which is what abstention needs).
+        """
         qv = self.retriever.embed_query(query)
         similarity = np.stack([s.vector for s in sentences]) @ qv
-        terms = set(Bm25.tokenize([question])[0])
+        terms = list(dict.fromkeys(_terms([query])[0]))
         if not terms:
             return similarity
-        tokenized = Bm25.tokenize([s.text for s in sentences])
-        coverage = np.array([len(terms & set(t)) / len(terms) for t in tokenized])
+        held = [set(t) for t in _terms([s.text for s in sentences])]
+        df = np.array([sum(t in h for h in held) for t in terms])
+        idf = np.log1p(len(held) / (1 + df))
+        coverage = np.array([idf[[t in h for t in terms]].sum() for h in held]) / idf.sum()
         return similarity + self.settings.lexical_weight * coverage
 
     def _candidates(self, passages: list[Passage]) -> list[_Candidate]:
@@ -205,6 +216,17 @@ class Assistant:
 
 _FOLLOW_UP = re.compile(r"^(and|but|also|so|what about|how about|then)\b|\b(it|its|they|them|their|that|this|"
                         r"those|these|he|she|his|her|him)\b", re.IGNORECASE)
+
+
+_QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "do", "does", "did",
+                   "has", "have", "had", "were", "much", "many", "about", "us", "can", "could", "would", "should",
+                   "its", "his", "her", "he", "she", "we", "you", "i", "me", "my", "from", "than", "so", "any"}
+_STOPWORDS = sorted(set(bm25s.stopwords.STOPWORDS_EN) | _QUESTION_WORDS)
+
+
+def _terms(texts: list[str]) -> list[list[str]]:
+    """Stemmed content words: what lexical overlap is measured on."""
+    return bm25s.tokenize(texts, stopwords=_STOPWORDS, stemmer=stemmer(), return_ids=False, show_progress=False)
 
 
 def retrieval_query(question: str, history: Sequence[Turn]) -> str:

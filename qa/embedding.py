@@ -24,6 +24,7 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         transformers.logging.disable_progress_bar()
+        transformers.logging.set_verbosity_error()  # e.g. "sequence longer than maximum" when counting tokens
 
         self.name = model
         self.batch_size = batch_size

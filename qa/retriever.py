@@ -138,6 +138,15 @@ class Retriever:
             finally:
                 self._con.execute("COMMIT")
 
+    def similarities(self, query: str, passages: list[Passage]) -> np.ndarray:
+        """Cosine similarity of the query to each passage's stored chunk vector (title included)."""
+        if not passages:
+            return np.zeros(0, dtype=np.float32)
+        vector = self.embed_query(query)
+        with self._lock:
+            chunk_vectors = np.stack([self._vectors.reconstruct(p.chunk_id) for p in passages])
+        return chunk_vectors @ vector
+
     def sentences(self, passages: list[Passage]) -> dict[int, list[Sentence]]:
         """The sentences of each passage (by chunk id), with their stored vectors."""
         out: dict[int, list[Sentence]] = {}

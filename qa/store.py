@@ -22,6 +22,7 @@ import fcntl
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -138,14 +139,14 @@ class Bm25:
 
     @staticmethod
     def tokenize(texts: list[str]) -> list[list[str]]:
-        return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
+        return bm25s.tokenize(texts, stopwords="en", stemmer=stemmer(), return_ids=False, show_progress=False)
 
     @classmethod
     def build(cls, ids: list[int], texts: list[str]) -> Bm25:
         if not texts:
             return cls(None, np.zeros(0, dtype=np.int64))
         model = bm25s.BM25()
-        tokens = bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), show_progress=False)
+        tokens = bm25s.tokenize(texts, stopwords="en", stemmer=stemmer(), show_progress=False)
         model.index(tokens, show_progress=False)
         return cls(model, np.asarray(ids, dtype=np.int64))
 
@@ -180,16 +181,16 @@ class Bm25:
         return [(int(self.ids[d]), float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
 
 
-_STEMMER = None
+_local = threading.local()
 
 
-def _stemmer():
-    global _STEMMER
-    if _STEMMER is None:
+def stemmer():
+    """The English Snowball stemmer, shared by BM25 and the answerer; one per thread (it is not thread-safe)."""
+    if not hasattr(_local, "stemmer"):
         import Stemmer
 
-        _STEMMER = Stemmer.Stemmer("english")
-    return _STEMMER
+        _local.stemmer = Stemmer.Stemmer("english")
+    return _local.stemmer
 
 
 @contextmanager

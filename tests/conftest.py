@@ -1,0 +1,51 @@
+"""Shared fixtures: the real bundled model, and real indexes built in temporary folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qa.config import configure_offline
+
+configure_offline()
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+SHARED = ROOT.parent / "shared"
+EVAL = SHARED / "eval"
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The bundled all-MiniLM-L6-v2, loaded once for the whole run."""
+    from qa.embedding import load_embedder
+
+    return load_embedder("all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory, embedder) -> Path:
+    """An index of the bundled corpus, built once; tests must not change it."""
+    from qa import sync
+
+    index = tmp_path_factory.mktemp("seed-index")
+    sync(CORPUS, index, embedder=embedder)
+    return index
+
+
+@pytest.fixture
+def corpus_copy(tmp_path) -> Path:
+    """A writable copy of the bundled corpus."""
+    target = tmp_path / "corpus"
+    shutil.copytree(CORPUS, target)
+    return target
+
+
+@pytest.fixture(autouse=True)
+def _no_env_leaks(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("QA_"):
+            monkeypatch.delenv(name)

@@ -1,0 +1,67 @@
+"""The assistant over the bundled corpus: the seed questions, citations, abstention and follow-ups."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import EVAL
+from qa import Assistant, Retriever
+
+SEED_QUESTIONS = [json.loads(line) for line in (EVAL / "seed_questions.jsonl").read_text().splitlines() if line]
+
+
+@pytest.fixture(scope="module")
+def assistant(seed_index, embedder):
+    return Assistant(Retriever(seed_index, embedder))
+
+
+@pytest.fixture(scope="module")
+def article_texts(seed_index):
+    from qa.store import connect
+
+    con = connect(seed_index, readonly=True)
+    return dict(con.execute("SELECT id, text FROM articles").fetchall())
+
+
+@pytest.mark.parametrize("case", SEED_QUESTIONS, ids=[c["question"] for c in SEED_QUESTIONS])
+def test_seed_question(assistant, article_texts, case):
+    answer = assistant.ask(case["question"])
+    if case.get("expect_abstain"):
+        assert answer.abstained, answer.text
+        assert not answer.citations
+        return
+    assert not answer.abstained
+    assert any(s in answer.text for s in case["expect_any"]), answer.text
+    assert any(s in c.snippet for c in answer.citations for s in case["expect_any"])
+    for c in answer.citations:
+        assert article_texts[c.article_id][c.start:c.end] == c.snippet
+    if case.get("expect_all_articles"):
+        assert {c.article_id for c in answer.citations} == set(article_texts)
+
+
+def test_every_answer_sentence_is_a_cited_sentence(assistant, article_texts):
+    answer = assistant.ask("What ammunition was discussed?")
+    numbers = [n for s in answer.sentences for n in s.citations]
+    assert sorted(set(numbers)) == [c.number for c in answer.citations]  # numbered in order of first use
+    by_number = {c.number: c for c in answer.citations}
+    for sentence in answer.sentences:
+        assert " ".join(by_number[sentence.citations[0]].snippet.split()) == " ".join(sentence.text.split())
+        assert f"[{sentence.citations[0]}]" in answer.text
+
+
+def test_follow_up_uses_the_conversation(assistant):
+    first = assistant.ask("What ammunition was discussed?")
+    history = [{"role": "user", "content": "What ammunition was discussed?"},
+               {"role": "assistant", "content": first.text}]
+    answer = assistant.ask("How many of the 105mm shells does Seoul have?", history=history)
+    assert "3.4 million" in answer.text
+    follow = assistant.ask("and who proposed it?", history=history)
+    assert not follow.abstained
+    assert any("xpert" in c.snippet for c in follow.citations), follow.text
+
+
+def test_empty_question_gets_a_message(assistant):
+    answer = assistant.ask("   ")
+    assert answer.abstained and "question" in answer.text.lower()
