@@ -288,14 +288,13 @@ def open_assistant(settings: Settings, embedder=None, log: Callable[[str], None]
     return Assistant(Retriever(settings.index, embedder))
 
 
-def create_app(settings: Settings, embedder=None, assistant: Assistant | None = None):
+def create_app(settings: Settings, embedder=None, assistant: Assistant | None = None) -> gr.Blocks:
     """The Gradio app over ``settings``' corpus and index; one Assistant is shared by all sessions.
 
     Launch it with :func:`launch` (it adds the page's style and script).
     """
     assistant = assistant or open_assistant(settings, embedder)
     retriever = assistant.retriever
-    lock_embedder = retriever.embedder
 
     def status_and_sources():
         info = retriever.info()
@@ -322,9 +321,10 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
         turns = [*turns, {"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
         steps = range(1, len(answer.sentences) + 1) if not answer.abstained and answer.sentences else [None]
         for n in steps:
+            if n and n > 1:
+                time.sleep(_STREAM_PAUSE)
             chat[-1] = {"role": "assistant", "content": answer_markdown(answer, turn, n)}
             yield "", chat, turns, groups, sources_html(groups)
-            time.sleep(_STREAM_PAUSE)
 
     tracker = gr.Progress(track_tqdm=True)  # shows sync's embedding progress bar on the page
 
@@ -341,7 +341,7 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
         if any(u.name and not u.existing for u in uploads):
             yield '<div class="qa-progress">Indexing…</div>', status_now, sources_now
             progress(0.2, desc="Indexing")
-            report = sync(settings=settings, embedder=lock_embedder, progress=True)
+            report = sync(settings=settings, embedder=retriever.embedder, progress=True)
             _log(f"upload synced: {report.summary()}")
         result = summarize_uploads(uploads, report, settings.corpus)
         yield upload_report_html(result), *status_and_sources()
@@ -511,7 +511,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog="Environment: QA_HOST, QA_PORT, QA_AUTH (user:password), QA_CORPUS, QA_INDEX, QA_MODEL. "
                "The index is synced with the corpus folder at start (only new or changed articles are embedded).")
     parser.add_argument("--host", default=os.environ.get("QA_HOST") or DEFAULT_HOST,
-                        help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for all)")
+                        help="address to listen on (default: 127.0.0.1, this machine only, or QA_HOST; "
+                             "0.0.0.0 for all)")
     parser.add_argument("--port", type=_port, default=os.environ.get("QA_PORT") or str(DEFAULT_PORT),
                         help=f"port (default: {DEFAULT_PORT}, or QA_PORT)")
     parser.add_argument("--corpus", help="folder of articles, where uploads are saved (default: corpus, or QA_CORPUS)")

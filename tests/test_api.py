@@ -11,16 +11,19 @@ from qa.config import Settings
 from qa.web import create_app, launch
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
 def client(embedder, seed_index):
     """A client of the app over the bundled corpus (its index is already in line: the API only reads)."""
     from gradio_client import Client
 
     app = create_app(Settings(corpus=CORPUS, index=seed_index), embedder)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = launch(app, port=port, prevent_thread_lock=True, quiet=True)
+    url = launch(app, port=free_port(), prevent_thread_lock=True, quiet=True)
     yield Client(url, verbose=False)
     app.close()
 
@@ -51,3 +54,19 @@ def test_ask_follows_up_on_the_history_and_filters(client):
 def test_ask_explains_a_bad_date(client):
     with pytest.raises(Exception, match="YYYY-MM-DD"):
         client.predict("What ammunition was discussed?", None, None, "last week", api_name="/ask")
+
+
+def test_login_is_required_when_auth_is_set(embedder, seed_index):
+    from gradio_client import Client
+
+    app = create_app(Settings(corpus=CORPUS, index=seed_index), embedder)
+    url = launch(app, port=free_port(), auth=("alice", "s3cret"), prevent_thread_lock=True, quiet=True)
+    try:
+        with pytest.raises(ValueError, match="credentials were not provided"):
+            Client(url, verbose=False)
+        with pytest.raises(ValueError, match="Could not login"):
+            Client(url, auth=("alice", "wrong"), verbose=False)
+        result = Client(url, auth=("alice", "s3cret"), verbose=False).predict("Who met in Seoul?", api_name="/ask")
+        assert result["citations"]
+    finally:
+        app.close()
