@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,19 +99,17 @@ def read_file(path: str | Path, article_id: str | None = None) -> tuple[list[Art
     try:
         if not path.exists():
             return [], [Problem(article_id, "file not found (a broken link, or deleted while reading)")]
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return [], [Problem(article_id, f"file is {size / 2**20:.0f} MB, over the "
-                                            f"{MAX_FILE_BYTES // 2**20} MB limit for one article file")]
-        raw = path.read_bytes()
+        if not path.is_file():  # a FIFO or device would block or never end
+            return [], [Problem(article_id, "not a regular file (a pipe, device or socket); save the article "
+                                            "as a file")]
+        raw = _read_limited(path)
     except OSError as exc:
         return [], [Problem(article_id, f"cannot read file: {exc.strerror or exc}")]
-    try:
-        text = decode(raw)
     except ArticleError as exc:
         return [], [Problem(article_id, str(exc))]
     suffix = path.suffix.lower()
     try:
+        text = decode(raw)
         if suffix in (".json", ".jsonl"):
             return _read_records(text, article_id, jsonl=suffix == ".jsonl")
         if suffix in (".html", ".htm"):
@@ -117,18 +117,62 @@ def read_file(path: str | Path, article_id: str | None = None) -> tuple[list[Art
         return [parse_text(text, article_id)], []
     except ArticleError as exc:
         return [], [Problem(article_id, str(exc))]
+    except Exception as exc:  # a bug or a library's surprise must not stop the rest of the corpus
+        return [], [Problem(article_id, f"could not be read ({exc.__class__.__name__}: {exc}); "
+                                        "please report this file as a bug")]
+
+
+def _read_limited(path: Path) -> bytes:
+    """The file's bytes, refusing (without reading them) files over :data:`MAX_FILE_BYTES`."""
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size <= MAX_FILE_BYTES:
+            raw = handle.read(MAX_FILE_BYTES + 1)  # the file may grow while it is read
+            if len(raw) <= MAX_FILE_BYTES:
+                return raw
+            size = max(size, len(raw))
+    raise ArticleError(f"file is {size / 2**20:.1f} MB, over the {MAX_FILE_BYTES // 2**20} MB limit for one "
+                       "article file; split it into smaller files (JSON Lines work well)")
+
+
+_BINARY = "looks like a binary file, not text; save the article as text, HTML or JSON"
 
 
 def decode(raw: bytes) -> str:
-    """Bytes to text: UTF-8 (with or without BOM), UTF-16 with BOM, else Latin-1 for legacy files."""
+    """Bytes to text: UTF-8 (with or without BOM), UTF-16 (with BOM, or plain ASCII-range text without),
+    else Windows-1252/Latin-1 for legacy files. Raises :class:`ArticleError` for binary data."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16")
-    if b"\x00" in raw[:4096]:
-        raise ArticleError("looks like a binary file, not text; save the article as text, HTML or JSON")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("cp1252", errors="replace")
+        text = raw.decode("utf-16", errors="replace")
+    elif b"\x00" in raw[:4096]:
+        text = _decode_utf16_without_bom(raw)
+    else:
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = raw.decode("cp1252", errors="replace")
+    if _looks_binary(text[:4096]):
+        raise ArticleError(_BINARY)
+    return text
+
+
+def _decode_utf16_without_bom(raw: bytes) -> str:
+    """UTF-16 text saved without a BOM has a zero byte in every other place (for Latin script)."""
+    sample = raw[:4096]
+    even_zeros, odd_zeros = sample[0::2].count(0), sample[1::2].count(0)
+    if len(raw) % 2 == 0 and min(even_zeros, odd_zeros) == 0 and max(even_zeros, odd_zeros) >= len(sample) // 4:
+        try:
+            return raw.decode("utf-16-le" if odd_zeros else "utf-16-be")
+        except UnicodeDecodeError:
+            pass
+    raise ArticleError(_BINARY)
+
+
+def _looks_binary(sample: str) -> bool:
+    """More than 5% control or undecodable characters (text has none beyond tabs and line breaks)."""
+    if not sample:
+        return False
+    odd = sum(1 for ch in sample if ch == "\ufffd" or (unicodedata.category(ch) == "Cc" and not ch.isspace()))
+    return odd > 0.05 * len(sample)
 
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
@@ -141,8 +185,8 @@ def parse_text(text: str, article_id: str) -> Article:
     if match:
         try:
             loaded = yaml.safe_load(match.group(1))
-        except yaml.YAMLError as exc:
-            raise ArticleError(f"front matter is not valid YAML ({exc.__class__.__name__}); "
+        except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: e.g. "date: 2024-02-30"
+            raise ArticleError(f"front matter is not valid YAML ({_first_line(exc)}); "
                                "fix it or remove the --- block") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ArticleError("front matter must be 'key: value' lines (title, date, source, url, author)")
@@ -180,6 +224,8 @@ def _read_records(text: str, file_id: str, *, jsonl: bool) -> tuple[list[Article
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ArticleError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        except (ValueError, RecursionError) as exc:  # a number too long, or nesting too deep
+            raise ArticleError(f"JSON that cannot be read: {_first_line(exc)}") from None
         items = data if isinstance(data, list) else [data]
         records = ((str(i), item) for i, item in enumerate(items))
     seen: set[str] = set()
@@ -221,9 +267,14 @@ def _jsonl_records(text: str, file_id: str, problems: list[Problem]) -> Iterator
         if not line.strip():
             continue
         try:
-            yield str(lineno), json.loads(line)
+            record = json.loads(line)
         except json.JSONDecodeError as exc:
-            problems.append(Problem(f"{file_id} (line {lineno})", f"invalid JSON: {exc.msg}"))
+            problems.append(Problem(f"{file_id} (line {lineno})", f"invalid JSON: {exc.msg} (column {exc.colno})"))
+            continue
+        except (ValueError, RecursionError) as exc:
+            problems.append(Problem(f"{file_id} (line {lineno})", f"JSON that cannot be read: {_first_line(exc)}"))
+            continue
+        yield str(lineno), record
 
 
 def make_article(article_id: str, title: str, text: str, meta: dict) -> Article:
@@ -267,6 +318,10 @@ def _normalize_text(text: str) -> str:
     """Unify line endings and trim; character offsets are taken on this text."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
     return text.strip()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
 
 
 def _clean(value: object) -> str | None:
