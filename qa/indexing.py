@@ -66,10 +66,11 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
     with writer_lock(index, on_wait=lambda: _log(f"waiting for another `qa index` on {index} to finish...")):
         if rebuild:
             # Load the model and check the chunk settings first: a bad --model or --chunk-tokens must fail
-            # while the old index is still there.
+            # while the old index is still there. The old index itself is replaced in one commit.
             embedder = embedder or load_embedder(settings.model, settings.batch_size)
             Chunker(embedder, settings.chunk_tokens, settings.overlap, embedder.max_tokens)
-            wipe(index)
+            if not _readable(index):
+                wipe(index)  # too damaged to replace atomically; nothing usable is lost
         else:
             check_settings(index, settings)
         articles, problems = read_corpus(corpus)
@@ -77,7 +78,7 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
         report = SyncReport(skipped=problems + duplicates)
         writer = Writer(index)
         try:
-            _apply(writer, articles, embedder, settings, report, progress)
+            _apply(writer, articles, embedder, settings, report, progress, rebuild)
         finally:
             writer.close()
     report.seconds = time.perf_counter() - started
@@ -85,10 +86,11 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
 
 
 def _apply(writer: Writer, articles: list[Article], embedder: Embedder | None, settings: Settings,
-           report: SyncReport, progress: bool) -> None:
-    indexed = writer.indexed()
+           report: SyncReport, progress: bool, rebuild: bool = False) -> None:
+    before = writer.indexed()
+    indexed = {} if rebuild else before  # a rebuild embeds everything again, replacing the old in one commit
     current = {a.id: a for a in articles}
-    report.removed = sorted(i for i in indexed if i not in current)
+    report.removed = sorted(i for i in before if i not in current)
     todo = [a for a in articles if a.id not in indexed or indexed[a.id][0] != a.hash]
     report.updated = sorted(a.id for a in todo if a.id in indexed)
     report.added = sorted(a.id for a in todo if a.id not in indexed)
@@ -97,7 +99,7 @@ def _apply(writer: Writer, articles: list[Article], embedder: Embedder | None, s
         return  # nothing to do: the model is not even loaded
     embedder = embedder or load_embedder(settings.model, settings.batch_size)
     manifest = Manifest(settings.model, embedder.dimension, settings.chunk_tokens, settings.overlap)
-    if writer.manifest is not None and writer.manifest.differences(manifest):
+    if not rebuild and writer.manifest is not None and writer.manifest.differences(manifest):
         raise SettingsMismatch(mismatch_message(writer.path, writer.manifest, manifest))
     chunker = Chunker(embedder, settings.chunk_tokens, settings.overlap, embedder.max_tokens)
     added: list[tuple[Article, list[Span], list[Chunk]]] = []
@@ -112,7 +114,7 @@ def _apply(writer: Writer, articles: list[Article], embedder: Embedder | None, s
     vectors = _encode(embedder, chunk_texts + sentence_texts, progress)
     report.chunks_embedded = len(chunk_texts)
     writer.commit(manifest, report.removed + report.updated, added, vectors[:len(chunk_texts)],
-                  vectors[len(chunk_texts):])
+                  vectors[len(chunk_texts):], fresh=rebuild)
 
 
 def _encode(embedder: Embedder, texts: list[str], progress: bool) -> np.ndarray:
@@ -145,6 +147,22 @@ def _drop_duplicates(articles: list[Article], index: Path) -> tuple[list[Article
     problems = [Problem(a.id, f"same text as {kept[a.text_hash].id}; indexed once")
                 for a in articles if kept[a.text_hash] is not a]
     return [a for a in articles if kept[a.text_hash] is a], problems
+
+
+def _readable(index: Path) -> bool:
+    """Whether an existing index's database can be opened and read (a rebuild can then replace it atomically)."""
+    if not (index / "qa.sqlite").exists():
+        return True
+    try:
+        con = connect(index, readonly=True)
+        try:
+            read_manifest(con)
+            con.execute("SELECT count(*) FROM articles").fetchone()
+        finally:
+            con.close()
+        return True
+    except Exception:
+        return False
 
 
 def check_settings(index: Path, settings: Settings) -> None:

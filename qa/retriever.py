@@ -117,12 +117,12 @@ class Retriever:
         if not query:
             return []
         since, until = _day(since, "since"), _day(until, "until")
-        vector = self.embed_query(query) if mode != "bm25" else None
         with self._lock:
             self._follow_rebuild()
             self._con.execute("BEGIN")
             try:
                 self._follow_generation()
+                vector = self.embed_query(query) if mode != "bm25" else None
                 allowed = self._allowed(source, since, until)
                 if allowed is not None and not len(allowed):
                     return []
@@ -192,19 +192,23 @@ class Retriever:
         if manifest is None:
             con.close()  # not committed yet
             return
-        if (manifest.model, manifest.dimension) != (self.manifest.model, self.manifest.dimension):
-            con.close()
-            raise IndexUnusable(f"the index in {self.path} was rebuilt with model {manifest.model!r}; open it again")
         self._con.close()
-        self._con, self._inode, self.manifest = con, inode, manifest
+        self._con, self._inode = con, inode
+        self._adopt(manifest)
         self._load(generation)
 
     def _follow_generation(self) -> None:
         manifest, generation, _ = read_manifest(self._con)
         if generation != self._generation:
-            if manifest != self.manifest:
-                raise IndexUnusable(f"the index in {self.path} was rebuilt with other settings; open it again")
+            self._adopt(manifest)
             self._load(generation)
+
+    def _adopt(self, manifest: Manifest) -> None:
+        """Take on the settings of a rebuilt index; queries must be embedded with the model it was built with."""
+        if manifest.model != self.manifest.model:
+            self.embedder = load_embedder(manifest.model)
+            self._query_cache.clear()
+        self.manifest = manifest
 
     def _allowed(self, source: str | None, since: str | None, until: str | None) -> np.ndarray | None:
         where, args = [], []

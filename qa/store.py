@@ -230,19 +230,24 @@ class Writer:
         return {row[0]: (row[1], row[2]) for row in self.con.execute("SELECT id, hash, text_hash FROM articles")}
 
     def commit(self, manifest: Manifest, removed: Iterable[str], added: list[tuple], vectors: np.ndarray,
-               sentence_vectors: np.ndarray | None = None) -> None:
+               sentence_vectors: np.ndarray | None = None, fresh: bool = False) -> None:
         """Remove articles by id and add new ones, as the next generation, in one transaction.
 
         ``added`` holds (article, sentences, chunk rows) triples; ``vectors`` has one row per chunk
-        row, in order, and ``sentence_vectors`` one row per sentence, in order.
+        row, in order, and ``sentence_vectors`` one row per sentence, in order. ``fresh`` starts the vectors
+        over (a rebuild: every article is in ``removed`` and ``added``, and the manifest may change).
         """
         removed = list(removed)
         new_gen = self.generation + 1
         con = self.con
         con.execute("BEGIN IMMEDIATE")
         try:
-            index = load_vectors(self.path, self.generation, manifest.dimension)
-            if removed:
+            if fresh:
+                con.execute("DELETE FROM articles")
+                index = _new_vector_index(manifest.dimension)
+            else:
+                index = load_vectors(self.path, self.generation, manifest.dimension)
+            if removed and not fresh:
                 gone = _query_ids(con, "SELECT id FROM chunks WHERE article_id IN ({})", removed)
                 if gone:
                     index.remove_ids(np.asarray(gone, dtype=np.int64))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import EVAL
+
 from qa import Assistant, Retriever
 
 SEED_QUESTIONS = [json.loads(line) for line in (EVAL / "seed_questions.jsonl").read_text().splitlines() if line]
