@@ -88,6 +88,7 @@ class ExtractiveSettings:
     lexical_weight: float = 1.0  # weight of question-term coverage beside embedding similarity
     passage_weight: float = 0.5  # weight of the best passage's similarity in the confidence
     abstain_below: float = 0.83  # abstain when the confidence is lower
+    dangling_penalty: float = 0.1  # for sentences that lean on the one before ("However, ...", "It ...")
     duplicate_above: float = 0.80  # sentences this similar state the same fact: merged, all cited
     context_chars: int = 160
 
@@ -144,7 +145,8 @@ class ExtractiveAnswerer:
         df = np.array([sum(t in h for h in held) for t in terms])
         idf = np.log1p(len(held) / (1 + df))
         coverage = np.array([idf[[t in h for t in terms]].sum() for h in held]) / idf.sum()
-        return similarity + self.settings.lexical_weight * coverage
+        dangling = np.array([bool(_DANGLING.match(s.text)) for s in sentences])
+        return similarity + self.settings.lexical_weight * coverage - self.settings.dangling_penalty * dangling
 
     def _candidates(self, passages: list[Passage]) -> list[_Candidate]:
         by_chunk = self.retriever.sentences(passages)
@@ -218,6 +220,8 @@ _FOLLOW_UP = re.compile(r"^(and|but|also|so|what about|how about|then)\b|\b(it|i
                         r"those|these|he|she|his|her|him)\b", re.IGNORECASE)
 
 
+_DANGLING = re.compile(r"(however|but|and|also|still|yet|meanwhile|moreover|instead|this|that|these|those|it|its|"
+                       r"they|their|he|she|his|her|such)\b", re.IGNORECASE)
 _QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "do", "does", "did",
                    "has", "have", "had", "were", "much", "many", "about", "us", "can", "could", "would", "should",
                    "its", "his", "her", "he", "she", "we", "you", "i", "me", "my", "from", "than", "so", "any"}
