@@ -244,6 +244,8 @@ def _read_records(text: str, file_id: str, *, jsonl: bool) -> tuple[list[Article
             articles.append(make_article(record_id, _clean(record.get("title")) or "", body, record))
         except ArticleError as exc:
             problems.append(Problem(where, str(exc)))
+    if not articles and not problems:
+        raise ArticleError("no records in the file (it is empty); add one JSON object per article")
     return articles, problems
 
 
@@ -280,7 +282,7 @@ def _jsonl_records(text: str, file_id: str, problems: list[Problem]) -> Iterator
 def make_article(article_id: str, title: str, text: str, meta: dict) -> Article:
     """Validate and normalize one article's fields."""
     text = _normalize_text(text)
-    if not text:
+    if not any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text):
         raise ArticleError("article has no text (empty or whitespace only)")
     return Article(
         id=article_id,
@@ -314,9 +316,15 @@ def parse_date(value: object) -> str | None:
     return None
 
 
+#: Control characters other than tab and line feed: never part of an article's words (form feeds, vertical
+#: tabs and NEL become line breaks).
+_CONTROLS = {i: None for i in (*range(0x00, 0x09), *range(0x0E, 0x20), *range(0x7F, 0xA0))} | {
+    0x0B: "\n", 0x0C: "\n", 0x85: "\n"}
+
+
 def _normalize_text(text: str) -> str:
-    """Unify line endings and trim; character offsets are taken on this text."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    """Unify line endings, drop control characters and trim; character offsets are taken on this text."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_CONTROLS)
     return text.strip()
 
 
