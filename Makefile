@@ -27,8 +27,10 @@ test: $(BIN)/qa browser
 	$(BIN)/ruff check qa tests bench app.py
 	$(BIN)/python -m pytest -q
 
+# Benchmarks (BENCHMARKS.md); `make bench BENCH_ARGS=--quick` for the short run. txtai and matplotlib are bench-only.
 bench: $(BIN)/qa
-	$(BIN)/python -m bench
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) index/qa.sqlite* index/vectors-* index/bm25-* artifacts

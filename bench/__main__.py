@@ -1,0 +1,62 @@
+"""Every benchmark in one run: quality (bench.eval), speed (bench.speed), FAISS at scale (bench.ann), the plot.
+
+    python -m bench            # make bench; long the first time (it builds and caches the 20k-chunk index)
+    python -m bench --quick    # 100 questions, stages up to 5k chunks, 100k vectors
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from bench import ann, eval, speed
+from bench.data import RESULTS
+from bench.plot import plot
+from bench.report import save_json
+from qa.config import configure_offline
+
+PARTS = ("eval", "speed", "ann")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller and faster: see above")
+    parser.add_argument("--no-peer", action="store_true", help="leave txtai out")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts: {','.join(PARTS)}")
+    parser.add_argument("--out", type=Path, default=RESULTS / "bench.json")
+    args = parser.parse_args(argv)
+    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    if not parts or any(p not in PARTS for p in parts):
+        print(f"bench: error: --only {args.only!r}: choose from {', '.join(PARTS)}", file=sys.stderr)
+        return 2
+    configure_offline()
+    results: dict = {"quick": args.quick, "seconds": {}}
+    sections = []
+    if "eval" in parts:
+        started = time.perf_counter()
+        results["eval"] = eval.evaluate(limit=100 if args.quick else None, peer=not args.no_peer)
+        results["seconds"]["eval"] = time.perf_counter() - started
+        sections.append(("Quality (python -m bench.eval)", eval.render(results["eval"])))
+    if "speed" in parts:
+        started = time.perf_counter()
+        results["speed"] = speed.run(args.quick, not args.no_peer)
+        results["seconds"]["speed"] = time.perf_counter() - started
+        sections.append(("Speed (python -m bench.speed)", speed.render(results["speed"])))
+    if "ann" in parts:
+        started = time.perf_counter()
+        results["ann"] = ann.run(args.quick)
+        results["seconds"]["ann"] = time.perf_counter() - started
+        sections.append(("FAISS at scale (python -m bench.ann)", ann.render(results["ann"])))
+    if "speed" in results:
+        results["plot"] = str(plot(results["speed"], results.get("ann")))
+    for title, text in sections:
+        print(f"\n## {title}\n\n{text}")
+    print("\n" + ", ".join(f"{k} {v:.0f}s" for k, v in results["seconds"].items()))
+    print(f"saved {save_json(results, args.out)}" + (f" and {results['plot']}" if "plot" in results else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

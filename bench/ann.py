@@ -1,0 +1,194 @@
+"""FAISS at scale: exact search (what the store uses) against HNSW and IVF, in recall@10 and ms per query.
+
+    python -m bench.ann               # 100k and 1M synthetic vectors, plus the real vectors of a cached stage
+    python -m bench.ann --quick       # 100k only
+
+Synthetic vectors are normalized 384-d points around random cluster centres (cosine to their centre about
+0.7, to a neighbour in the same cluster about 0.5), since uniformly random vectors have no neighbourhood
+structure and are the worst case for every approximate index. Queries are new points drawn the same way.
+Each query is searched alone, as the app does, on one thread (see SEARCH_THREADS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from bench.data import RESULTS
+from bench.metrics import percentiles
+from bench.report import fmt, machine, save_json, table
+
+DIM = 384
+K = 10
+
+
+def centres(count: int, rng: np.random.Generator) -> np.ndarray:
+    c = rng.standard_normal((count, DIM)).astype(np.float32)
+    return c / np.linalg.norm(c, axis=1, keepdims=True)
+
+
+def clustered(n: int, c: np.ndarray, rng: np.random.Generator, noise: float = 1.0, chunk: int = 100_000) -> np.ndarray:
+    """``n`` unit vectors, each one of the centres ``c`` plus Gaussian noise of norm about ``noise``."""
+    out = np.empty((n, DIM), dtype=np.float32)
+    for i in range(0, n, chunk):
+        m = min(chunk, n - i)
+        block = c[rng.integers(0, len(c), m)] + rng.standard_normal((m, DIM)).astype(np.float32) * (
+            noise / np.sqrt(DIM))
+        out[i:i + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+#: FAISS threads while searching (building uses all cores). One query at a time gains nothing from more,
+#: and on a busy 2-core machine OpenMP threads mostly wait on each other (BENCHMARKS.md, "Threads").
+SEARCH_THREADS = 1
+
+
+def search_each(index: faiss.Index, queries: np.ndarray) -> tuple[np.ndarray, list[float]]:
+    """Top-K ids of each query searched on its own, and each search's time in seconds."""
+    ids, times = np.empty((len(queries), K), dtype=np.int64), []
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(SEARCH_THREADS)
+    try:
+        for i, q in enumerate(queries):
+            start = time.perf_counter()
+            _, found = index.search(q.reshape(1, -1), K)
+            times.append(time.perf_counter() - start)
+            ids[i] = found[0]
+    finally:
+        faiss.omp_set_num_threads(threads)
+    return ids, times
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(t)) / K for f, t in zip(found, truth, strict=True)]))
+
+
+def compare(name: str, data: np.ndarray, queries: np.ndarray, hnsw: bool = True, ivf_lists: int | None = None,
+            log: Callable[[str], None] = print) -> list[dict]:
+    """Exact, HNSW (M=32) and IVF-Flat over ``data``: build seconds, recall@10 against exact, ms per query."""
+    n = len(data)
+    rows = []
+    exact = faiss.IndexFlatIP(DIM)
+    start = time.perf_counter()
+    exact.add(data)
+    built = time.perf_counter() - start
+    truth, times = search_each(exact, queries)
+    rows.append(_row(name, n, "Flat (exact)", "", built, 1.0, times, exact))
+    log(f"{name}: exact {fmt(rows[-1]['ms']['p50'])} ms/query")
+    if hnsw:
+        index = faiss.IndexHNSWFlat(DIM, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 40
+        start = time.perf_counter()
+        index.add(data)
+        built = time.perf_counter() - start
+        for ef in (16, 32, 64, 128):
+            index.hnsw.efSearch = ef
+            found, times = search_each(index, queries)
+            rows.append(_row(name, n, "HNSW32", f"efSearch={ef}", built, recall(found, truth), times, index))
+        log(f"{name}: HNSW built in {built:.0f}s")
+    lists = ivf_lists or max(16, int(4 * np.sqrt(n)) // 16 * 16)
+    quantizer = faiss.IndexFlatIP(DIM)
+    index = faiss.IndexIVFFlat(quantizer, DIM, lists, faiss.METRIC_INNER_PRODUCT)
+    start = time.perf_counter()
+    index.train(data[np.random.default_rng(1).choice(n, min(n, lists * 64), replace=False)])
+    index.add(data)
+    built = time.perf_counter() - start
+    for nprobe in (4, 16, 64):
+        index.nprobe = nprobe
+        found, times = search_each(index, queries)
+        rows.append(_row(name, n, f"IVF{lists},Flat", f"nprobe={nprobe}", built, recall(found, truth), times,
+                         index))
+    log(f"{name}: IVF{lists} built in {built:.0f}s")
+    return rows
+
+
+def _row(name: str, n: int, index: str, params: str, built: float, rec: float, times: list[float],
+         faiss_index: faiss.Index) -> dict:
+    return {"data": name, "n": n, "index": index, "params": params, "build_s": built, "recall@10": rec,
+            "ms": percentiles(times), "memory_mib": _bytes(faiss_index) / 2**20}
+
+
+def _bytes(index: faiss.Index) -> int:
+    return len(faiss.serialize_index(index)) if index.ntotal <= 200_000 else int(
+        index.ntotal * DIM * 4 * (1.25 if isinstance(index, faiss.IndexHNSW) else 1.0))
+
+
+def real_vectors(log: Callable[[str], None] = print) -> tuple[np.ndarray, np.ndarray] | None:
+    """The chunk vectors of the largest stage embedded with the model, and SQuAD question vectors."""
+    from bench.speed import cached_stages
+
+    stages = cached_stages(real_vectors=True)
+    if not stages:
+        log("no stage embedded with the model (`python -m bench.speed --real-vectors`): real vectors left out")
+        return None
+    from bench.data import squad_questions
+    from qa.config import DEFAULT_MODEL, configure_offline
+    from qa.embedding import load_embedder
+
+    configure_offline()
+    stage = stages[max(stages)]
+    index = faiss.read_index(str(_vector_file(Path(stage.index))))
+    vectors = index.index.reconstruct_n(0, index.ntotal) if hasattr(index, "index") else index.reconstruct_n(
+        0, index.ntotal)
+    questions = [q.question for q in squad_questions()][:200]
+    return np.ascontiguousarray(vectors, dtype=np.float32), load_embedder(DEFAULT_MODEL).encode(questions)
+
+
+def _vector_file(index: Path) -> Path:
+    from qa.store import connect, read_manifest, vectors_path
+
+    con = connect(index, readonly=True)
+    try:
+        _, generation, _ = read_manifest(con)
+    finally:
+        con.close()
+    return vectors_path(index, generation)
+
+
+def run(quick: bool = False, log: Callable[[str], None] | None = None) -> dict:
+    log = log or _log
+    rng = np.random.default_rng(0)
+    rows = []
+    real = real_vectors(log)
+    if real is not None:
+        rows += compare(f"real chunks ({len(real[0])})", real[0], real[1], log=log)
+    sizes = (100_000,) if quick else (100_000, 1_000_000)
+    for n in sizes:
+        c = centres(max(200, n // 500), rng)
+        data, queries = clustered(n, c, rng), clustered(200, c, rng)
+        log(f"{n} synthetic vectors generated")
+        rows += compare(f"synthetic {n // 1000}k", data, queries, hnsw=n <= 200_000, log=log)
+        del data
+    return {"machine": machine(), "search_threads": SEARCH_THREADS, "build_threads": faiss.omp_get_max_threads(),
+            "rows": rows}
+
+
+def render(results: dict) -> str:
+    return table(["data", "vectors", "index", "params", "build s", "recall@10", "ms/query p50", "p95", "MiB"],
+                 [[r["data"], r["n"], r["index"], r["params"], r["build_s"], r["recall@10"], r["ms"]["p50"],
+                   r["ms"]["p95"], r["memory_mib"]] for r in results["rows"]])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ann", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100k vectors only")
+    parser.add_argument("--out", type=Path, default=RESULTS / "ann.json")
+    args = parser.parse_args(argv)
+    results = run(args.quick)
+    print(render(results))
+    print(f"\nsaved {save_json(results, args.out)}")
+    return 0
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The benchmark harness in small: the eval over 30 SQuAD questions and the seed corpus, and its parts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import EVAL
+
+from bench import ann
+from bench.data import contains, squad_set
+from bench.eval import MODES, UsageError, evaluate, main, parse_overrides, render
+from bench.metrics import first_distinct, ranking_metrics
+from bench.synth import generate
+from qa.corpus import parse_text
+
+
+@pytest.fixture(scope="module")
+def small_eval(tmp_path_factory, seed_index, embedder):
+    """The eval over 30 sampled SQuAD questions, their paragraphs plus distractors (45 in all), all modes."""
+    workdir = tmp_path_factory.mktemp("eval")
+    return workdir, evaluate(EVAL, limit=30, passages=45, peer=False, workdir=workdir, seed_index=seed_index,
+                             embedder=embedder, log=lambda _: None)
+
+
+def test_eval_reports_every_metric_per_mode(small_eval):
+    _, results = small_eval
+    data = squad_set(EVAL, limit=30, passages=45)
+    assert results["dataset"]["questions"] == 30 and results["dataset"]["paragraphs"] == 45
+    assert results["index"]["articles"] == 45 and results["index"]["chunks"] >= 45
+    assert [s["mode"] for s in results["systems"]] == list(MODES)
+    for s in results["systems"]:
+        r = s["retrieval"]
+        assert r["n"] == len(data.answerable) > 0
+        assert 0 <= r["hits@1"] <= r["hits@5"] <= r["hits@10"] <= 1
+        assert r["hits@1"] <= r["mrr@10"] <= r["hits@10"]
+        answers = dict(s["answers"])
+        assert answers.pop("n") == len(data.answerable)
+        for value in [*answers.values(), *s["abstention"].values()]:
+            assert value is None or 0 <= value <= 1
+        assert s["latency_ms"]["search"]["n"] == len(data.answerable)
+        assert s["latency_ms"]["ask"]["n"] == 30
+        assert 0 < s["latency_ms"]["search"]["p50"] <= s["latency_ms"]["search"]["p95"]
+
+
+def test_eval_quality_is_sane(small_eval):
+    _, results = small_eval
+    hybrid = next(s for s in results["systems"] if s["mode"] == "hybrid")
+    assert hybrid["retrieval"]["mrr@10"] > 0.5
+    assert hybrid["answers"]["cited"] > 0.3  # a gold answer is quoted in the citations of a third at least
+    assert hybrid["abstention"]["out_of_corpus_squad"] >= 0.8  # SQuAD questions asked of the seed articles
+    assert hybrid["abstention"]["seed_expect_abstain"] == 1.0
+    table = render(results)
+    assert "| qa     | hybrid |" in table and "MRR@10" in table
+
+
+def test_overrides_reach_the_answerer(small_eval, seed_index, embedder):
+    workdir, _ = small_eval
+    results = evaluate(EVAL, modes=["bm25"], limit=30, passages=45, overrides={"abstain_below": 10.0}, peer=False,
+                       workdir=workdir, seed_index=seed_index, embedder=embedder, log=lambda _: None)
+    assert results["answerer"]["abstain_below"] == 10.0
+    assert results["index"]["chunks_embedded_now"] == 0  # the index built above was reused
+    assert results["systems"][0]["abstention"]["squad_answerable"] == 1.0
+
+
+def test_parse_overrides():
+    assert parse_overrides(["abstain_below=0.5", "max_sentences=2"]) == {"abstain_below": 0.5, "max_sentences": 2}
+    with pytest.raises(UsageError, match="abstain_below"):
+        parse_overrides(["abstain=0.5"])
+    with pytest.raises(UsageError, match="takes a int"):
+        parse_overrides(["max_sentences=two"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--set", "nonsense=1"], "use NAME=VALUE"),
+    (["--limit", "0"], "at least 1 question"),
+    (["--modes", "fuzzy"], "choose from bm25, dense, hybrid"),
+    (["--eval-dir", "/nonexistent"], "not found"),
+])
+def test_cli_rejects_bad_input_with_a_message(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_ranking_metrics_and_containment():
+    rankings = [["a", "b"], ["c", "a", "b"], ["x"]]
+    m = ranking_metrics(rankings, ["a", "a", "a"])
+    assert m["hits@1"] == pytest.approx(1 / 3) and m["hits@5"] == pytest.approx(2 / 3)
+    assert m["mrr@10"] == pytest.approx((1 + 1 / 2) / 3)
+    assert first_distinct(["a", "a", "b", "c", "b"], 2) == ["a", "b"]
+    assert contains("The  RNA\ninterference pathway", ["rna interference"])
+    assert not contains("nothing here", ["rna", ""])
+
+
+def test_generated_corpus_is_repeatable_and_readable():
+    first, again = generate(5, seed=3), generate(5, seed=3)
+    assert first == again and generate(5, seed=4) != first
+    article = parse_text(first[0].markdown(), first[0].name)
+    assert article.title == first[0].title and article.source == first[0].source and article.date == first[0].date
+    assert 6 <= len(first[0].sentences) <= 16
+
+
+def test_ann_compare_measures_recall_against_exact():
+    rng = np.random.default_rng(0)
+    c = ann.centres(20, rng)
+    rows = ann.compare("tiny", ann.clustered(2000, c, rng), ann.clustered(20, c, rng), ivf_lists=16,
+                       log=lambda _: None)
+    by_name = {(r["index"], r["params"]): r for r in rows}
+    assert by_name[("Flat (exact)", "")]["recall@10"] == 1.0
+    hnsw = [by_name[("HNSW32", f"efSearch={ef}")]["recall@10"] for ef in (16, 128)]
+    assert 0.5 < hnsw[0] <= hnsw[1] <= 1.0
+    assert by_name[("IVF16,Flat", "nprobe=16")]["recall@10"] == 1.0  # every list probed: exact
+
+
+def test_txtai_peer_runs_offline_on_the_local_model():
+    pytest.importorskip("txtai")
+    from bench.peer import TxtaiIndex
+
+    peer = TxtaiIndex()
+    peer.index([(10, "Seoul is the capital of South Korea."), (20, "Paris is the capital of France."),
+                (30, "Artillery shells of 155 mm were discussed.")])
+    assert peer.search("Which city is the capital of France?", 1)[0] == 20
+    assert peer.search("155 mm artillery shells", 1, "bm25") == [30]
+    assert peer.faiss == "IDMap,Flat"
