@@ -28,13 +28,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qa: error: {exc}", file=sys.stderr)
         return 2
     configure_offline(settings.model)
+    import sqlite3
+
     from qa.embedding import ModelError
-    from qa.store import IndexUnusable
+    from qa.store import IndexUnusable, damaged
 
     try:
         return args.run(args, settings)
     except (IndexUnusable, ModelError, ValueError) as exc:
         print(f"qa: error: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:  # e.g. `qa index` on a database damaged past its manifest
+        print(f"qa: error: {damaged(settings.index, exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. an index folder that cannot be written, a full disk
+        print(f"qa: error: {exc.strerror or exc}: {exc.filename or settings.index}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("qa: interrupted; the index is as it was before this run", file=sys.stderr)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,11 +16,25 @@ import numpy as np
 
 from qa.config import Settings
 from qa.embedding import Embedder, load_embedder
-from qa.store import DB_NAME, Bm25, IndexUnusable, Manifest, bm25_path, connect, load_vectors, read_manifest
+from qa.store import (
+    DB_NAME,
+    Bm25,
+    IndexUnusable,
+    Manifest,
+    bm25_path,
+    connect,
+    damaged,
+    load_vectors,
+    read_manifest,
+    vectors_path,
+)
 
 MODES = ("hybrid", "dense", "bm25")
 #: Reciprocal rank fusion constant (Cormack et al. 2009); 60 is the usual choice.
 RRF_K = 60
+#: Queries are cut to this many characters: the model reads 256 tokens (about 1,000 characters) at most,
+#: and a pasted essay must not make BM25 and the answerer slow.
+MAX_QUERY_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -68,17 +85,19 @@ class Retriever:
             raise IndexUnusable(f"no index in {self.path}; build one with `qa index --index {self.path}`")
         self._con = connect(self.path, readonly=True)
         self._inode = (self.path / DB_NAME).stat().st_ino
-        manifest, self._generation, _ = read_manifest(self._con)
-        if manifest is None:
-            raise IndexUnusable(f"the index in {self.path} is empty; run `qa index` to fill it")
-        self.manifest: Manifest = manifest
-        if embedder is not None and embedder.name != manifest.model:
-            raise IndexUnusable(f"the index was built with model {manifest.model!r}, not {embedder.name!r}; "
-                                "query it with the same model or rebuild it")
-        self.embedder = embedder or load_embedder(manifest.model)
         self._lock = threading.RLock()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._load(self._generation)
+        self._vectors: faiss.Index | None = None
+        with self._snapshot():
+            manifest, generation, _ = read_manifest(self._con)
+            if manifest is None:
+                raise IndexUnusable(f"the index in {self.path} is empty; run `qa index` to fill it")
+            self.manifest: Manifest = manifest
+            if embedder is not None and embedder.name != manifest.model:
+                raise IndexUnusable(f"the index was built with model {manifest.model!r}, not {embedder.name!r}; "
+                                    "query it with the same model or rebuild it")
+            self.embedder = embedder or load_embedder(manifest.model)
+            self._load(generation)
 
     @classmethod
     def open(cls, path: str | Path | None = None, embedder: Embedder | None = None) -> Retriever:
@@ -86,12 +105,36 @@ class Retriever:
         return cls(path if path is not None else Settings.from_env().index, embedder)
 
     def _load(self, generation: int) -> None:
-        self._vectors = load_vectors(self.path, generation, self.manifest.dimension)
-        self._bm25 = Bm25.load(bm25_path(self.path, generation)) if generation else Bm25(None, np.zeros(0))
+        """Load a generation's vectors and BM25 (inside a read transaction), checking they match the database."""
+        vectors = load_vectors(self.path, generation, self.manifest.dimension)
+        bm25 = Bm25.load(bm25_path(self.path, generation)) if generation else Bm25(None, np.zeros(0))
+        count, top = self._con.execute("SELECT count(*), coalesce(max(id), -1) FROM chunks").fetchone()
+        vector_ids = faiss.vector_to_array(vectors.id_map) if vectors.ntotal else np.zeros(0, dtype=np.int64)
+        for what, ids in ((vectors_path(self.path, generation).name, vector_ids),
+                          (bm25_path(self.path, generation).name, bm25.ids)):
+            if len(ids) != count or (count and int(ids.max()) != top):
+                raise IndexUnusable(f"the index in {self.path} is inconsistent: {what} holds {len(ids)} chunks, the "
+                                    f"database {count}; run `qa index --rebuild` to build it again")
+        # The previous generation's vectors stay at hand for a thread still scoring passages found in it.
+        self._previous_vectors, self._vectors, self._bm25 = self._vectors, vectors, bm25
         self._generation = generation
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """One consistent view of the database; its errors mean a damaged index and say how to fix it."""
+        try:
+            self._con.execute("BEGIN")
+            try:
+                yield
+            finally:
+                with suppress(sqlite3.Error):  # a read transaction has nothing to lose
+                    self._con.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            raise damaged(self.path, exc) from None
 
     def embed_query(self, query: str) -> np.ndarray:
         """The query's vector; the last few are cached, since the answerer needs the same one."""
+        query = query[:MAX_QUERY_CHARS]
         with self._lock:
             cached = self._query_cache.get(query)
             if cached is None:
@@ -113,14 +156,13 @@ class Retriever:
             raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
         if k < 1:
             return []
-        query = query.strip()
+        query = query.strip()[:MAX_QUERY_CHARS]
         if not query:
             return []
         since, until = _day(since, "since"), _day(until, "until")
         with self._lock:
             self._follow_rebuild()
-            self._con.execute("BEGIN")
-            try:
+            with self._snapshot():
                 self._follow_generation()
                 vector = self.embed_query(query) if mode != "bm25" else None
                 allowed = self._allowed(source, since, until)
@@ -135,8 +177,6 @@ class Retriever:
                 else:
                     ranked = fuse(self._dense(vector, depth, allowed), self._bm25.search(query, depth, allowed))
                 return self._passages(ranked[:k])
-            finally:
-                self._con.execute("COMMIT")
 
     def similarities(self, query: str, passages: list[Passage]) -> np.ndarray:
         """Cosine similarity of the query to each passage's stored chunk vector (title included)."""
@@ -144,13 +184,24 @@ class Retriever:
             return np.zeros(0, dtype=np.float32)
         vector = self.embed_query(query)
         with self._lock:
-            chunk_vectors = np.stack([self._vectors.reconstruct(p.chunk_id) for p in passages])
+            chunk_vectors = np.stack([self._chunk_vector(p.chunk_id) for p in passages])
         return chunk_vectors @ vector
+
+    def _chunk_vector(self, chunk_id: int) -> np.ndarray:
+        """A chunk's stored vector; from the previous generation when another thread has moved on since the
+        passage was found (chunk ids are never reused, so the id means the same chunk in both)."""
+        for vectors in (self._vectors, self._previous_vectors):
+            if vectors is not None:
+                try:
+                    return vectors.reconstruct(chunk_id)
+                except RuntimeError:  # FAISS: id not in this generation
+                    continue
+        return np.zeros(self.manifest.dimension, dtype=np.float32)
 
     def sentences(self, passages: list[Passage]) -> dict[int, list[Sentence]]:
         """The sentences of each passage (by chunk id), with their stored vectors."""
         out: dict[int, list[Sentence]] = {}
-        with self._lock:
+        with self._lock, self._snapshot():
             for p in passages:
                 rows = self._con.execute(
                     "SELECT s.position, s.start, s.\"end\", s.vector, "
@@ -168,11 +219,12 @@ class Retriever:
     def info(self) -> IndexInfo:
         with self._lock:
             self._follow_rebuild()
-            articles, chunks = self._con.execute(
-                "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM chunks)").fetchone()
-            _, _, updated = read_manifest(self._con)
-            sources = tuple(r[0] for r in self._con.execute(
-                "SELECT DISTINCT source FROM articles WHERE source IS NOT NULL ORDER BY source"))
+            with self._snapshot():
+                articles, chunks = self._con.execute(
+                    "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM chunks)").fetchone()
+                _, _, updated = read_manifest(self._con)
+                sources = tuple(r[0] for r in self._con.execute(
+                    "SELECT DISTINCT source FROM articles WHERE source IS NOT NULL ORDER BY source"))
         when = dt.datetime.fromtimestamp(updated) if updated else None
         return IndexInfo(articles, chunks, self.manifest.model, when, sources)
 
@@ -187,15 +239,23 @@ class Retriever:
             return  # mid-rebuild: keep answering from the old index
         if inode == self._inode:
             return
-        con = connect(self.path, readonly=True)
-        manifest, generation, _ = read_manifest(con)
-        if manifest is None:
-            con.close()  # not committed yet
+        previous, self._con = self._con, connect(self.path, readonly=True)
+        try:
+            with self._snapshot():
+                manifest, generation, _ = read_manifest(self._con)
+                if manifest is not None:
+                    self._adopt(manifest)
+                    self._load(generation)
+        except BaseException:
+            self._con.close()
+            self._con = previous
+            raise
+        if manifest is None:  # not committed yet
+            self._con.close()
+            self._con = previous
             return
-        self._con.close()
-        self._con, self._inode = con, inode
-        self._adopt(manifest)
-        self._load(generation)
+        previous.close()
+        self._inode = inode
 
     def _follow_generation(self) -> None:
         manifest, generation, _ = read_manifest(self._con)

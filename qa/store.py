@@ -60,6 +60,12 @@ class IndexUnusable(RuntimeError):
     """The index cannot be used as it is; the message says what to do."""
 
 
+def damaged(path: Path, exc: BaseException) -> IndexUnusable:
+    """The error for a database SQLite cannot read (a disk fault, a truncated copy, another program's file)."""
+    return IndexUnusable(f"the index database in {path} is damaged or unreadable ({exc}); "
+                         "run `qa index --rebuild` to build it again")
+
+
 @dataclass(frozen=True)
 class Manifest:
     """What an index was built with; vectors of other settings are never mixed into it."""
