@@ -130,6 +130,16 @@ def write_squad_corpus(folder: Path, passages: dict[str, str]) -> Path:
     return folder
 
 
+def pipeline_version() -> str:
+    """A digest of the code that turns articles into an index; cached indexes of other code are not reused."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in ("chunking.py", "corpus.py", "embedding.py", "indexing.py", "store.py"):
+        digest.update((ROOT / "qa" / name).read_bytes())
+    return digest.hexdigest()[:8]
+
+
 def article_id(passage_id: str) -> str:
     """The id the corpus reader gives the article holding SQuAD paragraph ``passage_id``."""
     return f"{SQUAD_FILE}#{passage_id}"

@@ -34,6 +34,7 @@ from bench.data import (
     SquadSet,
     article_id,
     contains,
+    pipeline_version,
     seed_questions,
     squad_set,
     write_squad_corpus,
@@ -204,7 +205,8 @@ def _run_mode(mode: str, data: SquadSet, seeds, assistants: dict) -> dict:
 
 def cache_dir(data: SquadSet, settings: Settings) -> Path:
     """Where the index of ``data``'s paragraphs is cached: the same paragraphs and settings, the same folder."""
-    key = "|".join([*sorted(data.passages), settings.model, str(settings.chunk_tokens), str(settings.overlap)])
+    key = "|".join([*sorted(data.passages), settings.model, str(settings.chunk_tokens), str(settings.overlap),
+                    pipeline_version()])
     return RESULTS / "cache" / f"eval-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 

@@ -94,6 +94,8 @@ def write_corpus(folder: Path, articles: list[SynthArticle], eval_dir: Path = EV
 class HashedVectors:
     """Stands in for the model when indexing the generated articles: random unit vectors keyed by the text.
 
+    It offers what indexing uses of ``Embedder``: encode, encode_with_spans, count and split.
+
     Embedding ~20k chunks and ~55k sentences of filler on 2 busy CPU cores takes the better part of an hour;
     these vectors take a second. Chunking still uses the real tokenizer, and every other step of a sync
     (reading, hashing, SQLite, FAISS, BM25) and of a search does exactly the same work, so those timings are
@@ -116,6 +118,11 @@ class HashedVectors:
             vector = np.random.default_rng(seed).standard_normal(self.dimension)
             out[i] = vector / np.linalg.norm(vector)
         return out
+
+    def encode_with_spans(self, texts, spans):
+        """Text vectors and, per text, a vector per character span (the model's late-chunking interface)."""
+        return self.encode(texts), [self.encode([text[a:b] for a, b in wanted]) for text, wanted in
+                                    zip(texts, spans, strict=True)]
 
     def count(self, texts):
         return self.model.count(texts)
