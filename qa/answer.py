@@ -86,8 +86,8 @@ class ExtractiveSettings:
     max_sentences: int = 3  # sentences in an answer
     margin: float = 0.2  # further sentences must score within this of the best one
     lexical_weight: float = 1.0  # weight of question-term coverage beside embedding similarity
-    passage_weight: float = 0.5  # weight of the best passage's similarity in the confidence
-    abstain_below: float = 0.83  # abstain when the confidence is lower
+    passage_weight: float = 0.75  # weight of the best passage's similarity in the confidence
+    abstain_below: float = 0.86  # abstain when the confidence is lower (set by bench/calibrate.py)
     dangling_penalty: float = 0.1  # for sentences that lean on the one before ("However, ...", "It ...")
     duplicate_above: float = 0.80  # sentences this similar state the same fact: merged, all cited
     context_chars: int = 160
@@ -102,15 +102,10 @@ class ExtractiveAnswerer:
 
     def answer(self, question: str, passages: list[Passage], history: Sequence[Turn] = ()) -> Answer:
         s = self.settings
-        query = retrieval_query(question, history)
-        candidates = self._candidates(passages)
-        if not candidates:
+        candidates, scores, best_passage = self.assess(question, passages, history)
+        if not candidates or self.confidence(scores, best_passage) < s.abstain_below:
             return Answer(question, ABSTAIN_TEXT, abstained=True, related=passages)
-        scores = self.score(query, [c.sentence for c in candidates])
         order = np.argsort(-scores)
-        confidence = scores[order[0]] + s.passage_weight * float(self.retriever.similarities(query, passages).max())
-        if confidence < s.abstain_below:
-            return Answer(question, ABSTAIN_TEXT, abstained=True, related=passages)
         vectors = np.stack([c.sentence.vector for c in candidates])
         chosen: list[list[int]] = []  # each: indices of candidates saying one fact, the first one shown
         used: set[int] = set()
@@ -128,6 +123,20 @@ class ExtractiveAnswerer:
                 used.add(int(j))
             chosen.append(group)
         return self._compose(question, candidates, chosen)
+
+    def assess(self, question: str, passages: list[Passage], history: Sequence[Turn] = ()
+               ) -> tuple[list[_Candidate], np.ndarray, float]:
+        """The candidate sentences of the passages, their scores, and the best passage's similarity."""
+        query = retrieval_query(question, history)
+        candidates = self._candidates(passages)
+        if not candidates:
+            return [], np.zeros(0), 0.0
+        scores = self.score(query, [c.sentence for c in candidates])
+        return candidates, scores, float(self.retriever.similarities(query, passages).max())
+
+    def confidence(self, scores: np.ndarray, best_passage: float) -> float:
+        """How sure we are the passages answer at all: the best sentence's score plus the best passage's."""
+        return float(scores.max()) + self.settings.passage_weight * best_passage if len(scores) else 0.0
 
     def score(self, query: str, sentences: list[Sentence]) -> np.ndarray:
         """Cosine similarity to the query, plus the weighted share of the question's terms each sentence holds.

@@ -60,6 +60,40 @@ class Embedder:
                                         convert_to_numpy=True, show_progress_bar=progress)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def encode_with_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+                          ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Vectors of the texts, and of character spans inside them, from one pass of the model.
+
+        A span's vector is the normalized mean of the model's token embeddings over the span's tokens, as the
+        model pools a whole text, but with the surrounding text as context ("late chunking"). This gives the
+        answerer a vector per sentence without embedding every sentence a second time.
+        """
+        import torch
+
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32), []
+        with self._lock:
+            torch.set_num_threads(1 if len(texts) <= SMALL_BATCH else self._threads)
+            outputs = self.model.encode(list(texts), batch_size=self.batch_size, output_value=None,
+                                        show_progress_bar=False)
+        offsets = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens,
+                                 return_offsets_mapping=True)["offset_mapping"]
+        text_vectors = np.stack([o["sentence_embedding"].float().numpy() for o in outputs])
+        text_vectors /= np.linalg.norm(text_vectors, axis=1, keepdims=True)
+        span_vectors = []
+        for out, marks, wanted in zip(outputs, offsets, spans, strict=True):
+            tokens = out["token_embeddings"][:len(marks)].float().numpy()
+            starts = np.array([a for a, b in marks])
+            ends = np.array([b for a, b in marks])
+            real = ends > starts  # special tokens have empty offsets
+            vectors = np.zeros((len(wanted), self.dimension), dtype=np.float32)
+            for i, (a, b) in enumerate(wanted):
+                inside = real & (starts < b) & (ends > a)
+                vectors[i] = tokens[inside].mean(axis=0) if inside.any() else text_vectors[len(span_vectors)]
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            span_vectors.append(vectors)
+        return np.ascontiguousarray(text_vectors, dtype=np.float32), span_vectors
+
     def count(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []

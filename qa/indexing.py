@@ -104,31 +104,44 @@ def _apply(writer: Writer, articles: list[Article], embedder: Embedder | None, s
     chunker = Chunker(embedder, settings.chunk_tokens, settings.overlap, embedder.max_tokens)
     added: list[tuple[Article, list[Span], list[Chunk]]] = []
     chunk_texts: list[str] = []
-    sentence_texts: list[str] = []
+    spans: list[list[tuple[int, int]]] = []  # per chunk: the sentences it is first to hold, in embed-text offsets
     for article in todo:
         sentences, chunks = chunker.split(article)
         title = chunker.embed_title(article.title)
         added.append((article, sentences, chunks))
-        chunk_texts += [c.embed_text(title) for c in chunks]
-        sentence_texts += [article.text[s.start:s.end] for s in sentences]
-    vectors = _encode(embedder, chunk_texts + sentence_texts, progress)
+        first_new = 0
+        for c in chunks:
+            shift = len(c.embed_text(title)) - len(c.text) - c.start
+            spans.append([(sentences[i].start + shift, sentences[i].end + shift)
+                          for i in range(max(first_new, c.first_sentence), c.last_sentence + 1)])
+            first_new = c.last_sentence + 1
+            chunk_texts.append(c.embed_text(title))
+    vectors, sentence_vectors = _encode(embedder, chunk_texts, spans, progress)
     report.chunks_embedded = len(chunk_texts)
-    writer.commit(manifest, report.removed + report.updated, added, vectors[:len(chunk_texts)],
-                  vectors[len(chunk_texts):], fresh=rebuild)
+    writer.commit(manifest, report.removed + report.updated, added, vectors, sentence_vectors, fresh=rebuild)
 
 
-def _encode(embedder: Embedder, texts: list[str], progress: bool) -> np.ndarray:
-    if not progress or len(texts) <= embedder.batch_size:
-        return embedder.encode(texts)
-    from tqdm import tqdm
-
-    parts = []
+def _encode(embedder: Embedder, texts: list[str], spans: list[list[tuple[int, int]]], progress: bool
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Chunk vectors, and the vectors of all sentences (in order) pooled from the same pass of the model."""
     step = embedder.batch_size * 4
-    with tqdm(total=len(texts), desc="embedding", unit="text", file=sys.stderr) as bar:
-        for i in range(0, len(texts), step):
-            parts.append(embedder.encode(texts[i:i + step]))
+    chunk_parts, sentence_parts = [], []
+    bar = None
+    if progress and len(texts) > step:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(texts), desc="embedding", unit="chunk", file=sys.stderr)
+    for i in range(0, len(texts), step):
+        vectors, pooled = embedder.encode_with_spans(texts[i:i + step], spans[i:i + step])
+        chunk_parts.append(vectors)
+        sentence_parts += pooled
+        if bar is not None:
             bar.update(len(texts[i:i + step]))
-    return np.concatenate(parts)
+    if bar is not None:
+        bar.close()
+    empty = np.zeros((0, embedder.dimension), dtype=np.float32)
+    return (np.concatenate(chunk_parts) if chunk_parts else empty,
+            np.concatenate(sentence_parts) if sentence_parts else empty)
 
 
 def _drop_duplicates(articles: list[Article], index: Path) -> tuple[list[Article], list[Problem]]:

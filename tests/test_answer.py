@@ -65,3 +65,21 @@ def test_follow_up_uses_the_conversation(assistant):
 def test_empty_question_gets_a_message(assistant):
     answer = assistant.ask("   ")
     assert answer.abstained and "question" in answer.text.lower()
+
+
+def test_every_sentence_has_a_vector_close_to_its_own_embedding(seed_index, embedder):
+    """Sentence vectors are pooled from the chunk pass; they must still mean what the sentence says."""
+    import numpy as np
+
+    from qa.store import connect
+
+    con = connect(seed_index, readonly=True)
+    rows = con.execute("SELECT substr(a.text, s.start + 1, s.\"end\" - s.start), s.vector FROM sentences s "
+                       "JOIN articles a ON a.id = s.article_id").fetchall()
+    assert len(rows) > 20 and all(blob is not None for _, blob in rows)
+    pooled = np.stack([np.frombuffer(blob, dtype=np.float16).astype(np.float32) for _, blob in rows])
+    own = embedder.encode([text for text, _ in rows])
+    agreement = (pooled * own).sum(axis=1)
+    assert np.allclose(np.linalg.norm(pooled, axis=1), 1, atol=1e-2)
+    # A one-word "sentence" such as "Background." means little on its own; the rest must agree.
+    assert np.median(agreement) > 0.8 and np.mean(agreement > 0.5) > 0.9, agreement
