@@ -79,12 +79,11 @@ def read_corpus(folder: str | Path) -> tuple[list[Article], list[Problem]]:
         rel = path.relative_to(root).as_posix()
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue
-        if path.is_dir():
+        if path.is_dir() or rel.lower() in ("readme.md", "readme.txt"):  # a note about the folder, not an article
             continue
         if path.suffix.lower() not in SUPPORTED_EXTENSIONS:
-            if path.name.lower() != "readme.md":
-                problems.append(Problem(rel, f"unsupported file type {path.suffix or '(none)'!r}; "
-                                             f"use one of {', '.join(SUPPORTED_EXTENSIONS)}"))
+            problems.append(Problem(rel, f"unsupported file type {path.suffix or '(none)'!r}; "
+                                         f"use one of {', '.join(SUPPORTED_EXTENSIONS)}"))
             continue
         found, trouble = read_file(path, rel)
         articles.extend(found)

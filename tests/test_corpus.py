@@ -214,3 +214,12 @@ def test_read_file_on_a_missing_file(tmp_path):
 ])
 def test_parse_date(raw, expected):
     assert parse_date(raw) == expected
+
+
+def test_a_readme_at_the_corpus_root_is_not_an_article(tmp_path):
+    from qa.corpus import read_corpus
+
+    (tmp_path / "README.md").write_text("# About this folder\n\nArticles go here.\n")
+    (tmp_path / "story.md").write_text("A story\n\nSomething happened.\n")
+    articles, problems = read_corpus(tmp_path)
+    assert [a.id for a in articles] == ["story.md"] and not problems
