@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench import ann, eval, speed
+from bench import ann, speed
+from bench import eval as quality
 from bench.data import RESULTS
 from bench.plot import plot
 from bench.report import save_json
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller and faster: see above")
     parser.add_argument("--no-peer", action="store_true", help="leave txtai out")
+    parser.add_argument("--hnsw-1m", action="store_true", help="build HNSW at 1M vectors too (minutes)")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts: {','.join(PARTS)}")
     parser.add_argument("--out", type=Path, default=RESULTS / "bench.json")
     args = parser.parse_args(argv)
@@ -36,9 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     sections = []
     if "eval" in parts:
         started = time.perf_counter()
-        results["eval"] = eval.evaluate(limit=100 if args.quick else None, peer=not args.no_peer)
+        results["eval"] = quality.evaluate(limit=100 if args.quick else None, peer=not args.no_peer)
         results["seconds"]["eval"] = time.perf_counter() - started
-        sections.append(("Quality (python -m bench.eval)", eval.render(results["eval"])))
+        sections.append(("Quality (python -m bench.eval)", quality.render(results["eval"])))
     if "speed" in parts:
         started = time.perf_counter()
         results["speed"] = speed.run(args.quick, not args.no_peer)
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(("Speed (python -m bench.speed)", speed.render(results["speed"])))
     if "ann" in parts:
         started = time.perf_counter()
-        results["ann"] = ann.run(args.quick)
+        results["ann"] = ann.run(args.quick, args.hnsw_1m)
         results["seconds"]["ann"] = time.perf_counter() - started
         sections.append(("FAISS at scale (python -m bench.ann)", ann.render(results["ann"])))
     if "speed" in results:
