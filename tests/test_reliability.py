@@ -444,7 +444,7 @@ def test_readers_during_a_sync_see_the_old_or_the_new_index_never_a_mix(tmp_path
     assistant = Assistant(retriever)
     queries = ["council debates bridge repairs in Arden", "revised estimate of units", "school meals in Bexley",
                "harbour fees vote next month", "bus fares Corran councillor plan"]
-    seen: list[str] = []  # "old", "new" (or "both" when the quotes hold in either) per result, in order
+    seen: list[tuple[float, float, str]] = []  # (asked, answered, "old"/"new"/"both" when the quotes hold in either)
     errors: list[BaseException] = []
     stop = threading.Event()
 
@@ -453,6 +453,7 @@ def test_readers_during_a_sync_see_the_old_or_the_new_index_never_a_mix(tmp_path
         while not stop.is_set():
             query = queries[n % len(queries)]
             n += 1
+            asked = time.monotonic()
             try:
                 if ask:
                     answer = assistant.ask(query)
@@ -464,25 +465,31 @@ def test_readers_during_a_sync_see_the_old_or_the_new_index_never_a_mix(tmp_path
                 errors.append(exc)
                 return
             in_old, in_new = consistent_with(old, quotes), consistent_with(new, quotes)
-            seen.append("both" if in_old and in_new else "old" if in_old else "new" if in_new else "MIXED")
+            verdict = "both" if in_old and in_new else "old" if in_old else "new" if in_new else "MIXED"
+            seen.append((asked, time.monotonic(), verdict))
 
     readers = [threading.Thread(target=read, args=(ask,)) for ask in (False, True)]
     for reader in readers:
         reader.start()
-    time.sleep(0.3)
-    before = len(seen)
+    deadline = time.monotonic() + 30
+    while len(seen) < 6 and time.monotonic() < deadline and not errors:
+        time.sleep(0.05)
+    sync_started = time.monotonic()
     report = sync(corpus, index, embedder=embedder)
-    after = len(seen)
-    time.sleep(0.5)
+    sync_done = time.monotonic()
+    while sum(asked > sync_done for asked, _, _ in seen) < 6 and time.monotonic() < deadline and not errors:
+        time.sleep(0.05)
     stop.set()
     for reader in readers:
         reader.join(timeout=60)
 
     assert not errors, errors
     assert (len(report.added), len(report.updated), len(report.removed)) == (4, 4, 4)
-    assert "MIXED" not in seen
-    assert "old" in seen[:before] and "new" not in seen[:before]
-    assert "new" in seen[after:] and "old" not in seen[after + 2:]  # two readers may each finish one old query
+    assert all(verdict != "MIXED" for *_, verdict in seen)
+    before = [verdict for _, answered, verdict in seen if answered < sync_started]
+    after = [verdict for asked, _, verdict in seen if asked > sync_done]
+    assert "old" in before and "new" not in before
+    assert "new" in after and "old" not in after
     assert {p.article_id for p in retriever.search("revised estimate of units", k=4)} <= set(new)
 
 
