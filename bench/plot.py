@@ -25,8 +25,9 @@ def plot(speed: dict, ann: dict | None = None, path: Path = PLOT) -> Path:
                 label=f"search p50, {label}")
         ax.plot(x, [source(r)["ask_ms"]["p50"] for r in rows], "s" + style, color="tab:orange",
                 label=f"ask p50, {label}")
-    ax.set(xscale="log", yscale="log", xlabel="chunks in the index", ylabel="ms per call",
+    ax.set(xscale="log", xlabel="chunks in the index", ylabel="ms per call (p50)",
            title="Query latency (hybrid, k=5, new questions)")
+    ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
 
@@ -43,15 +44,23 @@ def plot(speed: dict, ann: dict | None = None, path: Path = PLOT) -> Path:
 
     if ann:
         ax = axes[2]
-        series: dict[str, list[tuple[int, float]]] = {}
+        series: dict[str, list[tuple[int, float, float]]] = {}
         for r in ann["rows"]:
-            if r["index"].startswith("Flat") or r["params"] in ("efSearch=64", "nprobe=16"):
-                name = "exact (Flat)" if r["index"].startswith("Flat") else f"{r['index'].split(',')[0][:4]} " \
-                                                                         f"{r['params']}"
-                series.setdefault(name, []).append((r["n"], r["ms"]["p50"]))
+            if not r["data"].startswith("synthetic"):
+                continue
+            if r["index"].startswith("Flat"):
+                name = "exact (Flat)"
+            elif r["params"] in ("efSearch=256", "nprobe=256"):
+                name = f"{'HNSW32' if r['index'].startswith('HNSW') else 'IVF 4√n lists'}, {r['params']}"
+            else:
+                continue
+            series.setdefault(name, []).append((r["n"], r["ms"]["p50"], r["recall@10"]))
         for name, points in series.items():
             points.sort()
             ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=name)
+            for n, ms, rec in points:
+                if rec < 1:
+                    ax.annotate(f"recall {rec:.2f}", (n, ms), textcoords="offset points", xytext=(4, 4), fontsize=7)
         ax.set(xscale="log", yscale="log", xlabel="vectors (384-d)", ylabel="ms per query (p50)",
                title="FAISS search, one query at a time")
         ax.legend(fontsize=8)
