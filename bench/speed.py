@@ -418,11 +418,18 @@ def cli_index_memory(corpus: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         done = subprocess.run([sys.executable, "-c", code, "index", "--corpus", str(corpus), "--index", tmp,
                                "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=1800)
+        chunks = None
+        if (Path(tmp) / "qa.sqlite").exists():
+            from qa.store import connect
+
+            con = connect(Path(tmp), readonly=True)
+            chunks = con.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            con.close()
     line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH ")), None)
     if line is None:
         return {"error": (done.stderr or done.stdout)[-400:]}
     _, rc, seconds, maxrss = line.split()
-    return {"exit": int(rc), "seconds": float(seconds), "peak_rss_mib": int(maxrss) / 1024}
+    return {"exit": int(rc), "seconds": float(seconds), "peak_rss_mib": int(maxrss) / 1024, "chunks": chunks}
 
 
 # --- Memory of a running app ----------------------------------------------------------------------------------
@@ -611,7 +618,7 @@ def render(results: dict) -> str:
     rows = [["a process with the model loaded", t["memory_mib"]["model_loaded"]]]
     cli = results.get("cli_index", {})
     if "peak_rss_mib" in cli:
-        rows.append([f"`qa index`, peak, {t['chunks']} chunks from scratch ({fmt(cli['seconds'])} s)",
+        rows.append([f"`qa index`, peak, {cli.get('chunks')} chunks from scratch ({fmt(cli['seconds'])} s)",
                      cli["peak_rss_mib"]])
     rows += [[f"stage builder, peak, growing to {s['chunks']} chunks (hashed vectors for generated text)",
               s["peak_rss_mib"]] for s in results["stages"][-1:]]
