@@ -267,7 +267,7 @@ def render(results: dict) -> str:
         lines += ["", f"txtai {p['version']} indexed the same {p['chunks']} chunk texts in {fmt(p['seconds'])} s "
                       f"({fmt(p['chunks_per_s'])} chunks/s, FAISS {p['faiss']}); ours took {fmt(ours['seconds'])} s "
                       f"for {ours['chunks_embedded_now']} chunks embedded now (0 when the cached index was reused; "
-                      "ours also embeds every sentence)."]
+                      "see `python -m bench.speed` for a like-for-like timing)."]
     return "\n".join(lines)
 
 
