@@ -7,7 +7,7 @@ Environment variables (all optional):
     QA_MODEL         sentence-transformers name/path   (default: all-MiniLM-L6-v2, bundled)
     QA_CHUNK_TOKENS  chunk size in model tokens        (default: 128)
     QA_OVERLAP       sentences shared by neighbouring chunks (default: 1)
-    QA_BATCH_SIZE    embedding batch size              (default: 64)
+    QA_BATCH_SIZE    embedding batch size              (default: 32)
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class Settings:
     model: str = DEFAULT_MODEL
     chunk_tokens: int = 128
     overlap: int = 1
-    batch_size: int = 64
+    batch_size: int = 32
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -42,7 +42,7 @@ class Settings:
             model=env.get("QA_MODEL", DEFAULT_MODEL),
             chunk_tokens=_env_int("QA_CHUNK_TOKENS", 128),
             overlap=_env_int("QA_OVERLAP", 1),
-            batch_size=_env_int("QA_BATCH_SIZE", 64),
+            batch_size=_env_int("QA_BATCH_SIZE", 32),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         for key in ("corpus", "index"):

@@ -21,7 +21,7 @@ class ModelError(RuntimeError):
 class Embedder:
     """Encodes texts into unit-length float32 vectors, and counts and splits text in model tokens."""
 
-    def __init__(self, model: str, batch_size: int = 64):
+    def __init__(self, model: str, batch_size: int = 32):
         configure_offline(model)
         import transformers
         from sentence_transformers import SentenceTransformer
@@ -117,9 +117,9 @@ class Embedder:
         return pieces or [(0, len(text))]
 
 
-def load_embedder(model: str, batch_size: int = 64) -> Embedder:
+def load_embedder(model: str, batch_size: int = 32) -> Embedder:
     """One shared instance per model: loading takes seconds and hundreds of MB."""
-    return _load_embedder(model, batch_size)  # positional, so f(m) and f(m, 64) share one cache entry
+    return _load_embedder(model, batch_size)  # positional, so f(m) and f(m, 32) share one cache entry
 
 
 @lru_cache(maxsize=4)
