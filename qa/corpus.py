@@ -70,8 +70,19 @@ class ArticleError(ValueError):
 
 def read_corpus(folder: str | Path) -> tuple[list[Article], list[Problem]]:
     """Read every supported file under ``folder`` (recursively, skipping hidden files)."""
-    root = Path(folder)
+    files, problems = list_files(folder)
     articles: list[Article] = []
+    for rel, path in files:
+        found, trouble = read_file(path, rel)
+        articles.extend(found)
+        problems.extend(trouble)
+    return articles, problems
+
+
+def list_files(folder: str | Path) -> tuple[list[tuple[str, Path]], list[Problem]]:
+    """(id, path) of every article file under ``folder``, sorted, and the files that are not articles."""
+    root = Path(folder)
+    files: list[tuple[str, Path]] = []
     problems: list[Problem] = []
     if not root.is_dir():
         return [], [Problem(str(root), "corpus folder not found; create it and put articles in it")]
@@ -85,10 +96,8 @@ def read_corpus(folder: str | Path) -> tuple[list[Article], list[Problem]]:
             problems.append(Problem(rel, f"unsupported file type {path.suffix or '(none)'!r}; "
                                          f"use one of {', '.join(SUPPORTED_EXTENSIONS)}"))
             continue
-        found, trouble = read_file(path, rel)
-        articles.extend(found)
-        problems.extend(trouble)
-    return articles, problems
+        files.append((rel, path))
+    return files, problems
 
 
 def read_file(path: str | Path, article_id: str | None = None) -> tuple[list[Article], list[Problem]]:

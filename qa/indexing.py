@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from qa.chunking import Chunk, Chunker, Span
 from qa.config import Settings
-from qa.corpus import Article, Problem, read_corpus
+from qa.corpus import Article, Problem, list_files, read_file
 from qa.embedding import Embedder, load_embedder
 from qa.store import IndexUnusable, Manifest, Writer, connect, read_manifest, wipe, writer_lock
 
@@ -73,28 +74,81 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
                 wipe(index)  # too damaged to replace atomically; nothing usable is lost
         else:
             check_settings(index, settings)
-        articles, problems = read_corpus(corpus)
-        articles, duplicates = _drop_duplicates(articles, index)
-        report = SyncReport(skipped=problems + duplicates)
         writer = Writer(index)
         try:
-            _apply(writer, articles, embedder, settings, report, progress, rebuild)
+            articles, kept, stats, problems = _read_changed(corpus, writer, rebuild)
+            articles, duplicates = _drop_duplicates(articles, kept, set(writer.indexed()))
+            for problem in duplicates:
+                stats.pop(_file_of(problem.path, stats), None)  # read again next time: the original may go
+            report = SyncReport(skipped=problems + duplicates)
+            _apply(writer, articles, set(kept), embedder, settings, report, progress, rebuild)
+            writer.record_files(stats)
         finally:
             writer.close()
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _apply(writer: Writer, articles: list[Article], embedder: Embedder | None, settings: Settings,
-           report: SyncReport, progress: bool, rebuild: bool = False) -> None:
+def _read_changed(corpus: Path, writer: Writer, rebuild: bool
+                  ) -> tuple[list[Article], dict[str, str], dict[str, tuple[int, int]], list[Problem]]:
+    """Read the corpus files that changed since the last sync (all of them for a rebuild).
+
+    A file whose modification time and size are as recorded when its articles were indexed is not read
+    again: its articles are kept as indexed. Returns the articles read, the kept articles (id -> text
+    hash), the files' (mtime_ns, size) to record, and the problems found.
+    """
+    files, problems = list_files(corpus)
+    known = {} if rebuild else writer.files()
+    indexed = writer.indexed()
+    by_file: dict[str, list[str]] = {}
+    names = {rel for rel, _ in files}
+    for article_id in indexed:
+        file = _file_of(article_id, names)
+        if file is not None:
+            by_file.setdefault(file, []).append(article_id)
+    articles: list[Article] = []
+    kept: dict[str, str] = {}
+    stats: dict[str, tuple[int, int]] = {}
+    for rel, path in files:
+        try:
+            st = path.stat()
+            stat = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stat = None
+        if stat is not None and known.get(rel) == stat and rel in by_file:
+            kept.update((i, indexed[i][1]) for i in by_file[rel])
+            stats[rel] = stat
+            continue
+        found, trouble = read_file(path, rel)
+        articles += found
+        problems += trouble
+        if stat is not None and found and not trouble:
+            stats[rel] = stat
+    return articles, kept, stats, problems
+
+
+def _file_of(article_id: str, files: Iterable[str]) -> str | None:
+    """The corpus file an article id belongs to: the id itself, or what precedes a ``#<record>``."""
+    if article_id in files:
+        return article_id
+    at = article_id.find("#")
+    while at >= 0:
+        if article_id[:at] in files:
+            return article_id[:at]
+        at = article_id.find("#", at + 1)
+    return None
+
+
+def _apply(writer: Writer, articles: list[Article], kept: set[str], embedder: Embedder | None,
+           settings: Settings, report: SyncReport, progress: bool, rebuild: bool = False) -> None:
     before = writer.indexed()
     indexed = {} if rebuild else before  # a rebuild embeds everything again, replacing the old in one commit
-    current = {a.id: a for a in articles}
+    current = {a.id for a in articles} | kept
     report.removed = sorted(i for i in before if i not in current)
     todo = [a for a in articles if a.id not in indexed or indexed[a.id][0] != a.hash]
     report.updated = sorted(a.id for a in todo if a.id in indexed)
     report.added = sorted(a.id for a in todo if a.id not in indexed)
-    report.unchanged = len(articles) - len(todo)
+    report.unchanged = len(kept) + len(articles) - len(todo)
     if not todo and not report.removed and writer.manifest is not None:
         return  # nothing to do: the model is not even loaded
     embedder = embedder or load_embedder(settings.model, settings.batch_size)
@@ -144,22 +198,18 @@ def _encode(embedder: Embedder, texts: list[str], spans: list[list[tuple[int, in
             np.concatenate(sentence_parts) if sentence_parts else empty)
 
 
-def _drop_duplicates(articles: list[Article], index: Path) -> tuple[list[Article], list[Problem]]:
-    """Keep one article per text; prefer the copy that is already indexed, then the first by id."""
-    indexed: set[str] = set()
-    try:
-        if (index / "qa.sqlite").exists():
-            con = connect(index, readonly=True)
-            indexed = {r[0] for r in con.execute("SELECT id FROM articles")}
-            con.close()
-    except Exception:
-        pass  # an unreadable old index only changes which copy is kept
-    kept: dict[str, Article] = {}
+def _drop_duplicates(articles: list[Article], kept: dict[str, str], indexed: set[str]
+                     ) -> tuple[list[Article], list[Problem]]:
+    """Keep one article per text: a kept one first, then the copy already indexed, then the first by id."""
+    first: dict[str, str] = {text_hash: article_id for article_id, text_hash in sorted(kept.items(), reverse=True)}
+    chosen: dict[str, Article] = {}
     for article in sorted(articles, key=lambda a: (a.id not in indexed, a.id)):
-        kept.setdefault(article.text_hash, article)
-    problems = [Problem(a.id, f"same text as {kept[a.text_hash].id}; indexed once")
-                for a in articles if kept[a.text_hash] is not a]
-    return [a for a in articles if kept[a.text_hash] is a], problems
+        if article.text_hash not in first:
+            chosen.setdefault(article.text_hash, article)
+    keep = [a for a in articles if chosen.get(a.text_hash) is a]
+    problems = [Problem(a.id, f"same text as {first.get(a.text_hash) or chosen[a.text_hash].id}; indexed once")
+                for a in articles if chosen.get(a.text_hash) is not a]
+    return keep, problems
 
 
 def _readable(index: Path) -> bool:

@@ -39,6 +39,7 @@ DB_NAME = "qa.sqlite"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS manifest (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS articles (
     id TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL, date TEXT, source TEXT, url TEXT,
     author TEXT, hash TEXT NOT NULL, text_hash TEXT NOT NULL, indexed_at REAL NOT NULL);
@@ -234,6 +235,21 @@ class Writer:
     def indexed(self) -> dict[str, tuple[str, str]]:
         """article id -> (hash, text_hash) of what is indexed now."""
         return {row[0]: (row[1], row[2]) for row in self.con.execute("SELECT id, hash, text_hash FROM articles")}
+
+    def files(self) -> dict[str, tuple[int, int]]:
+        """corpus file -> (mtime_ns, size) when last read, for files whose articles are all indexed as read."""
+        return {r[0]: (r[1], r[2]) for r in self.con.execute("SELECT path, mtime_ns, size FROM files")}
+
+    def record_files(self, stats: dict[str, tuple[int, int]]) -> None:
+        """Replace the file table. Kept apart from the generations: losing it only means files are read again."""
+        self.con.execute("BEGIN IMMEDIATE")
+        try:
+            self.con.execute("DELETE FROM files")
+            self.con.executemany("INSERT INTO files VALUES (?, ?, ?)", [(p, *st) for p, st in stats.items()])
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
 
     def commit(self, manifest: Manifest, removed: Iterable[str], added: list[tuple], vectors: np.ndarray,
                sentence_vectors: np.ndarray | None = None, fresh: bool = False) -> None:

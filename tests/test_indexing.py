@@ -273,3 +273,21 @@ def test_a_rebuild_with_bad_settings_keeps_the_old_index(index, corpus, embedder
     with pytest.raises(ValueError, match="too small"):
         sync(corpus, index, settings=Settings(chunk_tokens=8), rebuild=True, embedder=embedder)
     assert state(index) == before
+
+
+def test_files_unchanged_since_the_last_sync_are_not_read_again(index, corpus, embedder):
+    """A file with the same modification time and size is not re-read; any other change is picked up."""
+    import os
+
+    path = corpus / "port.md"
+    st = path.stat()
+    text = path.read_text()
+    swapped = text.replace("a", "o", 1)  # same size: only the modification time can tell
+    path.write_text(swapped)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    report = sync(corpus, index, embedder=embedder)
+    assert ids(report) == ([], [], []) and report.unchanged == len(ARTICLES)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    report = sync(corpus, index, embedder=embedder)
+    assert ids(report) == ([], ["port.md"], [])
+    assert sync(corpus, index, rebuild=True, embedder=embedder).added == sorted(ARTICLES)
