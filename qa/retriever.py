@@ -15,6 +15,7 @@ import faiss
 import numpy as np
 
 from qa.config import Settings
+from qa.corpus import parse_date
 from qa.embedding import Embedder, load_embedder
 from qa.store import (
     DB_NAME,
@@ -330,13 +331,10 @@ class Retriever:
 
 
 def _day(value: str | dt.date | None, name: str) -> str | None:
+    """A filter's day as YYYY-MM-DD; a value that is no date is an error, not "no filter"."""
     if value is None or value == "":
         return None
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    try:
-        return dt.date.fromisoformat(str(value).strip()).isoformat()
-    except ValueError:
-        raise ValueError(f"{name}={value!r} is not a date; use YYYY-MM-DD") from None
+    day = parse_date(value)
+    if day is None:
+        raise ValueError(f"{name}={value!r} is not a date; use YYYY-MM-DD")
+    return day
