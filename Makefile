@@ -31,6 +31,7 @@ test: $(BIN)/qa browser
 bench: $(BIN)/qa
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.load
 
 clean:
 	rm -rf $(VENV) index/qa.sqlite* index/vectors-* index/bm25-* artifacts
