@@ -41,6 +41,9 @@ EXAMPLES = (
 )
 #: Uploads larger than this are refused before anything is saved.
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+#: Events (questions, uploads) run at once per handler, and requests that may wait in Gradio's queue.
+QUEUE_CONCURRENCY = 4
+QUEUE_MAX_SIZE = 128
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 _RELATED_CHARS = 320  # how much of a related passage to show when the answer abstains
@@ -409,6 +412,10 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
             lambda: None, None, upload, api_visibility="private")
         app.load(status_and_sources, None, [status, source], api_visibility="private")
         gr.api(ask, api_name="ask")
+    # Chosen on purpose (BENCHMARKS.md, "Load"): the work of an answer is serialized by the Assistant's locks
+    # anyway, so a few events at a time only let streamed answers' pauses and HTTP overlap, not CPU work;
+    # a bounded queue tells the 129th waiting request "queue full" instead of letting waits grow without end.
+    app.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     return app
 
 
