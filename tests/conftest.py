@@ -18,6 +18,17 @@ SHARED = ROOT.parent / "shared"
 EVAL = SHARED / "eval"
 
 
+def write(folder: Path, name: str, content: str | bytes) -> Path:
+    """Write a test file (text as UTF-8, or raw bytes), making its folders."""
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="session")
 def embedder():
     """The bundled all-MiniLM-L6-v2, loaded once for the whole run."""

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS
+from conftest import CORPUS, write
 
 from qa.corpus import parse_date, read_corpus, read_file
 
@@ -31,16 +31,6 @@ HTML_PAGE = """<!DOCTYPE html>
 <footer>Copyright 2024 Example News</footer>
 </body></html>
 """
-
-
-def write(folder: Path, name: str, content: str | bytes) -> Path:
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    return path
 
 
 def by_id(folder: Path) -> dict:

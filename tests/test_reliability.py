@@ -21,7 +21,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
-from conftest import CORPUS
+from conftest import CORPUS, write
 
 from qa import sync
 from qa.answer import Answer, Assistant
@@ -32,16 +32,6 @@ from qa.store import DB_NAME, Bm25, IndexUnusable, bm25_path, connect, load_vect
 
 # --------------------------------------------------------------------------------------------------------------
 # Helpers
-
-
-def write(folder: Path, name: str, content: str | bytes) -> Path:
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    return path
 
 
 def news(i: int, version: int = 1) -> str:
