@@ -76,12 +76,13 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
             check_settings(index, settings)
         writer = Writer(index)
         try:
-            articles, kept, stats, problems = _read_changed(corpus, writer, rebuild)
-            articles, duplicates = _drop_duplicates(articles, kept, set(writer.indexed()))
+            indexed = writer.indexed()
+            articles, kept, stats, problems = _read_changed(corpus, writer, indexed, rebuild)
+            articles, duplicates = _drop_duplicates(articles, kept, set(indexed))
             for problem in duplicates:
                 stats.pop(_file_of(problem.path, stats), None)  # read again next time: the original may go
             report = SyncReport(skipped=problems + duplicates)
-            _apply(writer, articles, set(kept), embedder, settings, report, progress, rebuild)
+            _apply(writer, indexed, articles, set(kept), embedder, settings, report, progress, rebuild)
             writer.record_files(stats)
         finally:
             writer.close()
@@ -89,7 +90,7 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
     return report
 
 
-def _read_changed(corpus: Path, writer: Writer, rebuild: bool
+def _read_changed(corpus: Path, writer: Writer, indexed: dict[str, tuple[str, str]], rebuild: bool
                   ) -> tuple[list[Article], dict[str, str], dict[str, tuple[int, int]], list[Problem]]:
     """Read the corpus files that changed since the last sync (all of them for a rebuild).
 
@@ -99,7 +100,6 @@ def _read_changed(corpus: Path, writer: Writer, rebuild: bool
     """
     files, problems = list_files(corpus)
     known = {} if rebuild else writer.files()
-    indexed = writer.indexed()
     by_file: dict[str, list[str]] = {}
     names = {rel for rel, _ in files}
     for article_id in indexed:
@@ -139,9 +139,9 @@ def _file_of(article_id: str, files: Iterable[str]) -> str | None:
     return None
 
 
-def _apply(writer: Writer, articles: list[Article], kept: set[str], embedder: Embedder | None,
-           settings: Settings, report: SyncReport, progress: bool, rebuild: bool = False) -> None:
-    before = writer.indexed()
+def _apply(writer: Writer, before: dict[str, tuple[str, str]], articles: list[Article], kept: set[str],
+           embedder: Embedder | None, settings: Settings, report: SyncReport, progress: bool,
+           rebuild: bool = False) -> None:
     indexed = {} if rebuild else before  # a rebuild embeds everything again, replacing the old in one commit
     current = {a.id for a in articles} | kept
     report.removed = sorted(i for i in before if i not in current)
