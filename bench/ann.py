@@ -25,6 +25,7 @@ import numpy as np
 from bench.data import RESULTS
 from bench.metrics import percentiles
 from bench.report import fmt, machine, save_json, table
+from bench.report import log as _log
 
 DIM = 384
 K = 10
@@ -250,10 +251,6 @@ def main(argv: list[str] | None = None) -> int:
     print(render(results))
     print(f"\nsaved {save_json(results, args.out)}")
     return 0
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

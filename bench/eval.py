@@ -41,6 +41,7 @@ from bench.data import (
 )
 from bench.metrics import first_distinct, percentiles, ranking_metrics, rate, timed
 from bench.report import fmt, machine, save_json, table
+from bench.report import log as _log
 from qa.config import DEFAULT_MODEL, Settings, configure_offline
 
 MODES = ("bm25", "dense", "hybrid")
@@ -298,10 +299,6 @@ def main(argv: list[str] | None = None) -> int:
     print(render(results))
     print(f"\nsaved {save_json(results, args.out)}")
     return 0
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from bench.report import free_port, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ["What ammunition could South Korea provide to Ukraine?", "Who did Yoon meet in Seoul?",
@@ -32,12 +33,6 @@ NEW_ARTICLE = ("---\ntitle: Lighthouse Keeper Retires\ndate: 2024-12-01\nsource:
                "After forty-one years, the keeper of the Skerrow lighthouse retired on Sunday.\n\n"
                "The Skerrow lighthouse will now be run automatically from the mainland.\n")
 NEW_QUESTION = "When did the keeper of the Skerrow lighthouse retire?"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -126,11 +121,7 @@ def run(clients: int, questions: int) -> int:
             print("  " + line)
         return 0 if not errors and found and sync.returncode == 0 else 1
     finally:
-        app.terminate()
-        try:
-            app.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            app.kill()
+        stop(app)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import platform
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,3 +58,24 @@ def save_json(data: dict, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     return path
+
+
+def log(message: str) -> None:
+    """Progress for the person watching, on stderr so that stdout stays the report."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def stop(process: subprocess.Popen, timeout: float = 30) -> None:
+    """End a child process (an app under test): politely first, then for sure."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from bench.data import EVAL_DIR, RESULTS, SEED_CORPUS, article_id, squad_passages, squad_questions
 from bench.metrics import first_distinct, percentiles, ranking_metrics, timed
-from bench.report import fmt, machine, save_json, table
+from bench.report import fmt, free_port, machine, save_json, stop, table
+from bench.report import log as _log
 from qa.config import DEFAULT_MODEL, Settings, configure_offline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -437,7 +438,7 @@ def cli_index_memory(corpus: Path) -> dict:
 
 def app_memory(stage: Stage, questions: Sequence[str], startup_timeout: float = 240) -> dict:
     """Start ``python app.py`` on the stage's corpus and index, ask it questions over its API, read its memory."""
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen([sys.executable, "app.py", "--corpus", stage.corpus, "--index", stage.index,
@@ -461,17 +462,7 @@ def app_memory(stage: Stage, questions: Sequence[str], startup_timeout: float = 
     except Exception as exc:  # the app is another team's moving part: report, never crash the benchmark
         return {"error": f"{type(exc).__name__}: {exc}"}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        stop(proc, timeout=20)
 
 
 def _listening(port: int) -> bool:
@@ -656,10 +647,6 @@ def main(argv: list[str] | None = None) -> int:
     print(render(results))
     print(f"\nsaved {save_json(results, args.out)}")
     return 0
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
