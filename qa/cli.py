@@ -148,6 +148,7 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{info.articles} articles, {info.chunks} chunks in {settings.index}; updated {updated}")
     print(f"model {m.model} ({m.dimension} dimensions), chunks of {m.chunk_tokens} tokens with "
           f"{m.overlap} sentence(s) overlap, format {m.format}")
+    print(f"vector search: {info.search}")
     return 0
 
 

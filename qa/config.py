@@ -8,6 +8,7 @@ Environment variables (all optional):
     QA_CHUNK_TOKENS  chunk size in model tokens        (default: 128)
     QA_OVERLAP       sentences shared by neighbouring chunks (default: 1)
     QA_BATCH_SIZE    embedding batch size              (default: 32)
+    QA_EXACT_LIMIT   chunks searched exactly; approximate (IVF) search above (default: 250000)
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ class Settings:
     chunk_tokens: int = 128
     overlap: int = 1
     batch_size: int = 32
+    #: Chunks up to which the index is searched exactly; above it, approximately (IVF). Exact search costs about
+    #: 0.05 ms per thousand chunks (12 ms at 250k, as long as embedding the question); IVF stays near 2 ms at the
+    #: recall stated in the README (BENCHMARKS.md, "FAISS: when to leave exact search").
+    exact_limit: int = 250_000
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -39,10 +44,11 @@ class Settings:
         settings = cls(
             corpus=Path(env.get("QA_CORPUS", "corpus")),
             index=Path(env.get("QA_INDEX", "index")),
-            model=env.get("QA_MODEL", DEFAULT_MODEL),
-            chunk_tokens=_env_int("QA_CHUNK_TOKENS", 128),
-            overlap=_env_int("QA_OVERLAP", 1),
-            batch_size=_env_int("QA_BATCH_SIZE", 32),
+            model=env.get("QA_MODEL", cls.model),
+            chunk_tokens=_env_int("QA_CHUNK_TOKENS", cls.chunk_tokens),
+            overlap=_env_int("QA_OVERLAP", cls.overlap),
+            batch_size=_env_int("QA_BATCH_SIZE", cls.batch_size),
+            exact_limit=_env_int("QA_EXACT_LIMIT", cls.exact_limit),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         for key in ("corpus", "index"):

@@ -74,7 +74,7 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
                 wipe(index)  # too damaged to replace atomically; nothing usable is lost
         else:
             check_settings(index, settings)
-        writer = Writer(index)
+        writer = Writer(index, settings.exact_limit)
         try:
             indexed = writer.indexed()
             articles, kept, stats, problems = _read_changed(corpus, writer, indexed, rebuild)

@@ -1,0 +1,149 @@
+"""Approximate (IVF) search above ``Settings.exact_limit`` chunks: the switch, and everything still working after it.
+
+The limit is set low (40 chunks) so that a small real index, embedded with the real model, crosses it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import faiss
+import numpy as np
+import pytest
+from conftest import EVAL, write
+
+from qa import Retriever, sync
+from qa.config import Settings
+from qa.store import fit_vector_index, ivf_lists, vector_ids
+
+PASSAGES = [json.loads(line) for line in (EVAL / "squad2_sample_passages.jsonl").read_text().splitlines()][:40]
+LIMIT = 40
+
+
+def _article(passage: dict, source: str) -> str:
+    return f"---\ntitle: Passage {passage['id']}\nsource: {source}\n---\n{passage['text']}\n"
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    folder = tmp_path / "corpus"
+    for i, passage in enumerate(PASSAGES):
+        write(folder, f"{passage['id']}.md", _article(passage, "Solo" if i == 7 else "Wire"))
+    return folder
+
+
+@pytest.fixture
+def index(tmp_path, corpus, embedder):
+    index = tmp_path / "index"
+    sync(corpus, index, settings=Settings(exact_limit=LIMIT), embedder=embedder)
+    return index
+
+
+def _stored(index) -> faiss.Index:
+    return faiss.read_index(str(max(index.glob("vectors-*.faiss"), key=lambda p: int(p.stem.split("-")[1]))))
+
+
+def _chunk_text(retriever: Retriever, title: str) -> str:
+    """The text of a chunk as it was embedded (title, newline, chunk), so its own vector is the query's."""
+    passage = next(p for p in retriever.search(title, k=50, mode="bm25") if p.title == title)
+    return f"{passage.title}\n{passage.text}"
+
+
+def test_an_index_past_the_limit_is_searched_approximately(index, embedder):
+    stored = _stored(index)
+    assert isinstance(stored, faiss.IndexIVFFlat)
+    assert stored.ntotal > LIMIT and stored.nlist == ivf_lists(stored.ntotal)
+    retriever = Retriever(index, embedder)
+    info = retriever.info()
+    assert info.chunks == stored.ntotal
+    assert info.search == f"approximate (IVF: {stored.nlist} lists, {stored.nprobe} probed per query)"
+
+
+def test_every_chunk_is_found_by_its_own_text(index, embedder):
+    """A query equal to a chunk lands in that chunk's list, which is always probed: cosine 1 at rank 1."""
+    retriever = Retriever(index, embedder)
+    for passage in PASSAGES[:20]:
+        title = f"Passage {passage['id']}"
+        text = _chunk_text(retriever, title)
+        best = retriever.search(text, k=3, mode="dense")[0]
+        assert best.title == title and best.score == pytest.approx(1.0, abs=1e-3)
+        assert retriever.similarities(text, [best])[0] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_hybrid_answers_questions_as_exact_search_does(index, tmp_path, corpus, embedder):
+    questions = [json.loads(line) for line in (EVAL / "squad2_sample_questions.jsonl").read_text().splitlines()]
+    ids = {p["id"] for p in PASSAGES}
+    questions = [q for q in questions if q["passage_id"] in ids and not q["is_impossible"]]
+    exact_index = tmp_path / "exact"
+    sync(corpus, exact_index, embedder=embedder)
+    approximate, exact = Retriever(index, embedder), Retriever(exact_index, embedder)
+    assert exact.info().search == "exact"
+
+    def hits(retriever):
+        return sum(any(p.title == f"Passage {q['passage_id']}" for p in retriever.search(q["question"], k=5))
+                   for q in questions)
+
+    # BM25 finds what the probed lists miss; the approximate index keeps nearly every hit of the exact one.
+    assert hits(approximate) >= hits(exact) - max(1, len(questions) // 20)
+
+
+def test_updates_deletes_and_filters_work_on_the_approximate_index(index, corpus, embedder):
+    settings = Settings(exact_limit=LIMIT)
+    gone = PASSAGES[3]
+    (corpus / f"{gone['id']}.md").unlink()
+    write(corpus, "new.md", "---\ntitle: Harbour news\nsource: Solo\n---\nThe ferry to the island now leaves at "
+                            "dawn because the tides changed this winter.\n")
+    report = sync(corpus, index, settings=settings, embedder=embedder)
+    assert report.removed == [f"{gone['id']}.md"] and report.added == ["new.md"]
+    assert isinstance(_stored(index), faiss.IndexIVFFlat)
+    retriever = Retriever(index, embedder)  # opening checks the vector ids against the database
+    assert all(p.title != f"Passage {gone['id']}" for p in retriever.search(gone["text"], k=10, mode="dense"))
+    assert retriever.search("When does the ferry to the island leave?", k=1)[0].title == "Harbour news"
+    solo = retriever.search("ferry tides", k=10, source="Solo", mode="dense")  # 2 chunks: searched exactly
+    assert {p.title for p in solo} == {"Harbour news", f"Passage {PASSAGES[7]['id']}"}
+    wire = retriever.search(PASSAGES[10]["text"], k=5, source="Wire", mode="dense")  # most chunks: IVF filtered
+    assert wire[0].title == f"Passage {PASSAGES[10]['id']}" and all(p.source == "Wire" for p in wire)
+
+
+def test_an_index_that_shrinks_to_half_the_limit_goes_back_to_exact_search(index, corpus, embedder):
+    for passage in PASSAGES[5:]:  # about 10 chunks left
+        (corpus / f"{passage['id']}.md").unlink()
+    sync(corpus, index, settings=Settings(exact_limit=LIMIT), embedder=embedder)
+    stored = _stored(index)
+    assert isinstance(stored, faiss.IndexIDMap2) and stored.ntotal <= LIMIT // 2
+    assert Retriever(index, embedder).info().search == "exact"
+
+
+def _unit(n: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, 32)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_switching_keeps_every_vector_and_id():
+    flat = faiss.IndexIDMap2(faiss.IndexFlatIP(32))
+    vectors, ids = _unit(300), np.arange(1000, 1300, dtype=np.int64)
+    flat.add_with_ids(vectors, ids)
+    assert fit_vector_index(flat, exact_limit=300) is flat  # at the limit: still exact
+    ivf = fit_vector_index(flat, exact_limit=299)
+    assert isinstance(ivf, faiss.IndexIVFFlat) and ivf.nlist == ivf_lists(300) == 64 and ivf.nprobe == 8
+    assert sorted(vector_ids(ivf)) == list(ids)
+    assert np.array_equal(ivf.reconstruct_batch(ids), vectors)
+    back = fit_vector_index(ivf, exact_limit=600)
+    assert isinstance(back, faiss.IndexIDMap2) and np.array_equal(back.reconstruct_batch(ids), vectors)
+
+
+def test_an_ivf_index_is_trained_again_when_it_has_grown_fourfold():
+    flat = faiss.IndexIDMap2(faiss.IndexFlatIP(32))
+    flat.add_with_ids(_unit(100), np.arange(100, dtype=np.int64))
+    ivf = fit_vector_index(flat, exact_limit=50)
+    assert ivf.nlist == 32
+    ivf.add_with_ids(_unit(150, seed=1), np.arange(100, 250, dtype=np.int64))
+    assert fit_vector_index(ivf, exact_limit=50) is ivf  # 250 vectors still want fewer than 64 lists
+    ivf.add_with_ids(_unit(200, seed=2), np.arange(250, 450, dtype=np.int64))
+    grown = fit_vector_index(ivf, exact_limit=50)
+    assert grown.nlist == ivf_lists(450) >= 2 * 32 and sorted(vector_ids(grown)) == list(range(450))
+
+
+def test_the_limit_is_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("QA_EXACT_LIMIT", "1234")
+    assert Settings.from_env().exact_limit == 1234
