@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from bench.data import EVAL_DIR, RESULTS, SEED_CORPUS, article_id, squad_passages, squad_questions
 from bench.metrics import first_distinct, percentiles, ranking_metrics, timed
 from bench.report import fmt, free_port, machine, save_json, stop, table
@@ -33,7 +35,7 @@ from qa.config import DEFAULT_MODEL, Settings, configure_offline
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = (2500, 5000, 10000, 20000)
 #: Times each indexing contender is timed in the throughput run; the fastest run counts.
-ROUNDS = 2
+ROUNDS = 4
 WARM_UP = ("How is the weather?", "Which country's ministers met in Seoul to discuss the supply of artillery shells?",
            "When was the treaty signed?")
 QUICK_STAGES = (2500, 5000)
@@ -99,43 +101,42 @@ def _index_child(paragraphs: int | None, peer: bool) -> dict:
 
         (chunk_texts, sentence_texts), chunk_s = timed(chunk_all)
         # The first pass over texts of new lengths is about twice as slow (torch sets up kernels per input
-        # shape), so every system gets an untimed pass over the same texts first. Then each is timed
-        # ROUNDS times, interleaved, and the fastest run counts: other work on a shared machine only ever
-        # adds time.
+        # shape), so every system gets an untimed pass over the same texts first. Then each is timed ROUNDS
+        # times, interleaved, starting each round with the next system so none always runs first; medians and
+        # the median of the per-round ratios (each measured minutes apart at most) are reported.
         import torch
 
         threads = torch.get_num_threads()
         st_encode(embedder, chunk_texts)
-        st_encode(embedder, chunk_texts, batch_size=32)
-        if _txtai(peer) is not None:
-            _txtai(peer).index(list(enumerate(chunk_texts)))
-        runs: dict[str, list[float]] = {"sync": [], "floor": [], "floor, batch 32": [], "floor, 1 thread": [],
-                                        "txtai": []}
+        txtai = _txtai(peer)
+        if txtai is not None:
+            txtai.index(list(enumerate(chunk_texts)))
+        systems = {"sync": lambda r: sync(corpus, Path(tmp) / f"index-{r}", settings=Settings(),
+                                          embedder=embedder).seconds,
+                   "floor": lambda r: timed(lambda: st_encode(embedder, chunk_texts))[1]}
+        if txtai is not None:
+            systems["txtai"] = lambda r: timed(lambda: _txtai(peer).index(list(enumerate(chunk_texts))))[1]
+        runs: dict[str, list[float]] = {name: [] for name in systems}
+        names = list(systems)
         for r in range(ROUNDS):
-            report = sync(corpus, Path(tmp) / f"index-{r}", settings=Settings(), embedder=embedder)
-            runs["sync"].append(report.seconds)
-            runs["floor"].append(timed(lambda: st_encode(embedder, chunk_texts))[1])
-            runs["floor, batch 32"].append(timed(lambda: st_encode(embedder, chunk_texts, batch_size=32))[1])
-            torch.set_num_threads(1)
-            try:
-                runs["floor, 1 thread"].append(timed(lambda: st_encode(embedder, chunk_texts))[1])
-            finally:
-                torch.set_num_threads(threads)
-            txtai = _txtai(peer)
-            if txtai is not None:
-                runs["txtai"].append(timed(lambda txtai=txtai: txtai.index(list(enumerate(chunk_texts))))[1])
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                runs[name].append(systems[name](r))
+        torch.set_num_threads(1)
+        try:
+            one_thread = timed(lambda: st_encode(embedder, chunk_texts))[1]
+        finally:
+            torch.set_num_threads(threads)
         after_sync = memory()
         _, sentence_s = timed(lambda: st_encode(embedder, sentence_texts))
-    best = {k: min(v) for k, v in runs.items() if v}
+    best = {k: float(np.median(v)) for k, v in runs.items()}
     floor, ours = best["floor"], best["sync"]
-    n = report.chunks_embedded
+    n = len(chunk_texts)
     out = {
-        "paragraphs": len(texts), "chunks": n, "sentences": len(sentence_texts), "runs_s": runs,
+        "paragraphs": len(texts), "chunks": n, "sentences": len(sentence_texts), "runs_s": runs, "rounds": ROUNDS,
         "ours": {"seconds": ours, "chunks_per_s": n / ours},
         "floor": {"seconds": floor, "chunks_per_s": n / floor, "torch_threads": threads, "batch_size":
-                  embedder.batch_size, "batch_32_seconds": best["floor, batch 32"],
-                  "one_thread_seconds": best["floor, 1 thread"]},
-        "overhead_ratio": ours / floor,
+                  embedder.batch_size, "one_thread_seconds": one_thread},
+        "overhead_ratio": _paired(runs["sync"], runs["floor"]),
         "breakdown_s": {"read corpus": read_s, "chunking (sentences, token counts)": chunk_s,
                         "encode chunk texts (the floor)": floor,
                         "sync minus the above (sentence vectors, hashing, SQLite, FAISS, BM25)":
@@ -145,10 +146,16 @@ def _index_child(paragraphs: int | None, peer: bool) -> dict:
     }
     if "txtai" in best:
         out["txtai"] = {"seconds": best["txtai"], "chunks_per_s": n / best["txtai"], "version": txtai.version,
-                        "faiss": txtai.faiss, "vs_floor": best["txtai"] / floor, "batch_size": 32}
+                        "faiss": txtai.faiss, "vs_floor": _paired(runs["txtai"], runs["floor"]),
+                        "ours_vs_txtai": _paired(runs["sync"], runs["txtai"]), "batch_size": 32}
     elif peer:
         out["txtai"] = {"error": "txtai is not installed; run `pip install -e '.[bench]'`"}
     return out
+
+
+def _paired(a: list[float], b: list[float]) -> float:
+    """The median over rounds of a's time over b's time in the same round."""
+    return float(np.median([x / y for x, y in zip(a, b, strict=True)]))
 
 
 def _txtai(peer: bool):
@@ -555,8 +562,9 @@ def squad_index(embedder) -> Path:
 def render(results: dict) -> str:
     t = results["throughput"]
     lines = [f"Indexing {t['paragraphs']} SQuAD paragraphs from scratch = {t['chunks']} chunks, "
-             f"{t['sentences']} sentences (each system warmed up, then the fastest of {ROUNDS} interleaved runs; "
-             f"torch threads {t['floor']['torch_threads']}, batch {t['floor']['batch_size']}):", ""]
+             f"{t['sentences']} sentences (each system warmed up, then {t['rounds']} interleaved runs; medians, and "
+             f"the median of the per-round ratios; torch threads {t['floor']['torch_threads']}, batch "
+             f"{t['floor']['batch_size']}):", ""]
     rows = [["plain SentenceTransformer.encode of the chunk texts (the floor)", t["floor"]["seconds"],
              t["floor"]["chunks_per_s"], 1.0],
             ["qa sync (chunk and sentence vectors, SQLite, FAISS, BM25)", t["ours"]["seconds"],
@@ -565,10 +573,8 @@ def render(results: dict) -> str:
     if "seconds" in t.get("txtai", {}):
         rows.append([f"txtai {t['txtai']['version']} hybrid index ({t['txtai']['faiss']})", t["txtai"]["seconds"],
                      t["txtai"]["chunks_per_s"], t["txtai"]["vs_floor"]])
-    for label, key in (("the floor, batch 32 (txtai's)", "batch_32_seconds"),
-                       ("the floor, torch on 1 thread", "one_thread_seconds")):
-        x = t["floor"][key]
-        rows.append([label, x, t["chunks"] / x, x / t["floor"]["seconds"]])
+    x = t["floor"]["one_thread_seconds"]
+    rows.append(["the floor, torch on 1 thread (one run)", x, t["chunks"] / x, x / t["floor"]["seconds"]])
     lines.append(table(["indexing", "seconds", "chunks/s", "x floor"], rows))
     lines += ["", f"Where our sync's {fmt(t['ours']['seconds'])} s go (each part timed again on its own):", ""]
     lines.append(table(["part", "seconds", "of the sync"], [[k, v, v / t["ours"]["seconds"]]
