@@ -9,6 +9,7 @@ to implement :class:`Answerer`; retrieval and the UI stay as they are.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +20,6 @@ import bm25s.stopwords
 import numpy as np
 
 from qa.retriever import Passage, Retriever, Sentence
-from qa.store import stemmer
 
 #: What the answer says when the articles do not answer the question.
 ABSTAIN_TEXT = "The articles in the archive do not answer this question."
@@ -239,7 +239,7 @@ _STOPWORDS = sorted(set(bm25s.stopwords.STOPWORDS_EN) | _QUESTION_WORDS)
 
 def _terms(texts: list[str]) -> list[list[str]]:
     """Stemmed content words: what lexical overlap is measured on."""
-    return bm25s.tokenize(texts, stopwords=_STOPWORDS, stemmer=stemmer(), return_ids=False, show_progress=False)
+    return bm25s.tokenize(texts, stopwords=_STOPWORDS, stemmer=_stemmer(), return_ids=False, show_progress=False)
 
 
 def retrieval_query(question: str, history: Sequence[Turn]) -> str:
@@ -291,3 +291,15 @@ def _trim_right(text: str) -> str:
         return text.rstrip()
     cut = text.rfind(" ")
     return text[:cut] if cut >= 0 else text
+
+
+_local = threading.local()
+
+
+def _stemmer():
+    """The English Snowball stemmer for the answerer's term matching; one per thread (it is not thread-safe)."""
+    if not hasattr(_local, "stemmer"):
+        import Stemmer
+
+        _local.stemmer = Stemmer.Stemmer("english")
+    return _local.stemmer

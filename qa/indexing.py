@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +65,9 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
         raise CorpusNotFound(f"corpus folder {corpus} not found; give an existing folder with --corpus or "
                              "QA_CORPUS (the index was left as it was)")
     with writer_lock(index, on_wait=lambda: _log(f"waiting for another `qa index` on {index} to finish...")):
+        if not rebuild and check_settings(index, settings):
+            _log(f"the index in {index} was written in another format by another version of qa; rebuilding it")
+            rebuild = True
         if rebuild:
             # Load the model and check the chunk settings first: a bad --model or --chunk-tokens must fail
             # while the old index is still there. The old index itself is replaced in one commit.
@@ -72,8 +75,6 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
             Chunker(embedder, settings.chunk_tokens, settings.overlap, embedder.max_tokens)
             if not _readable(index):
                 wipe(index)  # too damaged to replace atomically; nothing usable is lost
-        else:
-            check_settings(index, settings)
         writer = Writer(index, settings.exact_limit)
         try:
             indexed = writer.indexed()
@@ -229,20 +230,25 @@ def _readable(index: Path) -> bool:
         return False
 
 
-def check_settings(index: Path, settings: Settings) -> None:
-    """Raise :class:`SettingsMismatch` before any work if the index was built with other settings."""
+def check_settings(index: Path, settings: Settings) -> bool:
+    """Raise :class:`SettingsMismatch` before any work if the index was built with other settings.
+
+    True when only the index's format differs (another version of qa wrote it): the index is derived from
+    the corpus, so it is simply rebuilt.
+    """
     if not (index / "qa.sqlite").exists():
-        return
+        return False
     con = connect(index, readonly=True)
     try:
         current, _, _ = read_manifest(con)
     finally:
         con.close()
     if current is None:
-        return
+        return False
     wanted = Manifest(settings.model, current.dimension, settings.chunk_tokens, settings.overlap)
-    if current.differences(wanted):
+    if replace(current, format=wanted.format).differences(wanted):
         raise SettingsMismatch(mismatch_message(index, current, wanted))
+    return current.format != wanted.format
 
 
 def mismatch_message(index: Path, current: Manifest, wanted: Manifest) -> str:

@@ -19,6 +19,7 @@ from qa.corpus import parse_date
 from qa.embedding import Embedder, load_embedder
 from qa.store import (
     DB_NAME,
+    FORMAT_VERSION,
     Bm25,
     IndexUnusable,
     Manifest,
@@ -34,7 +35,9 @@ from qa.store import (
 
 MODES = ("hybrid", "dense", "bm25")
 #: Weight of BM25 (normalized by the query's best BM25 score) beside cosine similarity in hybrid mode.
-#: 0.3 scored best on the SQuAD sample (MRR@10 0.947, against 0.927 for reciprocal rank fusion; BENCHMARKS.md).
+#: 0.3: MRR@10 0.955 on the SQuAD sample with unstemmed BM25 (store.Bm25; txtai 0.954; reciprocal rank fusion
+#: 0.927). 0.4 scores 0.956 there, but lets a chunk that shares one rare word with the query and nothing else
+#: rank first for the bundled corpus's "What ammunition was discussed?".
 BM25_WEIGHT = 0.3
 #: Queries are cut to this many characters: the model reads 256 tokens (about 1,000 characters) at most,
 #: and a pasted essay must not make BM25 and the answerer slow.
@@ -104,6 +107,7 @@ class Retriever:
             manifest, generation, _ = read_manifest(self._con)
             if manifest is None:
                 raise IndexUnusable(f"the index in {self.path} is empty; run `qa index` to fill it")
+            _check_format(self.path, manifest)
             self.manifest: Manifest = manifest
             if embedder is not None and embedder.name != manifest.model:
                 raise IndexUnusable(f"the index was built with model {manifest.model!r}, not {embedder.name!r}; "
@@ -280,6 +284,7 @@ class Retriever:
 
     def _adopt(self, manifest: Manifest) -> None:
         """Take on the settings of a rebuilt index; queries must be embedded with the model it was built with."""
+        _check_format(self.path, manifest)
         if manifest.model != self.manifest.model:
             self.embedder = load_embedder(manifest.model)
             self._query_cache.clear()
@@ -352,6 +357,12 @@ class Retriever:
             f"WHERE c.id IN ({','.join('?' * len(ids))})", ids).fetchall()
         by_id = {r[0]: r for r in rows}
         return [Passage(score, *by_id[i][1:6], i, *by_id[i][6:]) for i, score in ranked if i in by_id]
+
+
+def _check_format(path: Path, manifest: Manifest) -> None:
+    if manifest.format != FORMAT_VERSION:
+        raise IndexUnusable(f"the index in {path} was written by another version of qa (format {manifest.format}; "
+                            f"this version reads format {FORMAT_VERSION}); run `qa index` to rebuild it")
 
 
 def _day(value: str | dt.date | None, name: str) -> str | None:

@@ -23,7 +23,6 @@ import fcntl
 import os
 import shutil
 import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -37,7 +36,8 @@ import numpy as np
 from qa.config import Settings
 
 #: Bumped when the on-disk layout changes; an index of another format is rebuilt, never mixed.
-FORMAT_VERSION = 1
+#: 2: BM25 words are no longer stemmed, so a format-1 BM25 index cannot answer format-2 queries.
+FORMAT_VERSION = 2
 DB_NAME = "qa.sqlite"
 
 _SCHEMA = """
@@ -212,7 +212,13 @@ def _all_vectors(index: faiss.Index) -> np.ndarray:
 
 
 class Bm25:
-    """BM25 over chunks (bm25s), with the chunk id of each BM25 document."""
+    """BM25 over chunks (bm25s), with the chunk id of each BM25 document.
+
+    Words are indexed as written: lowercased, not stemmed, no stop list (as txtai and Lucene's standard
+    analyzer do). In hybrid search the dense model already matches other forms of a word and paraphrases, so
+    BM25 helps most as exact evidence, and IDF leaves words like "the" next to no weight. On the SQuAD sample,
+    hybrid MRR@10 went from 0.947 (stemmed, with stop list) to 0.955 (txtai: 0.954).
+    """
 
     def __init__(self, model: bm25s.BM25 | None, ids: np.ndarray):
         self.model = model
@@ -220,14 +226,14 @@ class Bm25:
 
     @staticmethod
     def tokenize(texts: list[str]) -> list[list[str]]:
-        return bm25s.tokenize(texts, stopwords="en", stemmer=stemmer(), return_ids=False, show_progress=False)
+        return bm25s.tokenize(texts, stopwords=None, return_ids=False, show_progress=False)
 
     @classmethod
     def build(cls, ids: list[int], texts: list[str]) -> Bm25:
         if not texts:
             return cls(None, np.zeros(0, dtype=np.int64))
         model = bm25s.BM25()
-        tokens = bm25s.tokenize(texts, stopwords="en", stemmer=stemmer(), show_progress=False)
+        tokens = bm25s.tokenize(texts, stopwords=None, show_progress=False)
         model.index(tokens, show_progress=False)
         return cls(model, np.asarray(ids, dtype=np.int64))
 
@@ -260,18 +266,6 @@ class Bm25:
         k = min(k, len(self.ids))
         docs, scores = self.model.retrieve(tokens, k=k, show_progress=False, weight_mask=mask, n_threads=0)
         return [(int(self.ids[d]), float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
-
-
-_local = threading.local()
-
-
-def stemmer():
-    """The English Snowball stemmer, shared by BM25 and the answerer; one per thread (it is not thread-safe)."""
-    if not hasattr(_local, "stemmer"):
-        import Stemmer
-
-        _local.stemmer = Stemmer.Stemmer("english")
-    return _local.stemmer
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from qa import IndexUnusable, Retriever, Settings, sync
 from qa.chunking import Chunker
 from qa.corpus import read_corpus
 from qa.indexing import CorpusNotFound, SettingsMismatch
-from qa.store import connect, load_vectors, read_manifest
+from qa.store import FORMAT_VERSION, connect, load_vectors, read_manifest
 
 BRIDGE = """---
 title: Harbour Bridge Reopens
@@ -239,6 +239,30 @@ def test_a_changed_model_is_detected(index, corpus, embedder):
         sync(corpus, index, embedder=embedder)
     with pytest.raises(IndexUnusable, match="built with model"):
         Retriever(index, embedder)  # an embedder of another name would give vectors of another space
+
+
+def _set_format(index: Path, version: int) -> None:
+    con = connect(index)
+    con.execute("UPDATE manifest SET value = ? WHERE key = 'format'", (str(version),))
+    con.close()
+
+
+def test_an_index_of_another_format_is_rebuilt_by_the_next_sync(index, corpus, embedder, capsys):
+    """An index written by another version of qa (here: stemmed BM25 words) is never searched; a sync rebuilds it."""
+    before = state(index)
+    _set_format(index, FORMAT_VERSION - 1)
+    with pytest.raises(IndexUnusable, match=rf"format {FORMAT_VERSION - 1}; this version reads format "
+                                            rf"{FORMAT_VERSION}\); run `qa index` to rebuild it"):
+        Retriever(index, embedder)
+    report = sync(corpus, index, embedder=embedder)
+    assert "another format" in capsys.readouterr().err
+    after = state(index)
+    assert after["manifest"].format == FORMAT_VERSION and report.chunks_embedded == sum(after["chunks"].values())
+    assert set(after["articles"]) == set(before["articles"])
+    assert Retriever(index, embedder).search("Which city is the capital of France?", k=1)
+    _set_format(index, FORMAT_VERSION - 1)  # another format and another model: the model mismatch is told, not fixed
+    with pytest.raises(SettingsMismatch, match="model"):
+        sync(corpus, index, settings=Settings(model=str(get_model_path())), embedder=embedder)
 
 
 def test_a_missing_corpus_folder_leaves_the_index_alone(index, tmp_path, embedder):
