@@ -337,16 +337,16 @@ def _files(corpus: Path) -> list[str]:
 def sync_parts(stage: Stage) -> dict[str, float]:
     """The O(corpus) steps every sync repeats, each timed on its own at the stage's size (seconds).
 
-    A sync reads and hashes every corpus file; a commit then loads the FAISS file, writes the whole next
-    one, and rebuilds BM25 over every chunk's text from SQLite (see qa/store.py).
+    A sync lists the corpus and stats every file (only changed ones are read); a commit then loads the FAISS
+    file, writes the whole next one, and rebuilds BM25 over every chunk's text from SQLite (see qa/store.py).
     """
     import faiss
 
-    from qa.corpus import read_corpus
+    from qa.corpus import list_files
     from qa.store import Bm25, connect, load_vectors, read_manifest
 
     out: dict[str, float] = {}
-    _, out["read + parse corpus files"] = timed(lambda: read_corpus(stage.corpus))
+    _, out["list and stat corpus files"] = timed(lambda: [path.stat() for _, path in list_files(Path(stage.corpus))[0]])
     index = Path(stage.index)
     con = connect(index, readonly=True)
     manifest, generation, _ = read_manifest(con)
