@@ -102,6 +102,8 @@ class Retriever:
         self._inode = (self.path / DB_NAME).stat().st_ino
         self._lock = threading.RLock()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        #: BM25's weight in hybrid mode, per retriever so that bench/tune.py can sweep it.
+        self.bm25_weight: float = BM25_WEIGHT
         self._vectors: faiss.Index | None = None
         with self._snapshot():
             manifest, generation, _ = read_manifest(self._con)
@@ -338,13 +340,13 @@ class Retriever:
         lexical = dict(self._bm25.search(query, k, allowed))
         if not lexical:
             return sorted(dense.items(), key=lambda pair: -pair[1])
-        top = max(lexical.values())
+        top, weight = max(lexical.values()), self.bm25_weight
         scores = {}
         for chunk_id in dense.keys() | lexical.keys():
             cosine = dense.get(chunk_id)
             if cosine is None:
                 cosine = float(self._vectors.reconstruct(chunk_id) @ vector)
-            scores[chunk_id] = (1 - BM25_WEIGHT) * cosine + BM25_WEIGHT * lexical.get(chunk_id, 0.0) / top
+            scores[chunk_id] = (1 - weight) * cosine + weight * lexical.get(chunk_id, 0.0) / top
         return sorted(scores.items(), key=lambda pair: -pair[1])
 
     def _passages(self, ranked: list[tuple[int, float]]) -> list[Passage]:
