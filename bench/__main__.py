@@ -1,4 +1,4 @@
-"""Every benchmark in one run: quality (bench.eval), speed (bench.speed), FAISS at scale (bench.ann), the plot.
+"""Every benchmark in one run: quality (bench.eval), defaults (bench.tune), speed (bench.speed), FAISS (bench.ann).
 
     python -m bench            # make bench; long the first time (it builds and caches the 20k-chunk index)
     python -m bench --quick    # 100 questions, stages up to 5k chunks, 100k vectors
@@ -11,14 +11,14 @@ import sys
 import time
 from pathlib import Path
 
-from bench import ann, speed
+from bench import ann, speed, tune
 from bench import eval as quality
 from bench.data import RESULTS
 from bench.plot import PLOT, plot
 from bench.report import save_json
 from qa.config import configure_offline
 
-PARTS = ("eval", "speed", "ann")
+PARTS = ("eval", "tune", "speed", "ann")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         results["eval"] = quality.evaluate(limit=100 if args.quick else None, peer=not args.no_peer)
         results["seconds"]["eval"] = time.perf_counter() - started
         sections.append(("Quality (python -m bench.eval)", quality.render(results["eval"])))
+    if "tune" in parts:
+        started = time.perf_counter()
+        results["tune"] = tune.tune(limit=100 if args.quick else None)
+        results["seconds"]["tune"] = time.perf_counter() - started
+        sections.append(("Choosing the defaults (python -m bench.tune)", tune.render(results["tune"])))
     if "speed" in parts:
         started = time.perf_counter()
         results["speed"] = speed.run(args.quick, not args.no_peer)
