@@ -11,6 +11,9 @@ from bench.data import contains, squad_set
 from bench.eval import MODES, UsageError, evaluate, main, parse_overrides, render
 from bench.metrics import first_distinct, ranking_metrics
 from bench.synth import generate
+from bench.tune import main as tune_main
+from bench.tune import render as render_tune
+from bench.tune import tune
 from qa.corpus import parse_text
 
 
@@ -79,6 +82,58 @@ def test_parse_overrides():
 def test_cli_rejects_bad_input_with_a_message(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_tune_sweeps_chunking_fusion_and_answers(tmp_path, seed_index, embedder):
+    """A small sweep (30 questions, 45 paragraphs): two chunkings, two BM25 weights, one or three sentences."""
+    results = tune(EVAL, limit=30, passages=45, chunk_tokens=(64, 128), overlaps=(1,), weights=(0.0, 0.3), ks=(5,),
+                   max_sentences=(1, 3), cache=tmp_path, seed_index=seed_index, embedder=embedder, log=lambda _: None)
+    tokens = results["texts"]["squad_paragraph_tokens"]
+    assert 0 < tokens["min"] <= tokens["p50"] <= tokens["max"] and len(results["texts"]["seed_articles"]) == 2
+    small, default = results["chunking"]
+    assert [(r["chunk_tokens"], r["default"]) for r in (small, default)] == [(64, False), (128, True)]
+    assert small["chunks"] > default["chunks"] >= 45 and small["seed_chunks"] > default["seed_chunks"]
+    for row in results["chunking"]:
+        r = row["unanswerable_retrieval"]
+        assert 0 <= r["hits@1"] <= r["mrr@10"] <= r["hits@10"] <= 1 and r["n"] == results["dataset"]["unanswerable"]
+    # The calibrated threshold separates the seed questions from what the seed index cannot answer.
+    assert default["seed_gap"]["gap"] > 0 and default["system"]["abstention"]["out_of_corpus_squad"] == 1.0
+
+    fusion = {r["bm25_weight"]: r for r in results["fusion"]}
+    assert fusion[0.3]["default"] and not fusion[0.0]["default"]
+    # At the default weight the fusion sweep sees what the chunking sweep saw at the default chunking.
+    assert fusion[0.3]["answerable"] == default["system"]["retrieval"]
+    assert fusion[0.3]["unanswerable"] == default["unanswerable_retrieval"]
+    assert fusion[0.3]["seed_answerable_ok"] == default["system"]["seed_answerable_ok"]
+
+    one, three = results["answer"]
+    assert (one["max_sentences"], three["default"]) == (1, True)
+    assert three["answers"] == default["system"]["answers"] and three["abstention"] == default["system"]["abstention"]
+    assert one["answers"]["first_sentence"] == three["answers"]["first_sentence"]  # the best sentence leads either way
+    assert one["answers"]["answer"] <= three["answers"]["answer"]
+    assert one["length"]["sentences"] == 1 <= three["length"]["sentences"] <= 3
+    assert one["length"]["words"] <= three["length"]["words"]
+    assert three["latency_ms"]["ask"]["n"] == 30
+
+    text = render_tune(results)
+    assert "| 128 / 1 (default)" in text and "| 0.3 (default)" in text and "| 5 / 3 (default)" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--grids", "chunks"], "choose from chunking, fusion, answer"),
+    (["--weights", "0.3,2"], "between 0 and 1"),
+    (["--overlaps", "-1"], "0 or more"),
+    (["--chunk-tokens", "300", "--limit", "1"], "leaves no room for the title"),
+])
+def test_tune_cli_rejects_bad_values_with_a_message(argv, message, capsys):
+    assert tune_main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_tune_cli_rejects_a_list_that_is_not_numbers(capsys):
+    with pytest.raises(SystemExit) as exc:
+        tune_main(["-k", "three"])
+    assert exc.value.code == 2 and "comma-separated ints, e.g. 1,2,3" in capsys.readouterr().err
 
 
 def test_ranking_metrics_and_containment():
