@@ -87,7 +87,7 @@ class ExtractiveSettings:
     margin: float = 0.2  # further sentences must score within this of the best one
     lexical_weight: float = 1.0  # weight of question-term coverage beside embedding similarity
     passage_weight: float = 0.75  # weight of the best passage's similarity in the confidence
-    abstain_below: float = 0.85  # abstain when the confidence is lower (set by bench/calibrate.py)
+    abstain_below: float = 0.87  # abstain when the confidence is lower (set by bench/calibrate.py)
     dangling_penalty: float = 0.1  # for sentences that lean on the one before ("However, ...", "It ...")
     duplicate_above: float = 0.80  # sentences this similar state the same fact: merged, all cited
     context_chars: int = 160
