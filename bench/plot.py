@@ -50,8 +50,10 @@ def plot(speed: dict, ann: dict | None = None, path: Path = PLOT) -> Path:
                 continue
             if r["index"].startswith("Flat"):
                 name = "exact (Flat)"
-            elif r["params"] in ("efSearch=256", "nprobe=256"):
-                name = f"{'HNSW32' if r['index'].startswith('HNSW') else 'IVF 4√n lists'}, {r['params']}"
+            elif r["params"].endswith("(store)"):
+                name = "IVF the store switches to above 250k (4√n lists, 1/8 probed)"
+            elif r["params"] == "efSearch=256":
+                name = f"HNSW32, {r['params']}"
             else:
                 continue
             series.setdefault(name, []).append((r["n"], r["ms"]["p50"], r["recall@10"]))
@@ -60,7 +62,8 @@ def plot(speed: dict, ann: dict | None = None, path: Path = PLOT) -> Path:
             ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=name)
             for n, ms, rec in points:
                 if rec < 1:
-                    ax.annotate(f"recall {rec:.2f}", (n, ms), textcoords="offset points", xytext=(4, 4), fontsize=7)
+                    ax.annotate(f"recall {rec:.2f}", (n, ms), textcoords="offset points", fontsize=7,
+                                xytext=(4, -10) if name.startswith("HNSW") else (4, 4))
         ax.set(xscale="log", yscale="log", xlabel="vectors (384-d)", ylabel="ms per query (p50)",
                title="FAISS search, one query at a time")
         ax.legend(fontsize=8)
