@@ -176,15 +176,21 @@ def _rebuild(index: faiss.Index, lists: int | None) -> faiss.Index:
     ids, vectors = vector_ids(index), _all_vectors(index)
     if lists is None:
         out = _new_vector_index(index.d)
-    else:
-        out = faiss.IndexIVFFlat(faiss.IndexFlatIP(index.d), index.d, lists, faiss.METRIC_INNER_PRODUCT)
-        out.cp.niter = TRAIN_ITERATIONS
-        sample = np.random.default_rng(0).choice(len(vectors), min(len(vectors), lists * TRAIN_PER_LIST),
-                                                 replace=False)
+        out.add_with_ids(vectors, ids)
+        return out
+    out = faiss.IndexIVFFlat(faiss.IndexFlatIP(index.d), index.d, lists, faiss.METRIC_INNER_PRODUCT)
+    out.cp.niter = TRAIN_ITERATIONS
+    sample = np.random.default_rng(0).choice(len(vectors), min(len(vectors), lists * TRAIN_PER_LIST), replace=False)
+    # k-means on every core, even in a process whose retriever keeps FAISS searches on one thread.
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    try:
         out.train(vectors[np.sort(sample)])
         out.set_direct_map_type(faiss.DirectMap.Hashtable)  # for remove_ids and reconstruct by chunk id
         out.nprobe = max(1, round(lists * PROBE_FRACTION))
-    out.add_with_ids(vectors, ids)
+        out.add_with_ids(vectors, ids)
+    finally:
+        faiss.omp_set_num_threads(threads)
     return out
 
 
