@@ -159,6 +159,12 @@ def forget_queries(retriever) -> None:
         cache.clear()
 
 
+def answered_ok(answer, seed) -> bool:
+    """A seed question "ok": answered, with an expected string in the answer and in a cited snippet."""
+    return (not answer.abstained and contains(answer.text, seed.expect_any)
+            and any(contains(c.snippet, seed.expect_any) for c in answer.citations))
+
+
 def _run_mode(mode: str, data: SquadSet, seeds, assistants: dict) -> dict:
     squad = assistants["squad"]
     rankings, search_times = [], []
@@ -191,8 +197,7 @@ def _run_mode(mode: str, data: SquadSet, seeds, assistants: dict) -> dict:
         if s.expect_abstain:
             seed_abstain.append(answer.abstained)
         else:
-            seed_ok.append(not answer.abstained and contains(answer.text, s.expect_any)
-                           and any(contains(c.snippet, s.expect_any) for c in answer.citations))
+            seed_ok.append(answered_ok(answer, s))
     return {
         "system": "qa", "mode": mode, "retrieval": retrieval,
         "answers": {"first_sentence": rate(first), "answer": rate(anywhere), "cited": rate(cited),

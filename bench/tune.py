@@ -43,7 +43,16 @@ from bench.data import (
     seed_questions,
     squad_set,
 )
-from bench.eval import SEARCH_K, TOP_ARTICLES, UsageError, _run_mode, _sync, build_index, cache_dir
+from bench.eval import (
+    SEARCH_K,
+    TOP_ARTICLES,
+    UsageError,
+    _run_mode,
+    _sync,
+    answered_ok,
+    build_index,
+    cache_dir,
+)
 from bench.metrics import first_distinct, ranking_metrics, rate
 from bench.report import fmt, machine, save_json, table
 from bench.report import log as _log
@@ -207,7 +216,7 @@ class _Run:
                          "unanswerable": retrieval(squad, self.data.unanswerable),
                          "seed_first_passage": rate([bool(p) and contains(p[0].text, s.expect_any)
                                                      for p, s in zip(first, answerable, strict=True)]),
-                         "seed_answerable_ok": rate([answered_ok(assistant, s) for s in answerable])})
+                         "seed_answerable_ok": rate([answered_ok(assistant.ask(s.question), s) for s in answerable])})
             self.log(f"  BM25 weight {weight}: {_brief(rows[-1])} ({time.perf_counter() - started:.0f}s)")
         squad.bm25_weight = seed.bm25_weight = _default_weight()
         return rows
@@ -236,13 +245,6 @@ def retrieval(retriever, questions: Sequence[SquadQuestion]) -> dict:
     rankings = [first_distinct([p.article_id for p in retriever.search(q.question, k=SEARCH_K)], TOP_ARTICLES)
                 for q in questions]
     return ranking_metrics(rankings, [article_id(q.passage_id) for q in questions])
-
-
-def answered_ok(assistant, seed: SeedQuestion) -> bool:
-    """bench.eval's "seed ok": answered, with an expected string in the answer and in a cited snippet."""
-    answer = assistant.ask(seed.question)
-    return (not answer.abstained and contains(answer.text, seed.expect_any)
-            and any(contains(c.snippet, seed.expect_any) for c in answer.citations))
 
 
 def confidence(assistant, question: str) -> float:
