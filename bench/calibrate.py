@@ -27,10 +27,13 @@ WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
 
 
 def features(assistant, question: str) -> tuple[float, float]:
-    """(best sentence score, best passage similarity) for a question, as the answerer computes them."""
-    passages = assistant.retriever.search(question, k=assistant.k)
-    _, scores, best_passage = assistant.answerer.assess(question, passages)
-    return (float(scores.max()) if len(scores) else 0.0), best_passage
+    """(best sentence score, best passage similarity) for a question, as the answerer computes them; a question
+    the answerer refuses whatever the threshold (no sentence of the asked-for kind, a name the evidence lacks)
+    gets -inf."""
+    judgement = assistant.judge.judge(assistant.evidence(" ".join(question.split())))
+    if judgement.gated:
+        return float("-inf"), judgement.passage_score
+    return judgement.sentence_score, judgement.passage_score
 
 
 def calibrate(eval_dir: Path = EVAL_DIR) -> dict:

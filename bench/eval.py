@@ -57,7 +57,7 @@ class UsageError(ValueError):
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, object]:
     """``["abstain_below=0.5", ...]`` -> typed ExtractiveSettings fields; unknown names or bad values raise."""
-    from qa.answer import ExtractiveSettings
+    from qa.extractive import ExtractiveSettings
 
     defaults = ExtractiveSettings()
     names = [f.name for f in dataclasses.fields(ExtractiveSettings)]
@@ -88,8 +88,9 @@ def evaluate(eval_dir: Path = EVAL_DIR, modes: Sequence[str] = MODES, limit: int
     same paragraphs are asked for again); ``seed_index``: an existing index of the seed corpus to use.
     """
     configure_offline()
-    from qa.answer import Assistant, ExtractiveAnswerer, ExtractiveSettings
+    from qa.assistant import Assistant
     from qa.embedding import load_embedder
+    from qa.extractive import ExtractiveAnswerer, ExtractiveSettings
     from qa.retriever import Retriever
 
     log = log or _log
@@ -112,8 +113,8 @@ def evaluate(eval_dir: Path = EVAL_DIR, modes: Sequence[str] = MODES, limit: int
     squad = Retriever(workdir / "index", embedder)
     seed = Retriever(seed_index, embedder)
     assistants = {
-        "squad": Assistant(squad, ExtractiveAnswerer(squad, answer_settings), k=k),
-        "seed": Assistant(seed, ExtractiveAnswerer(seed, answer_settings), k=k),
+        "squad": Assistant(squad, ExtractiveAnswerer(answer_settings), k=k),
+        "seed": Assistant(seed, ExtractiveAnswerer(answer_settings), k=k),
     }
     systems = []
     for mode in modes:

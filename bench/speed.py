@@ -391,7 +391,7 @@ def query_latency(index: Path | str, embedder, questions: Sequence[str], modes: 
 
 def _query_latency(index, embedder, questions, modes, gold) -> dict:
     from bench.eval import forget_queries
-    from qa.answer import Assistant
+    from qa.assistant import Assistant
     from qa.retriever import Retriever
 
     retriever = Retriever(index, embedder)

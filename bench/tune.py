@@ -180,10 +180,11 @@ class _Run:
 
     def assistants(self, opened: dict, k: int = DEFAULT_K, max_sentences: int | None = None) -> dict:
         """bench.eval's pair of assistants (SQuAD timed, seed remembering) and a remembering SQuAD one."""
-        from qa.answer import Assistant, ExtractiveAnswerer, ExtractiveSettings
+        from qa.assistant import Assistant
+        from qa.extractive import ExtractiveAnswerer, ExtractiveSettings
 
         settings = ExtractiveSettings() if max_sentences is None else ExtractiveSettings(max_sentences=max_sentences)
-        return {name: Assistant(opened[name], ExtractiveAnswerer(opened[name], settings), k=k)
+        return {name: Assistant(opened[name], ExtractiveAnswerer(settings), k=k)
                 for name in ("timed", "squad", "seed")}
 
     def chunking(self, chunk_tokens: int, overlap: int) -> dict:
@@ -200,7 +201,7 @@ class _Run:
         return row
 
     def fusion(self, weights: Sequence[float]) -> list[dict]:
-        from qa.answer import Assistant
+        from qa.assistant import Assistant
 
         opened = self.indexes(*_default_chunking())
         squad, seed = opened["squad"], opened["seed"]
@@ -249,9 +250,8 @@ def retrieval(retriever, questions: Sequence[SquadQuestion]) -> dict:
 
 def confidence(assistant, question: str) -> float:
     """The answerer's confidence for a question (it abstains below ``abstain_below``)."""
-    question = " ".join(question.split())
-    _, scores, best_passage = assistant.answerer.assess(question, assistant.retriever.search(question, k=assistant.k))
-    return assistant.answerer.confidence(scores, best_passage)
+    judgement = assistant.judge.judge(assistant.evidence(" ".join(question.split())))
+    return float("-inf") if judgement.gated else judgement.confidence
 
 
 def seed_gap(assistant, seeds: Sequence[SeedQuestion], squad: Sequence[SquadQuestion]) -> dict:
@@ -300,7 +300,7 @@ def _default_weight() -> float:
 
 
 def _default_sentences() -> int:
-    from qa.answer import ExtractiveSettings
+    from qa.extractive import ExtractiveSettings
 
     return ExtractiveSettings.max_sentences
 

@@ -8,14 +8,17 @@ The public API::
         print(p.score, p.title, p.text)
 """
 
-from qa.answer import Answer, Assistant, Citation
+from qa.answer import Answer, Citation
+from qa.assistant import Assistant
 from qa.config import Settings
+from qa.conversation import Turn
 from qa.corpus import Article, Problem
+from qa.filters import Filters
 from qa.indexing import SyncReport, sync
 from qa.retriever import Passage, Retriever
 from qa.store import IndexUnusable
 
 __all__ = [
-    "Answer", "Article", "Assistant", "Citation", "IndexUnusable", "Passage", "Problem", "Retriever", "Settings",
-    "SyncReport", "sync",
+    "Answer", "Article", "Assistant", "Citation", "Filters", "IndexUnusable", "Passage", "Problem", "Retriever",
+    "Settings", "SyncReport", "Turn", "sync",
 ]

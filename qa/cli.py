@@ -86,6 +86,8 @@ def _filters(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--source", help="only articles from this source")
     cmd.add_argument("--since", help="only articles dated on or after this day (YYYY-MM-DD)")
     cmd.add_argument("--until", help="only articles dated on or before this day (YYYY-MM-DD)")
+    cmd.add_argument("--no-undated", dest="undated", action="store_false",
+                     help="with --since/--until, leave out articles that have no date (kept by default)")
     cmd.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
@@ -102,7 +104,7 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
 
     retriever = Retriever.open(settings.index)
     passages = retriever.search(args.query, k=args.k, mode=args.mode, source=args.source, since=args.since,
-                                until=args.until)
+                                until=args.until, undated=args.undated)
     if args.json:
         print(json.dumps([dataclasses.asdict(p) for p in passages], ensure_ascii=False, indent=2))
         return 0
@@ -117,10 +119,10 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.answer import Assistant
+    from qa.assistant import Assistant
 
     answer = Assistant.open(settings.index).ask(args.question, source=args.source, since=args.since,
-                                                until=args.until)
+                                                until=args.until, undated=args.undated)
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0

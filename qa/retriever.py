@@ -15,8 +15,8 @@ import faiss
 import numpy as np
 
 from qa.config import Settings
-from qa.corpus import parse_date
 from qa.embedding import Embedder, load_embedder
+from qa.filters import Filters
 from qa.store import (
     DB_NAME,
     FORMAT_VERSION,
@@ -161,28 +161,42 @@ class Retriever:
                     self._query_cache.popitem(last=False)
             return cached
 
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        """Vectors of a few short texts (titles), through the same cache as queries."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._query_cache]
+        if missing:
+            vectors = self.embedder.encode(missing)
+            with self._lock:
+                for text, vector in zip(missing, vectors, strict=True):
+                    self._query_cache[text] = vector
+                while len(self._query_cache) > 256:
+                    self._query_cache.popitem(last=False)
+        return np.stack([self.embed_query(t) for t in texts]) if texts else np.zeros((0, self.manifest.dimension))
+
     def search(self, query: str, k: int = 5, mode: str = "hybrid", source: str | None = None,
-               since: str | dt.date | None = None, until: str | dt.date | None = None) -> list[Passage]:
+               since: str | dt.date | None = None, until: str | dt.date | None = None, undated: bool = True,
+               filters: Filters | None = None) -> list[Passage]:
         """The ``k`` best passages for ``query``, best first.
 
-        ``mode``: "hybrid" (0.7 x cosine + 0.3 x normalized BM25), "dense" or "bm25". ``source`` keeps
-        articles of that source only; ``since``/``until`` keep articles dated within those days (inclusive;
-        undated articles are left out when either is given).
+        ``mode``: "hybrid" (0.7 x cosine + 0.3 x normalized BM25), "dense" or "bm25". ``filters`` (or the
+        shortcuts ``source``, ``since``, ``until``, ``undated``) keep articles of one source and dated within
+        those days (inclusive); undated articles are kept unless ``undated`` is False. A bad date raises
+        :class:`qa.filters.FilterError` (a ValueError) naming the field.
         """
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+        filters = filters or Filters.parse(source, since, until, undated)
         if k < 1:
             return []
         query = query.strip()[:MAX_QUERY_CHARS]
         if not query:
             return []
-        since, until = _day(since, "since"), _day(until, "until")
         with self._lock:
             self._follow_rebuild()
             with self._snapshot():
                 self._follow_generation()
                 vector = self.embed_query(query) if mode != "bm25" else None
-                allowed = self._allowed(source, since, until)
+                allowed = self._allowed(filters)
                 if allowed is not None and not len(allowed):
                     return []
                 depth = max(50, 4 * k)
@@ -195,14 +209,22 @@ class Retriever:
                     ranked = self._hybrid(vector, query, depth, allowed)
                 return self._passages(ranked[:k])
 
+    def count(self, filters: Filters) -> int:
+        """How many articles ``filters`` keep (all of them without filters)."""
+        where, args = _where(filters)
+        with self._lock, self._snapshot():
+            return self._con.execute(f"SELECT count(*) FROM articles a WHERE {where or '1'}", args).fetchone()[0]
+
     def similarities(self, query: str, passages: list[Passage]) -> np.ndarray:
         """Cosine similarity of the query to each passage's stored chunk vector (title included)."""
+        return self.chunk_vectors(passages) @ self.embed_query(query) if passages else np.zeros(0, np.float32)
+
+    def chunk_vectors(self, passages: list[Passage]) -> np.ndarray:
+        """Each passage's stored chunk vector (unit length), one row per passage."""
         if not passages:
-            return np.zeros(0, dtype=np.float32)
-        vector = self.embed_query(query)
+            return np.zeros((0, self.manifest.dimension), dtype=np.float32)
         with self._lock:
-            chunk_vectors = np.stack([self._chunk_vector(p.chunk_id) for p in passages])
-        return chunk_vectors @ vector
+            return np.stack([self._chunk_vector(p.chunk_id) for p in passages])
 
     def _chunk_vector(self, chunk_id: int) -> np.ndarray:
         """A chunk's stored vector; from the previous generation when another thread has moved on since the
@@ -292,21 +314,12 @@ class Retriever:
             self._query_cache.clear()
         self.manifest = manifest
 
-    def _allowed(self, source: str | None, since: str | None, until: str | None) -> np.ndarray | None:
-        where, args = [], []
-        if source:
-            where.append("a.source = ?")
-            args.append(source)
-        if since:
-            where.append("a.date >= ?")
-            args.append(since)
-        if until:
-            where.append("a.date <= ?")
-            args.append(until)
+    def _allowed(self, filters: Filters) -> np.ndarray | None:
+        where, args = _where(filters)
         if not where:
             return None
-        rows = self._con.execute(
-            f"SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id WHERE {' AND '.join(where)}", args)
+        rows = self._con.execute(f"SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id WHERE {where}",
+                                 args)
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
     def _dense(self, vector: np.ndarray, k: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
@@ -367,11 +380,19 @@ def _check_format(path: Path, manifest: Manifest) -> None:
                             f"this version reads format {FORMAT_VERSION}); run `qa index` to rebuild it")
 
 
-def _day(value: str | dt.date | None, name: str) -> str | None:
-    """A filter's day as YYYY-MM-DD; a value that is no date is an error, not "no filter"."""
-    if value is None or value == "":
-        return None
-    day = parse_date(value)
-    if day is None:
-        raise ValueError(f"{name}={value!r} is not a date; use YYYY-MM-DD")
-    return day
+def _where(filters: Filters) -> tuple[str, list[str]]:
+    """The SQL condition on ``articles a`` for ``filters`` ("" for none), and its arguments."""
+    where, args, dated = [], [], []
+    if filters.source:
+        where.append("a.source = ?")
+        args.append(filters.source)
+    if filters.since:
+        dated.append("a.date >= ?")
+        args.append(filters.since)
+    if filters.until:
+        dated.append("a.date <= ?")
+        args.append(filters.until)
+    if dated:
+        condition = " AND ".join(dated)
+        where.append(f"({condition} OR a.date IS NULL)" if filters.undated else condition)
+    return " AND ".join(where), args

@@ -27,8 +27,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a local app: no us
 
 import gradio as gr  # noqa: E402 - after the setting above
 
-from qa.answer import Answer, Assistant, Citation
+from qa.answer import Answer, Citation
+from qa.assistant import Assistant
 from qa.config import Settings, configure_offline
+from qa.conversation import Turn
 from qa.corpus import SUPPORTED_EXTENSIONS, read_file
 from qa.indexing import SyncReport, sync
 from qa.retriever import IndexInfo, Passage, Retriever
@@ -167,6 +169,23 @@ def status_html(info: IndexInfo) -> str:
     articles = f"{info.articles} article{'s' * (info.articles != 1)}"
     bits = [f"<b>{articles}</b>", f"{info.chunks} chunks", f"model {html.escape(info.model)}", f"updated {updated}"]
     return '<div class="qa-status">' + " · ".join(f"<span>{b}</span>" for b in bits) + "</div>"
+
+
+def chat_turns(messages: Sequence | None) -> list[Turn]:
+    """Conversation turns from Gradio chat messages, whose content may be a string or a list of parts
+    (``[{"type": "text", "text": ...}]``); other items (Turn objects, pairs) are passed on as they are."""
+    turns: list = []
+    for item in messages or []:
+        if isinstance(item, dict) and item.get("role") in ("user", "assistant"):
+            content = item.get("content")
+            if isinstance(content, list):
+                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            elif isinstance(content, dict):
+                content = str(content.get("text", ""))
+            turns.append(Turn(item["role"], content if isinstance(content, str) else ""))
+        else:
+            turns.append(item)
+    return turns
 
 
 # --- Uploads: saving article files into the corpus folder safely -----------------------------------------
@@ -353,11 +372,15 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
         return evt.value["text"] if isinstance(evt.value, dict) else str(evt.value)
 
     def ask(question: str, history: list[dict] | None = None, source: str | None = None, since: str | None = None,
-            until: str | None = None) -> dict:
-        """Answer a question from the news articles: the answer text and its numbered citations."""
+            until: str | None = None, undated: bool = True) -> dict:
+        """Answer a question from the news articles: the answer text and its numbered citations.
+
+        ``source``, ``since`` and ``until`` (YYYY-MM-DD) narrow the search; ``undated``: whether articles
+        without a date are kept when a date range is given.
+        """
         try:
-            answer = assistant.ask(question, history=history, source=source or None, since=since or None,
-                                   until=until or None)
+            answer = assistant.ask(question, history=chat_turns(history), source=source or None,
+                                   since=since or None, until=until or None, undated=undated is not False)
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
         return answer.to_dict()

@@ -45,10 +45,14 @@ def test_ask_follows_up_on_the_history_and_filters(client):
                {"role": "assistant", "content": first["text"]}]
     follow = client.predict("How many of the 105mm shells does Seoul have?", history, api_name="/ask")
     assert "3.4 million" in follow["text"]
-    dated = client.predict("What ammunition was discussed?", None, None, "2024-11-27", "2024-11-27", api_name="/ask")
+    dated = client.predict("What ammunition was discussed?", None, None, "2024-11-27", "2024-11-27", False,
+                           api_name="/ask")
     assert dated["citations"] and {c["date"] for c in dated["citations"]} == {"2024-11-27"}
-    none = client.predict("What ammunition was discussed?", None, None, "2030-01-01", api_name="/ask")
-    assert none["abstained"] and not none["citations"]
+    with_undated = client.predict("What ammunition was discussed?", None, None, "2024-11-27", api_name="/ask")
+    assert {c["date"] for c in with_undated["citations"]} == {"2024-11-27", None}  # undated kept by default
+    none = client.predict("What ammunition was discussed?", None, None, "2030-01-01", None, False, api_name="/ask")
+    assert none["abstained"] and not none["citations"] and none["reason"] == "no_match"
+    assert none["text"].startswith("No articles match these filters: from 2030-01-01, undated articles left out")
 
 
 def test_ask_explains_a_bad_date(client):

@@ -107,6 +107,8 @@ def test_search_filters_and_text_output(capsys, tmp_path, corpus, embedder):
     assert out.splitlines()[0].startswith("1. [") and "Port Strike Ends (2024-04-10, Wire)" in out
     assert "port.md [" in out and "Dock workers ended their strike" in out
     code, out, _ = run(capsys, "search", "dock strike", "--index", index, "--since", "2024-05-01")
+    assert code == 0 and "orchard.txt" in out  # undated: kept unless --no-undated
+    code, out, _ = run(capsys, "search", "dock strike", "--index", index, "--since", "2024-05-01", "--no-undated")
     assert code == 0 and out == "No passages found.\n"
     code, out, _ = run(capsys, "search", "harvest", "--index", index, "--source", "Nobody", "--json")
     assert code == 0 and json.loads(out) == []

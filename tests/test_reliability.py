@@ -24,7 +24,8 @@ import pytest
 from conftest import CORPUS, write
 
 from qa import sync
-from qa.answer import Answer, Assistant
+from qa.answer import Answer
+from qa.assistant import Assistant
 from qa.cli import main
 from qa.corpus import MAX_FILE_BYTES, read_corpus, read_file
 from qa.retriever import MAX_QUERY_CHARS, Retriever

@@ -125,13 +125,15 @@ def test_no_filter_finds_everything(filtered):
     ({"source": "Alpha Wire"}, {"a.md", "c.md"}),
     ({"source": "Beta Times"}, {"b.md"}),
     ({"source": "Gamma Post"}, set()),
-    ({"since": "2024-02-01"}, {"b.md", "c.md"}),
-    ({"until": "2024-02-15"}, {"a.md", "b.md"}),  # inclusive
-    ({"since": "2024-02-15", "until": "2024-02-15"}, {"b.md"}),
-    ({"since": dt.date(2024, 3, 20)}, {"c.md"}),
-    ({"until": dt.datetime(2024, 1, 10, 23, 0)}, {"a.md"}),
+    ({"since": "2024-02-01", "undated": False}, {"b.md", "c.md"}),
+    ({"since": "2024-02-01"}, {"b.md", "c.md", "d.md"}),  # undated articles are kept unless left out
+    ({"until": "2024-02-15", "undated": False}, {"a.md", "b.md"}),  # inclusive
+    ({"since": "2024-02-15", "until": "2024-02-15", "undated": False}, {"b.md"}),
+    ({"since": dt.date(2024, 3, 20), "undated": False}, {"c.md"}),
+    ({"until": dt.datetime(2024, 1, 10, 23, 0), "undated": False}, {"a.md"}),
     ({"source": "Alpha Wire", "since": "2024-02-01"}, {"c.md"}),
-    ({"since": "2025-01-01"}, set()),
+    ({"since": "2025-01-01", "undated": False}, set()),
+    ({"since": "2025-01-01"}, {"d.md"}),
     ({"source": "", "since": None, "until": ""}, set(FILTER_ARTICLES)),  # empty filters are no filters
 ])
 def test_filters(filtered, filters, expected):
@@ -152,10 +154,12 @@ def test_bm25_matches_words_as_written(filtered):
 def test_invalid_mode_or_date_is_a_clear_error(seed):
     with pytest.raises(ValueError, match=r"mode 'fuzzy' is not one of hybrid, dense, bm25"):
         seed.search(AMMO, mode="fuzzy")
-    with pytest.raises(ValueError, match=r"since='yesterday' is not a date; use YYYY-MM-DD"):
+    with pytest.raises(ValueError, match=r"From date 'yesterday' is not a date; use YYYY-MM-DD"):
         seed.search(AMMO, since="yesterday")
-    with pytest.raises(ValueError, match=r"until='2024-13-01' is not a date"):
+    with pytest.raises(ValueError, match=r"To date '2024-13-01' is not a date"):
         seed.search(AMMO, until="2024-13-01")
+    with pytest.raises(ValueError, match=r"From date 2024-03-01 is after To date 2024-02-01; swap them"):
+        seed.search(AMMO, since="2024-03-01", until="2024-02-01")
 
 
 @pytest.mark.parametrize("query", ["", "   \n", "?! -- ..."])

@@ -1,0 +1,68 @@
+"""The evidence for one reading of a question, gathered once and handed to whichever answerer is configured.
+
+The assistant resolves the question (:mod:`qa.conversation`), searches, and collects here everything an answerer
+needs: the query and its vector, the passages with their similarity to it, and the sentences the answer may
+quote with their stored vectors, plus each passage's article title as a line of its own (a headline may hold
+the answer). Answerers read this and never call back into the retriever.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qa.conversation import Reading, Turn
+from qa.filters import Filters
+from qa.retriever import Passage, Retriever, Sentence
+
+#: Where a candidate's offsets point: into the article's text, or into its title.
+TEXT, TITLE = "text", "title"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A sentence an answer may quote, the passage it was found in, and which part of the article it is."""
+
+    sentence: Sentence
+    passage: Passage
+    part: str = TEXT  # TITLE: offsets index the article's title, which is not part of its text
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the archive offers for one reading of a question."""
+
+    question: str  # as asked (whitespace collapsed)
+    reading: Reading
+    vector: np.ndarray  # the reading's query, embedded
+    passages: list[Passage]
+    passage_similarity: np.ndarray  # cosine of the query to each passage's chunk vector
+    candidates: list[Candidate]
+    history: tuple[Turn, ...] = ()
+    filters: Filters = field(default_factory=Filters)
+
+
+def gather(retriever: Retriever, question: str, reading: Reading, history: tuple[Turn, ...] = (),
+           filters: Filters | None = None, k: int = 5) -> Evidence:
+    """Search for ``reading`` and collect its evidence (one search, one embedding of the query)."""
+    filters = filters or Filters()
+    passages = retriever.search(reading.query, k=k, filters=filters)
+    vector = retriever.embed_query(reading.query)
+    similarity = retriever.chunk_vectors(passages) @ vector if passages else np.zeros(0, np.float32)
+    by_chunk = retriever.sentences(passages)
+    seen: set[tuple[str, int]] = set()
+    candidates: list[Candidate] = []
+    for p in passages:
+        for sentence in by_chunk.get(p.chunk_id, []):
+            key = (sentence.article_id, sentence.position)
+            if key not in seen:
+                seen.add(key)
+                candidates.append(Candidate(sentence, p))
+    firsts = {p.article_id: p for p in reversed(passages) if p.title}  # each article's best passage
+    titled = [p for p in passages if firsts.get(p.article_id) is p]
+    if titled:
+        vectors = retriever.embed_texts([p.title for p in titled])
+        candidates += [Candidate(Sentence(p.article_id, -1, 0, len(p.title), p.title, v), p, TITLE)
+                       for p, v in zip(titled, vectors, strict=True)]
+    return Evidence(question, reading, vector, passages, similarity, candidates, tuple(history), filters)

@@ -1,0 +1,275 @@
+"""The default answerer: quotes the article sentences that answer the question, and nothing else.
+
+For each candidate sentence of the evidence it adds up
+
+- cosine similarity to the query (stored sentence vectors: no model call),
+- the weighted share of the question's terms it holds (terms weighted by how rare they are among the
+  candidates; the question's own terms count double beside those a follow-up borrows from the conversation),
+- a bonus when it states the kind of answer asked for (:mod:`qa.facts`: a number for "how many", a date for
+  "when", ...), and a small penalty when it leans on the sentence before ("However, ...").
+
+A sentence that is itself a question is never quoted; a headline or sub-heading only when it states the asked-for
+kind of answer. The best sentence comes first, up to two more follow if they score nearly as well. Sentences of
+other articles that say the same thing (close in meaning *and* agreeing on their numbers, dates and names) add
+their citations to it; when articles give different figures for the asked-for value, the answer says so and
+cites each. It abstains when its confidence is low, when no sentence states the asked-for kind of answer, or
+when a name or number of the question appears nowhere in the evidence.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+
+import bm25s
+import bm25s.stopwords
+import numpy as np
+
+from qa import facts
+from qa.answer import ABSTAIN_TEXT, UNANSWERED, Answer, AnswerSentence, Citation
+from qa.evidence import TITLE, Candidate, Evidence
+from qa.facts import STRICT, Kind
+
+
+@dataclass(frozen=True)
+class ExtractiveSettings:
+    """Knobs of the extractive answerer; the defaults were chosen on the dev sets (see BENCHMARKS.md)."""
+
+    max_sentences: int = 3  # sentences in an answer
+    margin: float = 0.2  # further sentences must score within this of the best one
+    lexical_weight: float = 1.0  # weight of question-term coverage beside embedding similarity
+    focus_weight: float = 2.0  # the question's own terms, beside terms a follow-up takes from the conversation
+    kind_weight: float = 0.3  # bonus for stating the asked-for kind of answer (ranking only, not confidence)
+    passage_weight: float = 0.75  # weight of the best passage's similarity in the confidence
+    abstain_below: float = 0.87  # abstain when the confidence is lower (set by bench/calibrate.py)
+    dangling_penalty: float = 0.1  # for sentences that lean on the one before ("However, ...", "It ...")
+    duplicate_above: float = 0.80  # sentences this similar (and agreeing on their facts) state one fact
+    differ_above: float = 0.60  # sentences this similar that give other figures for the asked-for value differ
+    context_chars: int = 160
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """How the evidence bears on the question: each eligible candidate's score, and the verdict."""
+
+    kind: Kind
+    focus: str  # the question the answer must address (a follow-up with what it continues)
+    candidates: list[Candidate]  # the sentences that may be quoted
+    scores: np.ndarray  # for ranking (with the kind bonus)
+    typed: np.ndarray  # whether each states the asked-for kind of answer
+    best: int  # index of the sentence an answer would start with; -1 when there is none
+    sentence_score: float  # the best sentence's score without the kind bonus
+    passage_score: float  # the best passage's cosine similarity to the query
+    confidence: float  # sentence_score + passage_weight * passage_score
+    missing: tuple[str, ...]  # names and numbers of the question found nowhere in the evidence
+    answerable: bool
+
+    @property
+    def gated(self) -> bool:
+        """Refused whatever the threshold: no sentence states the asked-for kind, or a name is missing."""
+        return self.best < 0 or bool(self.missing)
+
+
+class ExtractiveAnswerer:
+    """Answers with verbatim article sentences (see the module's docstring)."""
+
+    def __init__(self, settings: ExtractiveSettings | None = None):
+        self.settings = settings or ExtractiveSettings()
+
+    def answer(self, evidence: Evidence) -> Answer:
+        judgement = self.judge(evidence)
+        if not judgement.answerable:
+            return Answer(evidence.question, ABSTAIN_TEXT, abstained=True, related=evidence.passages,
+                          reason=UNANSWERED)
+        return self._compose(evidence.question, judgement)
+
+    def judge(self, evidence: Evidence) -> Judgement:
+        s = self.settings
+        focus = evidence.reading.focus
+        kind, noun = facts.question_kind(focus)
+        candidates = [c for c in evidence.candidates if self._eligible(c, kind, noun, focus)]
+        missing = _missing(focus, evidence)
+        if not candidates:
+            return Judgement(kind, focus, [], np.zeros(0), np.zeros(0, bool), -1, 0.0, 0.0, 0.0, missing, False)
+        base = self._score(evidence, candidates)
+        typed = np.array([facts.holds(kind, c.sentence.text, focus, noun) for c in candidates])
+        scores = base + s.kind_weight * typed
+        pool = np.flatnonzero(typed) if kind in STRICT else np.arange(len(candidates))
+        best = int(pool[np.argmax(scores[pool])]) if len(pool) else -1
+        passage = float(evidence.passage_similarity.max()) if len(evidence.passage_similarity) else 0.0
+        sentence = float(base[best]) if best >= 0 else 0.0
+        confidence = sentence + s.passage_weight * passage if best >= 0 else 0.0
+        answerable = best >= 0 and not missing and confidence >= s.abstain_below
+        return Judgement(kind, focus, candidates, scores, typed, best, sentence, passage, confidence, missing,
+                         answerable)
+
+    @staticmethod
+    def _eligible(c: Candidate, kind: Kind, noun: str | None, focus: str) -> bool:
+        text = c.sentence.text
+        if facts.is_question(text):
+            return False
+        if c.part == TITLE or facts.is_heading(text):  # a headline only when it holds the asked-for answer
+            return kind is not Kind.OTHER and facts.holds(kind, text, focus, noun)
+        return True
+
+    def _score(self, evidence: Evidence, candidates: list[Candidate]) -> np.ndarray:
+        s = self.settings
+        sentences = [c.sentence for c in candidates]
+        similarity = np.stack([x.vector for x in sentences]) @ evidence.vector
+        own = _terms([evidence.reading.focus])[0]
+        borrowed = [t for t in _terms([evidence.reading.query])[0] if t not in own]
+        weights = {t: 1.0 for t in borrowed} | {t: s.focus_weight for t in own}
+        if not weights:
+            return similarity
+        terms = list(weights)
+        held = [set(t) for t in _terms([x.text for x in sentences])]
+        df = np.array([sum(t in h for h in held) for t in terms])
+        idf = np.log1p(len(held) / (1 + df)) * np.array([weights[t] for t in terms])
+        coverage = np.array([idf[[t in h for t in terms]].sum() for h in held]) / idf.sum()
+        dangling = np.array([bool(_DANGLING.match(x.text)) for x in sentences])
+        return similarity + s.lexical_weight * coverage - s.dangling_penalty * dangling
+
+    def _compose(self, question: str, j: Judgement) -> Answer:
+        s = self.settings
+        vectors = np.stack([c.sentence.vector for c in j.candidates])
+        order = [j.best] + [int(i) for i in np.argsort(-j.scores) if i != j.best]
+        chosen: list[list[int]] = []  # each: candidates saying one fact, the first one shown
+        used: set[int] = set()
+        for i in order:
+            if len(chosen) == s.max_sentences or j.scores[i] < j.scores[j.best] - s.margin:
+                break
+            if i in used:
+                continue
+            group = [i]  # the sentence shown, then one twin per other article that says the same
+            articles = {j.candidates[i].sentence.article_id}
+            own = facts.facts(j.candidates[i].sentence.text)
+            for t in np.flatnonzero(vectors @ vectors[i] >= s.duplicate_above):
+                t = int(t)
+                other = j.candidates[t].sentence
+                if t in used or not own.agrees(facts.facts(other.text)):
+                    continue  # other figures, dates or names: a fact of its own, never merged
+                if other.article_id not in articles:
+                    articles.add(other.article_id)
+                    group.append(t)
+                used.add(t)
+            chosen.append(group)
+        rival = self._rival(j, vectors)
+        if rival is not None:  # shown second, whatever its rank
+            chosen = [g for g in chosen if g[0] != rival]
+            chosen.insert(1, [rival])
+        numbers: dict[tuple[str, str, int], int] = {}
+        citations: list[Citation] = []
+        sentences: list[AnswerSentence] = []
+        for group in chosen[:s.max_sentences + (rival is not None)]:
+            refs = []
+            for i in group:
+                c = j.candidates[i]
+                key = (c.part, c.sentence.article_id, c.sentence.position)
+                if key not in numbers:
+                    numbers[key] = len(citations) + 1
+                    citations.append(self._cite(numbers[key], c))
+                refs.append(numbers[key])
+            sentences.append(AnswerSentence(j.candidates[group[0]].sentence.text, tuple(refs)))
+        caveat = _differ(j, chosen[0][0], rival, sentences) if rival is not None else None
+        body = " ".join(f"{_one_line(a.text)} {''.join(f'[{n}]' for n in a.citations)}" for a in sentences)
+        return Answer(question, f"{caveat} {body}" if caveat else body, sentences, citations, caveat=caveat)
+
+    def _rival(self, j: Judgement, vectors: np.ndarray) -> int | None:
+        """A sentence of another article that reports the asked-for figure or date differently, if any."""
+        if j.kind not in (Kind.QUANTITY, Kind.DATE):
+            return None
+        s, best = self.settings, j.candidates[j.best]
+        asked = facts.normalized(j.kind, j.focus)
+        mine = facts.normalized(j.kind, best.sentence.text) - asked
+        if not mine:
+            return None
+        own = facts.facts(best.sentence.text)
+        for i in np.argsort(-j.scores):
+            i = int(i)
+            c = j.candidates[i]
+            if (i == j.best or not j.typed[i] or c.sentence.article_id == best.sentence.article_id
+                    or j.scores[i] < j.scores[j.best] - s.margin or vectors[i] @ vectors[j.best] < s.differ_above):
+                continue
+            theirs = facts.normalized(j.kind, c.sentence.text)
+            other = facts.facts(c.sentence.text)
+            same_day = not (own.dates and other.dates and own.dates != other.dates) or j.kind is Kind.DATE
+            if theirs and not theirs & mine and same_day:
+                return i
+        return None
+
+    def _cite(self, number: int, c: Candidate) -> Citation:
+        p, s = c.passage, c.sentence
+        if c.part == TITLE:
+            return Citation(number, p.article_id, p.title, p.date, p.source, p.url, s.start, s.end, s.text, part=TITLE)
+        width = self.settings.context_chars
+        before = p.text[max(0, s.start - p.start - width):s.start - p.start]
+        after = p.text[s.end - p.start:s.end - p.start + width]
+        return Citation(number, p.article_id, p.title, p.date, p.source, p.url, s.start, s.end, s.text,
+                        _trim_left(before), _trim_right(after))
+
+
+def _differ(j: Judgement, first: int, rival: int, sentences: list[AnswerSentence]) -> str:
+    """ "Reports differ: 4,300 [1] (Harbor Times, 2024-03-02); 4,500 [2] (Wire Press, 2024-03-03)." """
+    bits = []
+    asked = facts.normalized(j.kind, j.focus)
+    for i, sentence in zip((first, rival), sentences[:2], strict=True):
+        c = j.candidates[i]
+        found = [v for v in facts.values(j.kind, c.sentence.text) if not facts.normalized(j.kind, v) & asked]
+        shown = ", ".join(dict.fromkeys(found)) or c.sentence.text
+        where = ", ".join(x for x in (c.passage.source, c.passage.date) if x)
+        bits.append(f"{shown} [{sentence.citations[0]}]" + (f" ({where})" if where else ""))
+    return "Reports differ: " + "; ".join(bits) + "."
+
+
+def _missing(focus: str, evidence: Evidence) -> tuple[str, ...]:
+    """Names and numbers of the question that no passage or title of the evidence contains."""
+    wanted = facts.names_in(focus)
+    if not wanted:
+        return ()
+    haystack = " ".join(f"{p.title} {p.text}" for p in evidence.passages).lower()
+    return tuple(w for w in dict.fromkeys(wanted) if w not in haystack)
+
+
+_DANGLING = re.compile(r"(however|but|and|also|still|yet|meanwhile|moreover|instead|this|that|these|those|it|its|"
+                       r"they|their|he|she|his|her|such)\b", re.IGNORECASE)
+_QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "do", "does", "did",
+                   "has", "have", "had", "were", "much", "many", "about", "us", "can", "could", "would", "should",
+                   "its", "his", "her", "he", "she", "we", "you", "i", "me", "my", "from", "than", "so", "any"}
+_STOPWORDS = sorted(set(bm25s.stopwords.STOPWORDS_EN) | _QUESTION_WORDS)
+
+
+def _terms(texts: list[str]) -> list[list[str]]:
+    """Stemmed content words: what lexical overlap is measured on."""
+    return bm25s.tokenize(texts, stopwords=_STOPWORDS, stemmer=_stemmer(), return_ids=False, show_progress=False)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _trim_left(text: str) -> str:
+    """Start the context at a word boundary."""
+    if not text or text[0].isspace():
+        return text.lstrip()
+    cut = text.find(" ")
+    return text[cut + 1:] if cut >= 0 else text
+
+
+def _trim_right(text: str) -> str:
+    if not text or text[-1].isspace():
+        return text.rstrip()
+    cut = text.rfind(" ")
+    return text[:cut] if cut >= 0 else text
+
+
+_local = threading.local()
+
+
+def _stemmer():
+    """The English Snowball stemmer for the answerer's term matching; one per thread (it is not thread-safe)."""
+    if not hasattr(_local, "stemmer"):
+        import Stemmer
+
+        _local.stemmer = Stemmer.Stemmer("english")
+    return _local.stemmer

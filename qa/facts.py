@@ -1,0 +1,274 @@
+"""What a question asks for, and the facts a sentence states: numbers, dates, names, places and reasons.
+
+Rules over the text, not a model: a question's kind comes from its question words ("how many" -> a quantity,
+"when" -> a date, "who" -> a person or organisation, ...), and a sentence *holds* an answer of that kind when it
+states such a value that the question does not already contain ("How many troops did North Korea send in 2024?"
+is not answered by a sentence whose only number is 2024). The same values decide whether two sentences state one
+fact (they must agree on their numbers, dates and names) or disagree.
+
+Values are normalised so that "10,000" = "10000", "Nov. 27" = "November 27" and "five" = "5".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Kind(Enum):
+    """The kind of answer a question asks for."""
+
+    QUANTITY = "quantity"  # how many, how much, what share
+    DATE = "date"  # when, what day, what year
+    PERSON = "person"  # who (a person or an organisation)
+    PLACE = "place"  # where
+    REASON = "reason"  # why
+    THING = "thing"  # which X, what X: an X
+    OTHER = "other"  # what did they say, what happened...
+
+
+#: Kinds whose value a sentence either states or does not: an answer without one is no answer.
+STRICT = frozenset({Kind.QUANTITY, Kind.DATE, Kind.PERSON, Kind.PLACE})
+
+_PLACE_NOUNS = ("city", "town", "country", "place", "port", "region", "province", "state", "district", "county",
+                "capital", "island", "village", "airport", "location", "venue", "area", "street", "site", "harbor",
+                "harbour", "neighborhood", "neighbourhood", "coast", "border", "nation")
+_PERSON_NOUNS = ("person", "people", "man", "woman", "official", "minister", "leader", "company", "firm", "group",
+                 "organisation", "organization", "agency", "team", "party", "candidate", "president", "union",
+                 "player", "coach", "country", "government", "spokesperson", "spokesman", "spokeswoman", "judge",
+                 "court", "ministry", "department", "member", "politician", "mayor", "official", "officials",
+                 "airline", "operator", "operators", "insurer", "bank", "club", "newspaper", "outlet", "agency")
+_QUANTITY_NOUNS = ("number", "share", "percentage", "percent", "proportion", "amount", "total", "cost", "price",
+                   "figure", "rate", "sum", "count", "size", "toll", "value", "budget", "fine", "salary", "wage")
+_DATE_NOUNS = ("day", "date", "year", "month", "time", "week", "hour", "season", "decade", "century")
+
+_WORD = r"[A-Za-z][\w'’-]*"
+_WH = re.compile(r"\b(how many|how much|how long|how old|how far|how big|how large|how often|when|who|whom|whose|"
+                 r"where|why|which|what)\b", re.IGNORECASE)
+
+
+def question_kind(question: str) -> tuple[Kind, str | None]:
+    """The kind of answer ``question`` asks for, and for "which X"/"what X" questions the noun X."""
+    match = _WH.search(question)
+    if not match:
+        return Kind.OTHER, None
+    wh = match[1].lower()
+    rest = question[match.end():]
+    if wh in ("how many", "how much", "how old", "how far", "how big", "how large", "how often"):
+        return Kind.QUANTITY, None
+    if wh == "how long":
+        return (Kind.DATE, None) if re.match(r"\s+ago\b", rest) else (Kind.QUANTITY, None)
+    if wh == "when":
+        return Kind.DATE, None
+    if wh in ("who", "whom", "whose"):
+        return Kind.PERSON, None
+    if wh == "where":
+        return Kind.PLACE, None
+    if wh == "why":
+        return Kind.REASON, None
+    # which/what: "what share", "which city", "what is the capital", "what caused..."
+    head = re.match(r"\s+(?:(?:is|was|are|were)\s+)?(?:the\s+|a\s+|an\s+)?((?:\w+\s+){0,1}\w+)", rest)
+    words = head[1].lower().split() if head else []
+    if words and words[0] in _AUXILIARIES:  # "what did operators offer?": the verb's object, of no set kind
+        return Kind.OTHER, None
+    for word in words[:2]:
+        noun = word.rstrip("s") if word not in ("news", "status") else word
+        if word in _QUANTITY_NOUNS or noun in _QUANTITY_NOUNS:
+            return Kind.QUANTITY, None
+        if word in _DATE_NOUNS or noun in _DATE_NOUNS:
+            return Kind.DATE, None
+        if word in _PLACE_NOUNS or noun in _PLACE_NOUNS:
+            return Kind.PLACE, None
+        if word in _PERSON_NOUNS or noun in _PERSON_NOUNS:
+            return Kind.PERSON, None
+        if word in ("caused", "cause", "led", "prompted", "reason", "reasons", "triggered", "motivated"):
+            return Kind.REASON, None
+    if wh == "which" and words:
+        return Kind.THING, words[0]
+    if words and words[0] not in _VERBS:
+        return Kind.THING, words[0]
+    return Kind.OTHER, None
+
+
+_AUXILIARIES = {"did", "does", "do", "has", "have", "had", "will", "would", "can", "could", "should", "might", "may",
+                "must", "shall"}
+_VERBS = {"is", "was", "are", "were", "did", "does", "do", "has", "have", "had", "will", "would", "can", "could",
+          "should", "happened", "happens", "said", "says", "say", "made", "makes", "kind", "type", "sort"}
+
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+           "november", "december")
+_MONTH_ABBR = {m[:3]: m for m in _MONTHS} | {"sept": "september"}
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+     "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"))}
+_SCALE = {"hundred": "100", "hundreds": "100", "thousand": "1000", "thousands": "1000", "million": "1000000",
+          "millions": "1000000", "billion": "1000000000", "billions": "1000000000", "dozen": "12", "dozens": "12",
+          "half": "0.5", "third": "1/3", "quarter": "1/4", "twice": "2", "double": "2", "triple": "3"}
+
+_DATE = re.compile(
+    r"\b(?:(?P<month>" + "|".join(_MONTHS) + r"|(?:jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)\.?)"
+    r"(?:\s+(?P<day>\d{1,2})(?:st|nd|rd|th)?\b)?(?:,?\s+(?P<year>(?:19|20)\d\d)\b)?"
+    r"|(?P<day2>\d{1,2})(?:st|nd|rd|th)?\s+(?P<month2>" + "|".join(_MONTHS) + r")(?:\s+(?P<year2>(?:19|20)\d\d))?"
+    r"|(?P<iso>(?:19|20)\d\d-\d\d-\d\d)"
+    r"|(?P<weekday>" + "|".join(_WEEKDAYS) + r")s?"
+    r"|(?P<relative>today|yesterday|tomorrow|tonight|overnight|(?:last|next|this|earlier this|later this)\s+"
+    r"(?:week|month|year|weekend|spring|summer|autumn|fall|winter|morning|afternoon|evening))"
+    r"|(?P<time>\d{1,2}(?::\d\d)?\s*(?:a\.m\.|p\.m\.|am\b|pm\b)|noon|midnight)"
+    r"|(?P<year3>(?:19|20)\d\d)s?)\b",
+    re.IGNORECASE)
+_NUMBER = re.compile(r"(?<![\w.])(?P<num>\d+(?:[.,]\d+)*)(?:\s*(?P<unit>%|percent|per cent|mm|km|kg|m\b))?"
+                     r"|\b(?P<word>" + "|".join([*_NUMBER_WORDS, *_SCALE]) + r")\b", re.IGNORECASE)
+_MONEY = re.compile(r"[$€£¥₩]\s?\d|\b\d[\d,.]*\s*(?:dollars|euros|pounds|won|yen|yuan|usd|eur)\b", re.IGNORECASE)
+_NAME = re.compile(r"(?<![\w'’-])(?:[A-Z][\w'’-]*|[A-Z]\.)(?:\s+(?:of|de|la|van|von|bin|al|the)?\s*[A-Z][\w'’-]*)*")
+_REASON = re.compile(r"\b(because|due to|owing to|as a result|result of|caused by|blamed|citing|cited|in protest|"
+                     r"to protest|in order to|so that|after|amid|over|since|reason|demand(?:ing|ed|s)?|fears? of|"
+                     r"concerns? (?:about|over)|following|led to|prompted|aimed at|aim of|to (?:avoid|prevent|"
+                     r"press|force|secure|win|protect|meet|cut|reduce|boost))\b", re.IGNORECASE)
+_PLACE_PREP = re.compile(r"\b(?:in|at|from|near|to|into|across|outside|inside|off|toward|towards|through)\s+"
+                         r"(?:the\s+)?([A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*)")
+_PLACE_WORDS = re.compile(r"\b(" + "|".join(_PLACE_NOUNS) + r"|oblast|province|harbou?r|terminal|plant|factory|"
+                          r"stadium|hall|square|river|lake|mountain|valley)s?\b", re.IGNORECASE)
+_ROLES = re.compile(r"\b(experts?|officials?|analysts?|ministry|government|police|union|company|spokes(?:person|man|"
+                    r"woman)|president|minister|leader|chief|director|mayor|council|committee|board|agency|court|"
+                    r"judge|researchers?|scientists?|residents?|workers?|operators?|lawmakers?|regulators?|"
+                    r"prosecutors?|investigators?|authorities|organi[sz]ers?|management|employers?|manufacturer|"
+                    r"owner|founder|chairman|chairwoman|ceo|executive|governor|senator|parliament|army|military|"
+                    r"navy|delegation|administration|office)\b", re.IGNORECASE)
+#: Capitalised words that begin sentences or questions without naming anyone.
+_NOT_NAMES = {"the", "a", "an", "this", "that", "these", "those", "it", "its", "they", "he", "she", "we", "i",
+              "in", "on", "at", "after", "before", "during", "while", "but", "and", "or", "so", "however", "also",
+              "meanwhile", "still", "yet", "as", "for", "with", "by", "from", "to", "of", "if", "when", "where",
+              "who", "what", "which", "why", "how", "there", "here", "some", "many", "most", "more", "several",
+              "about", "around", "nearly", "almost", "over", "under", "one", "two", "three", "his", "her", "their",
+              "our", "my", "your", "all", "both", "each", "every", "no", "not", "did", "does", "do", "is", "was",
+              "are", "were", "has", "have", "had", "will", "would", "can", "could", "should", "may", "might", "mr",
+              "mrs", "ms", "dr", "according", "despite", "although", "though", "since", "until", "unlike", "like",
+              "other", "such", "than", "then", "now", "only", "even", "just", "among", "against", "between", "into",
+              "through", "without", "within", "experts", "officials", "analysts", "residents", "workers",
+              *_MONTHS, *_WEEKDAYS}
+
+
+@dataclass(frozen=True)
+class Facts:
+    """The checkable values a text states, normalised: numbers, dates and names (lowercased words)."""
+
+    numbers: frozenset[str]
+    dates: frozenset[str]
+    names: frozenset[str]
+
+    def agrees(self, other: Facts) -> bool:
+        """Whether two sentences can state one fact: wherever both give numbers (or dates, or names), they give
+        the same ones; a sentence that gives none of a kind neither agrees nor conflicts on that kind."""
+        for mine, theirs in ((self.numbers, other.numbers), (self.dates, other.dates)):
+            if mine and theirs and mine != theirs:
+                return False
+        return not (self.names and other.names and not self.names & other.names)
+
+
+def facts(text: str) -> Facts:
+    dates = _dates(text)
+    return Facts(frozenset(_numbers(_DATE.sub(" ", text))), frozenset(dates), frozenset(_names(text)))
+
+
+def _numbers(text: str) -> list[str]:
+    out = []
+    for m in _NUMBER.finditer(text):
+        if m["num"]:
+            raw = m["num"]
+            value = raw.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?", raw) else raw.replace(",", ".")
+            value = value.rstrip("0").rstrip(".") if "." in value else value
+            out.append(value + ("%" if m["unit"] and m["unit"].lower() in ("%", "percent", "per cent") else ""))
+        else:
+            word = m["word"].lower()
+            out.append(_NUMBER_WORDS.get(word) or _SCALE[word])
+    return out
+
+
+def _dates(text: str) -> list[str]:
+    out = []
+    for m in _DATE.finditer(text):
+        month = m["month"] or m["month2"]
+        if month:
+            month = _MONTH_ABBR.get(month.lower().rstrip(".")[:4], None) or _MONTH_ABBR.get(
+                month.lower().rstrip(".")[:3], month.lower())
+            if month == "may" and not (m["day"] or m["year"]):
+                continue  # "may" is usually the verb
+            day, year = m["day"] or m["day2"], m["year"] or m["year2"]
+            out.append(" ".join(x for x in (year, month, day and str(int(day))) if x))
+        elif m["iso"]:
+            out.append(m["iso"])
+        else:
+            out.append(" ".join(m[0].lower().split()).rstrip("s") if m["weekday"] else " ".join(m[0].lower().split()))
+    return out
+
+
+def _names(text: str) -> list[str]:
+    """Capitalised words that name someone or something, lowercased (sentence-initial common words left out)."""
+    out = []
+    for m in _NAME.finditer(_DATE.sub(" ", text)):
+        words = [w for w in re.split(r"\s+", m[0]) if w.lower().strip(".") not in _NOT_NAMES and len(w) > 1]
+        out += [w.lower().strip("'’.") for w in words]
+    return out
+
+
+def holds(kind: Kind, text: str, question: str, noun: str | None = None) -> bool:
+    """Whether ``text`` states a value of ``kind`` that ``question`` does not already contain."""
+    if kind is Kind.QUANTITY:
+        asked = set(_numbers(question))
+        return bool(_MONEY.search(text)) or any(n not in asked for n in _numbers(_DATE.sub(" ", text)))
+    if kind is Kind.DATE:
+        asked = set(_dates(question))
+        return any(d not in asked for d in _dates(text))
+    if kind is Kind.PERSON:
+        asked = set(_names(question)) | {w.lower() for w in re.findall(_WORD, question)}
+        return any(n not in asked for n in _names(text)) or any(
+            r.lower() not in asked for r in _ROLES.findall(text))
+    if kind is Kind.PLACE:
+        asked = {w.lower() for w in re.findall(_WORD, question)}
+        places = [w for m in _PLACE_PREP.finditer(text) for w in m[1].lower().split()]
+        return any(p not in asked and p not in _NOT_NAMES for p in places) or any(
+            p.lower() not in asked for p in _PLACE_WORDS.findall(text))
+    if kind is Kind.REASON:
+        return bool(_REASON.search(text))
+    if kind is Kind.THING:
+        asked = set(_names(question))
+        return (noun is not None and re.search(rf"\b{re.escape(noun.rstrip('s'))}", text, re.IGNORECASE) is not None
+                ) or any(n not in asked for n in _names(text)) or bool(_numbers(text))
+    return True
+
+
+def values(kind: Kind, text: str) -> list[str]:
+    """The values of ``kind`` a text states, as written there (for "Reports differ: 4,300 [1]; 4,500 [2]")."""
+    if kind is Kind.QUANTITY:
+        cleaned = _DATE.sub(lambda m: " " * len(m[0]), text)
+        return [m[0].strip() for m in _NUMBER.finditer(cleaned) if m["num"]]
+    if kind is Kind.DATE:
+        return [m[0] for m in _DATE.finditer(text)]
+    return []
+
+
+def normalized(kind: Kind, text: str) -> frozenset[str]:
+    """The values of ``kind`` in ``text``, normalised, to tell whether two sentences give the same answer."""
+    if kind is Kind.QUANTITY:
+        return frozenset(_numbers(_DATE.sub(" ", text)))
+    if kind is Kind.DATE:
+        return frozenset(_dates(text))
+    return frozenset()
+
+
+def names_in(text: str) -> list[str]:
+    """Capitalised names and numbers of a question, lowercased: the words the archive must contain to answer."""
+    return [*_names(text), *[n for n in _numbers(text) if len(n) >= 2]]
+
+
+def is_question(text: str) -> bool:
+    """A sentence that asks rather than tells ("What does a central bank do?") is never an answer."""
+    return text.rstrip().rstrip("\"'”’)»").endswith("?")
+
+
+def is_heading(text: str) -> bool:
+    """A headline or sub-heading line: short, without the full stop of a sentence."""
+    stripped = text.rstrip()
+    return len(stripped.split()) <= 14 and not stripped.endswith((".", "!", "?", "\"", "”", "'", "’", ":", ";", ")"))
