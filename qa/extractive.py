@@ -38,14 +38,19 @@ class ExtractiveSettings:
 
     max_sentences: int = 3  # sentences in an answer
     margin: float = 0.2  # further sentences must score within this of the best one
-    lexical_weight: float = 1.0  # weight of question-term coverage beside embedding similarity
+    lexical_weight: float = 1.5  # weight of question-term coverage beside embedding similarity
     focus_weight: float = 2.0  # the question's own terms, beside terms a follow-up takes from the conversation
+    topic_weight: float = 0.25  # terms of the passages' titles: they find the article, not the sentence in it
     kind_weight: float = 0.3  # bonus for stating the asked-for kind of answer (ranking only, not confidence)
+    anchor_weight: float = 0.3  # and for stating it next to a word of the question ("412 flights", "its director
+    #                             of operations, Felix Amundsen-Roy"): the value answers what was asked
+    anchor_words: int = 3  # "next to": at most this many words apart
     passage_weight: float = 0.75  # weight of the best passage's similarity in the confidence
     abstain_below: float = 0.87  # abstain when the confidence is lower (set by bench/calibrate.py)
     dangling_penalty: float = 0.1  # for sentences that lean on the one before ("However, ...", "It ...")
     duplicate_above: float = 0.80  # sentences this similar (and agreeing on their facts) state one fact
     differ_above: float = 0.60  # sentences this similar that give other figures for the asked-for value differ
+    differ_margin: float = 0.5  # ... if they score within this of the best one
     context_chars: int = 160
 
 
@@ -58,6 +63,7 @@ class Judgement:
     candidates: list[Candidate]  # the sentences that may be quoted
     scores: np.ndarray  # for ranking (with the kind bonus)
     typed: np.ndarray  # whether each states the asked-for kind of answer
+    anchored: np.ndarray  # whether it states it next to a word of the question
     best: int  # index of the sentence an answer would start with; -1 when there is none
     sentence_score: float  # the best sentence's score without the kind bonus
     passage_score: float  # the best passage's cosine similarity to the query
@@ -89,19 +95,21 @@ class ExtractiveAnswerer:
         focus = evidence.reading.focus
         kind, noun = facts.question_kind(focus)
         candidates = [c for c in evidence.candidates if self._eligible(c, kind, noun, focus)]
-        missing = _missing(focus, evidence)
         if not candidates:
-            return Judgement(kind, focus, [], np.zeros(0), np.zeros(0, bool), -1, 0.0, 0.0, 0.0, missing, False)
+            none = np.zeros(0, bool)
+            return Judgement(kind, focus, [], np.zeros(0), none, none, -1, 0.0, 0.0, 0.0, (), False)
         base = self._score(evidence, candidates)
         typed = np.array([facts.holds(kind, c.sentence.text, focus, noun) for c in candidates])
-        scores = base + s.kind_weight * typed
+        anchored = self._anchored(kind, noun, focus, candidates) if kind is not Kind.OTHER else np.zeros(len(typed))
+        scores = base + s.kind_weight * typed + s.anchor_weight * anchored
         pool = np.flatnonzero(typed) if kind in STRICT else np.arange(len(candidates))
         best = int(pool[np.argmax(scores[pool])]) if len(pool) else -1
         passage = float(evidence.passage_similarity.max()) if len(evidence.passage_similarity) else 0.0
+        missing = _missing(focus, evidence, candidates[best] if best >= 0 else None)
         sentence = float(base[best]) if best >= 0 else 0.0
         confidence = sentence + s.passage_weight * passage if best >= 0 else 0.0
         answerable = best >= 0 and not missing and confidence >= s.abstain_below
-        return Judgement(kind, focus, candidates, scores, typed, best, sentence, passage, confidence, missing,
+        return Judgement(kind, focus, candidates, scores, typed, anchored, best, sentence, passage, confidence, missing,
                          answerable)
 
     @staticmethod
@@ -113,15 +121,37 @@ class ExtractiveAnswerer:
             return kind is not Kind.OTHER and facts.holds(kind, text, focus, noun)
         return True
 
+    def _anchored(self, kind: Kind, noun: str | None, focus: str, candidates: list[Candidate]) -> np.ndarray:
+        """Whether each candidate states its value of the asked-for kind within a few words of a question term."""
+        terms = set(_terms([focus])[0])
+        out = np.zeros(len(candidates))
+        for i, c in enumerate(candidates):
+            text = c.sentence.text
+            values = facts.spans(kind, text, focus, noun)
+            if not values or not terms:
+                continue
+            words = [(m.start(), m.end(), m[0].lower()) for m in _WORDS.finditer(text)]
+            stems = _stemmer().stemWords([w for _, _, w in words])
+            wanted = terms
+            if kind is Kind.QUANTITY and noun and _stemmer().stemWord(noun) in stems:
+                wanted = {_stemmer().stemWord(noun)}  # "how many dockworkers": a number of dockworkers
+            near = [k for k, stem in enumerate(stems) if stem in wanted]
+            inside = [{k for k, (a, b, _) in enumerate(words) if a < end and b > start} for start, end in values]
+            out[i] = any(abs(k - v) <= self.settings.anchor_words for span in inside for v in span for k in near
+                         if k not in span)
+        return out
+
     def _score(self, evidence: Evidence, candidates: list[Candidate]) -> np.ndarray:
         s = self.settings
         sentences = [c.sentence for c in candidates]
         similarity = np.stack([x.vector for x in sentences]) @ evidence.vector
-        own = _terms([evidence.reading.focus])[0]
+        own = _terms([evidence.question])[0]  # the words of this question; a follow-up borrows the rest
         borrowed = [t for t in _terms([evidence.reading.query])[0] if t not in own]
         weights = {t: 1.0 for t in borrowed} | {t: s.focus_weight for t in own}
         if not weights:
             return similarity
+        topic = set(_terms([" ".join(dict.fromkeys(p.title for p in evidence.passages))])[0])
+        weights = {t: w * (s.topic_weight if t in topic else 1.0) for t, w in weights.items()}
         terms = list(weights)
         held = [set(t) for t in _terms([x.text for x in sentences])]
         df = np.array([sum(t in h for h in held) for t in terms])
@@ -182,18 +212,19 @@ class ExtractiveAnswerer:
         s, best = self.settings, j.candidates[j.best]
         asked = facts.normalized(j.kind, j.focus)
         mine = facts.normalized(j.kind, best.sentence.text) - asked
-        if not mine:
+        if not mine or not j.anchored[j.best]:  # only figures that answer what was asked can disagree
             return None
         own = facts.facts(best.sentence.text)
         for i in np.argsort(-j.scores):
             i = int(i)
             c = j.candidates[i]
-            if (i == j.best or not j.typed[i] or c.sentence.article_id == best.sentence.article_id
-                    or j.scores[i] < j.scores[j.best] - s.margin or vectors[i] @ vectors[j.best] < s.differ_above):
+            if (i == j.best or not j.typed[i] or c.part == TITLE or c.sentence.article_id == best.sentence.article_id
+                    or j.scores[i] < j.scores[j.best] - s.differ_margin
+                    or vectors[i] @ vectors[j.best] < s.differ_above):
                 continue
             theirs = facts.normalized(j.kind, c.sentence.text)
             other = facts.facts(c.sentence.text)
-            same_day = not (own.dates and other.dates and own.dates != other.dates) or j.kind is Kind.DATE
+            same_day = own.same_time(other) or j.kind is Kind.DATE
             if theirs and not theirs & mine and same_day:
                 return i
         return None
@@ -222,17 +253,22 @@ def _differ(j: Judgement, first: int, rival: int, sentences: list[AnswerSentence
     return "Reports differ: " + "; ".join(bits) + "."
 
 
-def _missing(focus: str, evidence: Evidence) -> tuple[str, ...]:
-    """Names and numbers of the question that no passage or title of the evidence contains."""
-    wanted = facts.names_in(focus)
-    if not wanted:
+def _missing(focus: str, evidence: Evidence, chosen: Candidate | None) -> tuple[str, ...]:
+    """What the question names that the evidence does not: a name or number no passage or title contains ("the
+    port of Rotterdam" in an archive about another port), or a year ("in 2020", "last year") that neither the
+    chosen sentence nor its article's date gives."""
+    if chosen is None:
         return ()
     haystack = " ".join(f"{p.title} {p.text}" for p in evidence.passages).lower()
-    return tuple(w for w in dict.fromkeys(wanted) if w not in haystack)
+    out = [w for w in dict.fromkeys(facts.names_in(focus)) if w not in haystack]
+    sentence_years = facts.years(chosen.sentence.text) | {(chosen.passage.date or "")[:4]}
+    out += [y for y in facts.years(focus) if y not in sentence_years]
+    return tuple(out)
 
 
 _DANGLING = re.compile(r"(however|but|and|also|still|yet|meanwhile|moreover|instead|this|that|these|those|it|its|"
                        r"they|their|he|she|his|her|such)\b", re.IGNORECASE)
+_WORDS = re.compile(r"[\w'’]+")
 _QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "do", "does", "did",
                    "has", "have", "had", "were", "much", "many", "about", "us", "can", "could", "would", "should",
                    "its", "his", "her", "he", "she", "we", "you", "i", "me", "my", "from", "than", "so", "any"}

@@ -56,7 +56,9 @@ def question_kind(question: str) -> tuple[Kind, str | None]:
     wh = match[1].lower()
     rest = question[match.end():]
     if wh in ("how many", "how much", "how old", "how far", "how big", "how large", "how often"):
-        return Kind.QUANTITY, None
+        counted = re.match(r"\s+(?:of\s+the\s+|more\s+|of\s+)?([a-z][\w-]*)", rest, re.IGNORECASE)
+        noun = counted[1].lower() if counted and wh == "how many" else None
+        return Kind.QUANTITY, noun if noun not in _AUXILIARIES | _VERBS else None
     if wh == "how long":
         return (Kind.DATE, None) if re.match(r"\s+ago\b", rest) else (Kind.QUANTITY, None)
     if wh == "when":
@@ -77,7 +79,7 @@ def question_kind(question: str) -> tuple[Kind, str | None]:
         if word in _QUANTITY_NOUNS or noun in _QUANTITY_NOUNS:
             return Kind.QUANTITY, None
         if word in _DATE_NOUNS or noun in _DATE_NOUNS:
-            return Kind.DATE, None
+            return Kind.DATE, noun
         if word in _PLACE_NOUNS or noun in _PLACE_NOUNS:
             return Kind.PLACE, None
         if word in _PERSON_NOUNS or noun in _PERSON_NOUNS:
@@ -115,19 +117,19 @@ _DATE = re.compile(
     r"|(?P<weekday>" + "|".join(_WEEKDAYS) + r")s?"
     r"|(?P<relative>today|yesterday|tomorrow|tonight|overnight|(?:last|next|this|earlier this|later this)\s+"
     r"(?:week|month|year|weekend|spring|summer|autumn|fall|winter|morning|afternoon|evening))"
-    r"|(?P<time>\d{1,2}(?::\d\d)?\s*(?:a\.m\.|p\.m\.|am\b|pm\b)|noon|midnight)"
-    r"|(?P<year3>(?:19|20)\d\d)s?)\b",
+    r"|(?P<year3>(?:19|20)\d\d)s?)\b"
+    r"|(?P<time>\b\d{1,2}(?::\d\d)?\s*(?:a\.m\.|p\.m\.|am\b|pm\b)|\bnoon\b|\bmidnight\b)",
     re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\w.])(?P<num>\d+(?:[.,]\d+)*)(?:\s*(?P<unit>%|percent|per cent|mm|km|kg|m\b))?"
                      r"|\b(?P<word>" + "|".join([*_NUMBER_WORDS, *_SCALE]) + r")\b", re.IGNORECASE)
 _MONEY = re.compile(r"[$€£¥₩]\s?\d|\b\d[\d,.]*\s*(?:dollars|euros|pounds|won|yen|yuan|usd|eur)\b", re.IGNORECASE)
 _NAME = re.compile(r"(?<![\w'’-])(?:[A-Z][\w'’-]*|[A-Z]\.)(?:\s+(?:of|de|la|van|von|bin|al|the)?\s*[A-Z][\w'’-]*)*")
 _REASON = re.compile(r"\b(because|due to|owing to|as a result|result of|caused by|blamed|citing|cited|in protest|"
-                     r"to protest|in order to|so that|after|amid|over|since|reason|demand(?:ing|ed|s)?|fears? of|"
-                     r"concerns? (?:about|over)|following|led to|prompted|aimed at|aim of|to (?:avoid|prevent|"
-                     r"press|force|secure|win|protect|meet|cut|reduce|boost))\b", re.IGNORECASE)
+                     r"to protest|in order to|so that|after|amid|reasons?|fears? of|concerns? (?:about|over)|"
+                     r"following|led to|prompted|aimed at|aim of|in response to|in light of|driven by|thanks to)\b",
+                     re.IGNORECASE)
 _PLACE_PREP = re.compile(r"\b(?:in|at|from|near|to|into|across|outside|inside|off|toward|towards|through)\s+"
-                         r"(?:the\s+)?([A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*)")
+                         r"(?:the\s+)?([A-Z][\w'’-]*(?:\s+(?:of\s+)?[A-Z][\w'’-]*)*)")
 _PLACE_WORDS = re.compile(r"\b(" + "|".join(_PLACE_NOUNS) + r"|oblast|province|harbou?r|terminal|plant|factory|"
                           r"stadium|hall|square|river|lake|mountain|valley)s?\b", re.IGNORECASE)
 _ROLES = re.compile(r"\b(experts?|officials?|analysts?|ministry|government|police|union|company|spokes(?:person|man|"
@@ -159,12 +161,15 @@ class Facts:
     names: frozenset[str]
 
     def agrees(self, other: Facts) -> bool:
-        """Whether two sentences can state one fact: wherever both give numbers (or dates, or names), they give
-        the same ones; a sentence that gives none of a kind neither agrees nor conflicts on that kind."""
-        for mine, theirs in ((self.numbers, other.numbers), (self.dates, other.dates)):
-            if mine and theirs and mine != theirs:
-                return False
-        return not (self.names and other.names and not self.names & other.names)
+        """Whether two sentences can state one fact: where both give numbers they give the same ones, and where
+        both give dates (or names) they share one ("on Sunday, March 2" and "at 6 a.m. on Sunday" agree); a
+        sentence that gives none of a kind neither agrees nor conflicts on that kind."""
+        if self.numbers and other.numbers and self.numbers != other.numbers:
+            return False
+        return self.same_time(other) and not (self.names and other.names and not self.names & other.names)
+
+    def same_time(self, other: Facts) -> bool:
+        return not (self.dates and other.dates and not self.dates & other.dates)
 
 
 def facts(text: str) -> Facts:
@@ -209,34 +214,61 @@ def _names(text: str) -> list[str]:
     out = []
     for m in _NAME.finditer(_DATE.sub(" ", text)):
         words = [w for w in re.split(r"\s+", m[0]) if w.lower().strip(".") not in _NOT_NAMES and len(w) > 1]
-        out += [w.lower().strip("'’.") for w in words]
+        out += [re.sub(r"['’]s?$", "", w.lower().strip(".")) for w in words]
     return out
 
 
 def holds(kind: Kind, text: str, question: str, noun: str | None = None) -> bool:
     """Whether ``text`` states a value of ``kind`` that ``question`` does not already contain."""
+    return kind is Kind.OTHER or bool(spans(kind, text, question, noun))
+
+
+#: "What time" wants a clock time, "what year" a year, "what day" a day: the date-like values each accepts.
+_DATE_PARTS = {"time": ("time",), "hour": ("time",), "year": ("year", "year3", "iso"),
+               "day": ("weekday", "day", "day2", "iso", "relative"), "date": ("day", "day2", "iso", "weekday")}
+
+
+def spans(kind: Kind, text: str, question: str, noun: str | None = None) -> list[tuple[int, int]]:
+    """Character spans of the values of ``kind`` in ``text`` that ``question`` does not already contain."""
     if kind is Kind.QUANTITY:
         asked = set(_numbers(question))
-        return bool(_MONEY.search(text)) or any(n not in asked for n in _numbers(_DATE.sub(" ", text)))
+        dates = [m.span() for m in _DATE.finditer(text) if not m["year3"]]
+        out = [m.span() for m in _MONEY.finditer(text)]
+        for m in _NUMBER.finditer(text):
+            if any(a <= m.start() < b for a, b in dates) or not m[0].strip():
+                continue
+            if not set(_numbers(m[0])) <= asked:
+                out.append(m.span())
+        return out
     if kind is Kind.DATE:
         asked = set(_dates(question))
-        return any(d not in asked for d in _dates(text))
+        wanted = _DATE_PARTS.get(noun or "")
+        out = []
+        for m in _DATE.finditer(text):
+            if set(_dates(m[0])) <= asked:
+                continue
+            if wanted is None or any(m[g] for g in wanted):
+                out.append(m.span())
+        return out
     if kind is Kind.PERSON:
         asked = set(_names(question)) | {w.lower() for w in re.findall(_WORD, question)}
-        return any(n not in asked for n in _names(text)) or any(
-            r.lower() not in asked for r in _ROLES.findall(text))
+        return [m.span() for m in _NAME.finditer(text) if any(
+            n not in asked for n in _names(m[0]))] + [m.span() for m in _ROLES.finditer(text)
+                                                       if m[0].lower() not in asked]
     if kind is Kind.PLACE:
         asked = {w.lower() for w in re.findall(_WORD, question)}
-        places = [w for m in _PLACE_PREP.finditer(text) for w in m[1].lower().split()]
-        return any(p not in asked and p not in _NOT_NAMES for p in places) or any(
-            p.lower() not in asked for p in _PLACE_WORDS.findall(text))
+        return [m.span(1) for m in _PLACE_PREP.finditer(text) if any(
+            p not in asked and p not in _NOT_NAMES for p in m[1].lower().split())] + [
+            m.span() for m in _PLACE_WORDS.finditer(text) if m[0].lower() not in asked]
     if kind is Kind.REASON:
-        return bool(_REASON.search(text))
+        return [m.span() for m in _REASON.finditer(text)]
     if kind is Kind.THING:
         asked = set(_names(question))
-        return (noun is not None and re.search(rf"\b{re.escape(noun.rstrip('s'))}", text, re.IGNORECASE) is not None
-                ) or any(n not in asked for n in _names(text)) or bool(_numbers(text))
-    return True
+        out = [m.span() for m in _NAME.finditer(text) if any(n not in asked for n in _names(m[0]))]
+        if noun:
+            out += [m.span() for m in re.finditer(rf"\b{re.escape(noun.rstrip('s'))}", text, re.IGNORECASE)]
+        return out + [m.span() for m in _NUMBER.finditer(text)]
+    return []
 
 
 def values(kind: Kind, text: str) -> list[str]:
@@ -261,6 +293,15 @@ def normalized(kind: Kind, text: str) -> frozenset[str]:
 def names_in(text: str) -> list[str]:
     """Capitalised names and numbers of a question, lowercased: the words the archive must contain to answer."""
     return [*_names(text), *[n for n in _numbers(text) if len(n) >= 2]]
+
+
+_YEAR = re.compile(r"\b(?:in|of|since|from|during)\s+(?:the\s+)?((?:19|20)\d\d)\b|\b((?:19|20)\d\d)['’]s\b|"
+                   r"\b((?:last|next|previous)\s+year)(?:['’]s)?\b|\b(a year ago)\b", re.IGNORECASE)
+
+
+def years(text: str) -> set[str]:
+    """The years a text places itself in: "in 2020", "2020's", and "last year" / "next year" as written."""
+    return {" ".join((m[1] or m[2] or m[3] or m[4]).lower().split()) for m in _YEAR.finditer(text)}
 
 
 def is_question(text: str) -> bool:
