@@ -294,7 +294,7 @@ def make_article(article_id: str, title: str, text: str, meta: dict) -> Article:
         raise ArticleError("article has no text (empty or whitespace only)")
     return Article(
         id=article_id,
-        title=_clean(title) or _fallback_title(article_id),
+        title=_clean(title) or fallback_title(article_id),
         text=text,
         date=parse_date(meta.get("date")),
         source=_clean(meta.get("source")),
@@ -347,6 +347,7 @@ def _clean(value: object) -> str | None:
     return value or None
 
 
-def _fallback_title(article_id: str) -> str:
+def fallback_title(article_id: str) -> str:
+    """The title an article without one gets, from its file name; never quoted as a headline."""
     stem = Path(article_id.split("#")[0]).stem
     return stem.replace("-", " ").replace("_", " ").strip().capitalize() or article_id

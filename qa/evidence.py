@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qa.conversation import Reading, Turn
+from qa.corpus import fallback_title
 from qa.filters import Filters
 from qa.retriever import Passage, Retriever, Sentence
 
@@ -59,7 +60,8 @@ def gather(retriever: Retriever, question: str, reading: Reading, history: tuple
             if key not in seen:
                 seen.add(key)
                 candidates.append(Candidate(sentence, p))
-    firsts = {p.article_id: p for p in reversed(passages) if p.title}  # each article's best passage
+    # Each article's best passage, for its title line; a title made from the file name is no headline.
+    firsts = {p.article_id: p for p in reversed(passages) if p.title and p.title != fallback_title(p.article_id)}
     titled = [p for p in passages if firsts.get(p.article_id) is p]
     if titled:
         vectors = retriever.embed_texts([p.title for p in titled])

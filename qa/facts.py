@@ -50,9 +50,13 @@ _WH = re.compile(r"\b(how many|how much|how long|how old|how far|how big|how lar
 
 def question_kind(question: str) -> tuple[Kind, str | None]:
     """The kind of answer ``question`` asks for, and for "which X"/"what X" questions the noun X."""
-    match = _WH.search(question)
-    if not match:
+    matches = list(_WH.finditer(question))
+    if not matches:
         return Kind.OTHER, None
+    match = matches[0]
+    comma = question.find(",")
+    if len(matches) > 1 and 0 <= comma < matches[1].start() and match.start() < comma:
+        match = matches[1]  # "When rich countries trade with poor ones, whose wages increase?": the main clause's
     wh = match[1].lower()
     rest = question[match.end():]
     if wh in ("how many", "how much", "how old", "how far", "how big", "how large", "how often"):
@@ -117,7 +121,7 @@ _DATE = re.compile(
     r"|(?P<weekday>" + "|".join(_WEEKDAYS) + r")s?"
     r"|(?P<relative>today|yesterday|tomorrow|tonight|overnight|(?:last|next|this|earlier this|later this)\s+"
     r"(?:week|month|year|weekend|spring|summer|autumn|fall|winter|morning|afternoon|evening))"
-    r"|(?P<year3>(?:19|20)\d\d)s?)\b"
+    r"|(?P<year3>1\d{3}|20\d\d)s?)\b"
     r"|(?P<time>\b\d{1,2}(?::\d\d)?\s*(?:a\.m\.|p\.m\.|am\b|pm\b)|\bnoon\b|\bmidnight\b)",
     re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\w.])(?P<num>\d+(?:[.,]\d+)*)(?:\s*(?P<unit>%|percent|per cent|mm|km|kg|m\b))?"
@@ -291,8 +295,17 @@ def normalized(kind: Kind, text: str) -> frozenset[str]:
 
 
 def names_in(text: str) -> list[str]:
-    """Capitalised names and numbers of a question, lowercased: the words the archive must contain to answer."""
-    return [*_names(text), *[n for n in _numbers(text) if len(n) >= 2]]
+    """Capitalised names of a question, lowercased: words the evidence must contain for an answer. Its first word
+    is capitalised anyway ("Along with drought, ..."), so it counts only as part of a longer name."""
+    first = re.match(r"\s*([\w'’-]+)(\s+[A-Z])?", text)
+    if first and not first[2]:
+        text = text[first.end(1):]
+    return _names(text)
+
+
+def numbers_in(text: str) -> set[str]:
+    """The numbers of a text, normalised ("100,000" -> "100000"), dates left out."""
+    return {n for n in _numbers(_DATE.sub(" ", text)) if len(n.rstrip("%")) >= 2}
 
 
 _YEAR = re.compile(r"\b(?:in|of|since|from|during)\s+(?:the\s+)?((?:19|20)\d\d)\b|\b((?:19|20)\d\d)['’]s\b|"
@@ -302,6 +315,11 @@ _YEAR = re.compile(r"\b(?:in|of|since|from|during)\s+(?:the\s+)?((?:19|20)\d\d)\
 def years(text: str) -> set[str]:
     """The years a text places itself in: "in 2020", "2020's", and "last year" / "next year" as written."""
     return {" ".join((m[1] or m[2] or m[3] or m[4]).lower().split()) for m in _YEAR.finditer(text)}
+
+
+def years_mentioned(text: str) -> set[str]:
+    """Every year a text mentions (any 4-digit year, "last year"...), to check a question's years against."""
+    return years(text) | set(re.findall(r"\b(1\d{3}|20\d\d)\b", text))
 
 
 def is_question(text: str) -> bool:
