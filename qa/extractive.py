@@ -231,7 +231,9 @@ class ExtractiveAnswerer:
                     or j.scores[i] < j.scores[j.best] - s.differ_margin
                     or vectors[i] @ vectors[j.best] < s.differ_above):
                 continue
-            theirs = facts.normalized(j.kind, c.sentence.text)
+            theirs = facts.normalized(j.kind, c.sentence.text) - asked
+            if {x.endswith("%") for x in theirs} != {x.endswith("%") for x in mine}:
+                continue  # a share and a count do not disagree
             other = facts.facts(c.sentence.text)
             same_day = own.same_time(other) or j.kind is Kind.DATE
             if theirs and not theirs & mine and same_day:

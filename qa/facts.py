@@ -85,9 +85,9 @@ def question_kind(question: str) -> tuple[Kind, str | None]:
         if word in _DATE_NOUNS or noun in _DATE_NOUNS:
             return Kind.DATE, noun
         if word in _PLACE_NOUNS or noun in _PLACE_NOUNS:
-            return Kind.PLACE, None
+            return Kind.PLACE, noun
         if word in _PERSON_NOUNS or noun in _PERSON_NOUNS:
-            return Kind.PERSON, None
+            return Kind.PERSON, noun
         if word in ("caused", "cause", "led", "prompted", "reason", "reasons", "triggered", "motivated"):
             return Kind.REASON, None
     if wh == "which" and words:
@@ -279,7 +279,7 @@ def values(kind: Kind, text: str) -> list[str]:
     """The values of ``kind`` a text states, as written there (for "Reports differ: 4,300 [1]; 4,500 [2]")."""
     if kind is Kind.QUANTITY:
         cleaned = _DATE.sub(lambda m: " " * len(m[0]), text)
-        return [m[0].strip() for m in _NUMBER.finditer(cleaned) if m["num"]]
+        return [m[0].strip() for m in _NUMBER.finditer(cleaned) if m[0].strip()]
     if kind is Kind.DATE:
         return [m[0] for m in _DATE.finditer(text)]
     return []
