@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 #: What the answer says when the articles do not answer the question.
 ABSTAIN_TEXT = "The articles in the archive do not answer this question."
+#: Said before the quoted sentence when the articles say the fact is not known.
+UNKNOWN_TEXT = "The articles do not say; they report:"
 #: Why an answer abstained, in ``Answer.reason``.
 UNANSWERED, NO_MATCH, EMPTY = "unanswered", "no_match", "empty"
 

@@ -12,7 +12,8 @@ A sentence that is itself a question is never quoted; a headline or sub-heading 
 kind of answer. The best sentence comes first, up to two more follow if they score nearly as well. Sentences of
 other articles that say the same thing (close in meaning *and* agreeing on their numbers, dates and names) add
 their citations to it; when articles give different figures for the asked-for value, the answer says so and
-cites each. It abstains when its confidence is low, when no sentence states the asked-for kind of answer, or
+cites each. When the best sentence says that the fact is not known ("has not said how much ..."), the answer
+abstains and quotes it. It abstains when its confidence is low, when no sentence states the asked-for kind of answer, or
 when a name or number of the question appears nowhere in the evidence.
 """
 
@@ -27,7 +28,7 @@ import bm25s.stopwords
 import numpy as np
 
 from qa import facts
-from qa.answer import ABSTAIN_TEXT, UNANSWERED, Answer, AnswerSentence, Citation
+from qa.answer import ABSTAIN_TEXT, UNANSWERED, UNKNOWN_TEXT, Answer, AnswerSentence, Citation
 from qa.evidence import TITLE, Candidate, Evidence
 from qa.facts import STRICT, Kind
 
@@ -88,6 +89,13 @@ class ExtractiveAnswerer:
         if not judgement.answerable:
             return Answer(evidence.question, ABSTAIN_TEXT, abstained=True, related=evidence.passages,
                           reason=UNANSWERED)
+        best = judgement.candidates[judgement.best]
+        if facts.is_unknown(best.sentence.text):
+            # The article says it does not know ("The company has not said how much the vaccine would cost."):
+            # no answer, but the reader sees the sentence that says so.
+            citation = self._cite(1, best)
+            return Answer(evidence.question, f"{UNKNOWN_TEXT} {_one_line(best.sentence.text)} [1]",
+                          [AnswerSentence(best.sentence.text, (1,))], [citation], abstained=True, reason=UNANSWERED)
         return self._compose(evidence.question, judgement)
 
     def judge(self, evidence: Evidence) -> Judgement:

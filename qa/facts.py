@@ -322,6 +322,19 @@ def years_mentioned(text: str) -> set[str]:
     return years(text) | set(re.findall(r"\b(1\d{3}|20\d\d)\b", text))
 
 
+_UNKNOWN = re.compile(r"\b(?:has|have|had|did|does|do|would|will|could)\s+not\s+(?:yet\s+)?(?:said|say|disclosed?|"
+                      r"revealed?|announced?|confirmed?|released?|given|specified|made public)\b|\bdeclined to "
+                      r"(?:say|comment|disclose|give|confirm|specify)\b|\b(?:not|never) (?:been )?(?:disclosed|"
+                      r"made public|announced|released|revealed)\b|\bis (?:not|un)known\b|\bremains? unclear\b|"
+                      r"\bit (?:is|was) (?:not|un)clear\b|\bno (?:details|figures?) (?:were|was|have been) given\b",
+                      re.IGNORECASE)
+
+
+def is_unknown(text: str) -> bool:
+    """A sentence that says a fact is not known or not disclosed ("The company has not said how much ...")."""
+    return bool(_UNKNOWN.search(text))
+
+
 def is_question(text: str) -> bool:
     """A sentence that asks rather than tells ("What does a central bank do?") is never an answer."""
     return text.rstrip().rstrip("\"'”’)»").endswith("?")
