@@ -95,7 +95,8 @@ class ExtractiveAnswerer:
             # no answer, but the reader sees the sentence that says so.
             citation = self._cite(1, best)
             return Answer(evidence.question, f"{UNKNOWN_TEXT} {_one_line(best.sentence.text)} [1]",
-                          [AnswerSentence(best.sentence.text, (1,))], [citation], abstained=True, reason=UNANSWERED)
+                          [AnswerSentence(best.sentence.text, (1,))], [citation], abstained=True, caveat=UNKNOWN_TEXT,
+                          reason=UNANSWERED)
         return self._compose(evidence.question, judgement)
 
     def judge(self, evidence: Evidence) -> Judgement:

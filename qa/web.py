@@ -72,19 +72,23 @@ def card_id(turn: int, number: int) -> str:
 
 
 def answer_markdown(answer: Answer, turn: int, sentences: int | None = None) -> str:
-    """The chat message for ``answer``: its first ``sentences`` sentences (all by default), each followed by
-    its ``[n]`` markers as links to the source cards."""
-    if answer.abstained or not answer.sentences:
+    """The chat message for ``answer``: its caveat ("Reports differ: ...") if any, then its first ``sentences``
+    sentences (all by default), each followed by its ``[n]`` markers as links to the source cards."""
+    if not answer.sentences:
         text = escape_markdown(answer.text)
         if answer.related:
             text += "\n\n*The closest passages are listed under Sources as related reading; they are not an answer.*"
         return text
     titles = {c.number: c.title for c in answer.citations}
+
+    def link(n: int) -> str:
+        return f'[\\[{n}\\]](#{card_id(turn, n)} "{_link_title(titles.get(n, ""))}")'
+
     parts = []
+    if answer.caveat:  # its markers were escaped with the rest; link them again
+        parts.append(re.sub(r"\\\[(\d+)\\\]", lambda m: link(int(m[1])), escape_markdown(answer.caveat)))
     for sentence in answer.sentences[:sentences]:
-        markers = "".join(
-            f'[\\[{n}\\]](#{card_id(turn, n)} "{_link_title(titles.get(n, ""))}")' for n in sentence.citations)
-        parts.append(f"{escape_markdown(sentence.text)} {markers}")
+        parts.append(f"{escape_markdown(sentence.text)} {''.join(link(n) for n in sentence.citations)}")
     return " ".join(parts)
 
 
@@ -116,9 +120,12 @@ def _meta_html(date: str | None, source: str | None, url: str | None) -> str:
 
 
 def citation_card(citation: Citation, turn: int) -> str:
-    """One numbered source card: title, date, source, link, and the cited sentence in its context."""
+    """One numbered source card: title, date, source, link, and the cited sentence in its context (for a
+    headline that holds the answer, the title line, marked as such)."""
     before = f"…{_text(citation.before)} " if citation.before.strip() else ""
     after = f" {_text(citation.after)}…" if citation.after.strip() else ""
+    if citation.part == "title":  # a headline that holds the answer: the title line itself
+        before = '<span class="qa-tag">Headline</span> '
     return (f'<article class="qa-card" id="{card_id(turn, citation.number)}">'
             f'<div class="qa-card-head"><span class="qa-num">{citation.number}</span>'
             f'<span class="qa-title">{_text(citation.title)}</span></div>'
@@ -323,7 +330,8 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
         choices = [("All sources", "")] + [(s, s) for s in info.sources]
         return status_html(info), gr.update(choices=choices)
 
-    def respond(question: str, chat: list, turns: list, groups: list, source: str, since: str, until: str):
+    def respond(question: str, chat: list, turns: list, groups: list, source: str, since: str, until: str,
+                undated: bool = True):
         question = " ".join((question or "").split())
         if not question:
             yield "", chat, turns, groups, sources_html(groups)
@@ -332,8 +340,8 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
                 {"role": "assistant", "content": "*Searching the articles…*"}]
         yield "", chat, turns, groups, sources_html(groups)
         try:
-            answer = assistant.ask(question, history=turns, source=source or None, since=since or None,
-                                   until=until or None)
+            answer = assistant.ask(question, history=chat_turns(turns), source=source or None,
+                                   since=since or None, until=until or None, undated=bool(undated))
         except ValueError as exc:  # a bad filter value
             chat[-1] = {"role": "assistant", "content": escape_markdown(f"Cannot search: {exc}")}
             yield "", chat, turns, groups, sources_html(groups)
@@ -412,6 +420,8 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
                                                      scale=2)
                                 since = gr.Textbox(label="From date", placeholder="YYYY-MM-DD", scale=1)
                                 until = gr.Textbox(label="To date", placeholder="YYYY-MM-DD", scale=1)
+                                undated = gr.Checkbox(label="Include undated articles", value=True, scale=1,
+                                                      elem_id="qa-undated")
                     with gr.Column(scale=2, min_width=320):
                         sources = gr.HTML(sources_html([]), elem_id="qa-sources", js_on_load=None)
             with gr.Tab("Articles", id="articles"):
@@ -425,7 +435,7 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
 
         turns = gr.State([])
         groups = gr.State([])
-        chat_io = dict(inputs=[question, chatbot, turns, groups, source, since, until],
+        chat_io = dict(inputs=[question, chatbot, turns, groups, source, since, until, undated],
                        outputs=[question, chatbot, turns, groups, sources], api_visibility="private")
         question.submit(respond, **chat_io)
         send.click(respond, **chat_io)

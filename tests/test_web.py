@@ -325,3 +325,36 @@ def test_markup_in_articles_is_shown_as_text_and_never_runs(page, tmp_path):
     assert not page.dialogs
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web-markup.png"))
+
+
+@pytest.mark.browser
+def test_a_follow_up_uses_the_conversation_in_the_chat(page):
+    ask(page, "What ammunition was discussed?", turn=1)
+    ask(page, "Who proposed it?", turn=2)
+    answer = last_answer(page)
+    assert answer.startswith("Experts") and "[1]" in answer, answer
+    ask(page, "How many troops has North Korea sent to Russia?", turn=3)  # self-contained: read as asked
+    assert "10,000" in last_answer(page)
+
+
+@pytest.mark.browser
+def test_filters_that_keep_no_article_say_so_in_the_chat(page):
+    page.locator("#qa-filters").get_by_text("Filters").click()
+    page.get_by_label("From date").fill("2030-01-01")
+    page.get_by_label("Include undated articles").uncheck()
+    ask_and_wait_for_text(page, "What ammunition was discussed?", "No articles match these filters")
+    assert "from 2030-01-01, undated articles left out" in last_answer(page)
+    assert "do not answer" not in last_answer(page)
+    page.get_by_label("From date").fill("2030-13-01")
+    ask_and_wait_for_text(page, "What ammunition was discussed?", "Cannot search")
+    assert "From date '2030-13-01' is not a date" in last_answer(page)
+
+
+def ask_and_wait_for_text(page, question: str, text: str) -> None:
+    """Ask, and wait for the last answer to contain ``text`` (answers without sources add no source group)."""
+    page.fill("#qa-question textarea", question)
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        """text => { const bots = document.querySelectorAll('#qa-chat [data-testid="bot"]');
+                     return bots.length && bots[bots.length - 1].innerText.includes(text)
+                            && !document.querySelector('.generating, .pending'); }""", arg=text, timeout=30_000)
