@@ -46,8 +46,8 @@ class ExtractiveSettings:
     anchor_weight: float = 0.15  # and for stating it next to a word of the question ("412 flights", "its director
     #                             of operations, Felix Amundsen-Roy"): the value answers what was asked
     anchor_words: int = 3  # "next to": at most this many words apart
-    passage_weight: float = 0.75  # weight of the best passage's similarity in the confidence
-    abstain_below: float = 0.87  # abstain when the confidence is lower (set by bench/calibrate.py)
+    passage_weight: float = 1.5  # weight of the best passage's similarity in the confidence
+    abstain_below: float = 1.12  # abstain when the confidence is lower (set by bench/calibrate.py)
     dangling_penalty: float = 0.1  # for sentences that lean on the one before ("However, ...", "It ...")
     duplicate_above: float = 0.80  # sentences this similar (and agreeing on their facts) state one fact
     differ_above: float = 0.60  # sentences this similar that give other figures for the asked-for value differ
