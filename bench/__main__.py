@@ -1,4 +1,5 @@
-"""Every benchmark in one run: quality (bench.eval), defaults (bench.tune), speed (bench.speed), FAISS (bench.ann).
+"""Every benchmark in one run: quality (bench.eval, bench.newsqa), defaults (bench.tune), speed (bench.speed), FAISS
+(bench.ann).
 
     python -m bench            # make bench; long the first time (it builds and caches the 20k-chunk index)
     python -m bench --quick    # 100 questions, stages up to 5k chunks, 100k vectors
@@ -11,14 +12,14 @@ import sys
 import time
 from pathlib import Path
 
-from bench import ann, speed, tune
+from bench import ann, newsqa, speed, tune
 from bench import eval as quality
 from bench.data import RESULTS
 from bench.plot import PLOT, plot
 from bench.report import save_json
 from qa.config import configure_offline
 
-PARTS = ("eval", "tune", "speed", "ann")
+PARTS = ("eval", "newsqa", "tune", "speed", "ann")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         results["eval"] = quality.evaluate(limit=100 if args.quick else None, peer=not args.no_peer)
         results["seconds"]["eval"] = time.perf_counter() - started
         sections.append(("Quality (python -m bench.eval)", quality.render(results["eval"])))
+    if "newsqa" in parts:
+        started = time.perf_counter()
+        results["newsqa"] = newsqa.run()
+        results["seconds"]["newsqa"] = time.perf_counter() - started
+        sections.append(("Answers on news (python -m bench.newsqa)", newsqa.render_all(results["newsqa"])))
     if "tune" in parts:
         started = time.perf_counter()
         results["tune"] = tune.tune(limit=100 if args.quick else None)

@@ -166,6 +166,28 @@ def render(name: str, result: dict) -> str:
     return "\n".join(lines)
 
 
+def run(sets: tuple[str, ...] = SETS, show: bool = False) -> dict:
+    """Index the news test corpus in a temporary folder and score ``sets`` with the ``qa`` package imported."""
+    facts = _facts_module()
+    from qa import Assistant, Retriever, sync
+    from qa.config import configure_offline
+    from qa.embedding import load_embedder
+
+    configure_offline()
+    embedder = load_embedder("all-MiniLM-L6-v2")
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = build_corpus(Path(tmp) / "corpus")
+        sync(corpus, Path(tmp) / "index", embedder=embedder)
+        retriever = Retriever(Path(tmp) / "index", embedder)
+        results = {name: evaluate(load(name), Assistant(retriever), retriever, facts, show) for name in sets}
+        retriever.close()
+    return results
+
+
+def render_all(results: dict) -> str:
+    return "\n\n".join(render(name, result) for name, result in results.items())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.newsqa", description=__doc__.splitlines()[0])
     parser.add_argument("--set", choices=[*SETS, "both"], default="both")
@@ -173,24 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show", action="store_true", help="print every miss")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
-    facts = _facts_module()
     if args.qa_path:
         sys.path.insert(0, str(args.qa_path.resolve()))
-    from qa import Assistant, Retriever, sync
-    from qa.config import configure_offline
-    from qa.embedding import load_embedder
-
-    configure_offline()
-    embedder = load_embedder("all-MiniLM-L6-v2")
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        corpus = build_corpus(Path(tmp) / "corpus")
-        sync(corpus, Path(tmp) / "index", embedder=embedder)
-        retriever = Retriever(Path(tmp) / "index", embedder)
-        assistant = Assistant(retriever)
-        for name in (SETS if args.set == "both" else (args.set,)):
-            results[name] = evaluate(load(name), assistant, retriever, facts, args.show)
-            print(render(name, results[name]) + "\n")
+    results = run(SETS if args.set == "both" else (args.set,), args.show)
+    print(render_all(results))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))
