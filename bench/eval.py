@@ -149,8 +149,12 @@ def ask(assistant, question: str, mode: str):
     """``assistant.ask`` with the retrieval mode chosen: Assistant itself always searches in hybrid mode."""
     if mode == "hybrid":
         return assistant.ask(question)
+    from qa.conversation import Reading
+    from qa.evidence import gather
+
     question = " ".join(question.split())
-    return assistant.answerer.answer(question, assistant.retriever.search(question, k=assistant.k, mode=mode))
+    return assistant.answerer.answer(gather(assistant.retriever, question, Reading(question, question, False),
+                                            k=assistant.k, mode=mode))
 
 
 def forget_queries(retriever) -> None:

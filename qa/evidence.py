@@ -45,10 +45,10 @@ class Evidence:
 
 
 def gather(retriever: Retriever, question: str, reading: Reading, history: tuple[Turn, ...] = (),
-           filters: Filters | None = None, k: int = 5) -> Evidence:
-    """Search for ``reading`` and collect its evidence (one search, one embedding of the query)."""
+           filters: Filters | None = None, k: int = 5, mode: str = "hybrid") -> Evidence:
+    """Search for ``reading`` (in retrieval ``mode``) and collect its evidence (one search, one query embedding)."""
     filters = filters or Filters()
-    passages = retriever.search(reading.query, k=k, filters=filters)
+    passages = retriever.search(reading.query, k=k, mode=mode, filters=filters)
     vector = retriever.embed_query(reading.query)
     similarity = retriever.chunk_vectors(passages) @ vector if passages else np.zeros(0, np.float32)
     by_chunk = retriever.sentences(passages)
