@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from qa.metadata import FIELD_LIMITS, MetadataError, field, load_front_matter, repair
 
 #: File types the corpus reader understands, by extension.
 SUPPORTED_EXTENSIONS = (".md", ".markdown", ".txt", ".html", ".htm", ".json", ".jsonl")
@@ -92,12 +92,20 @@ def list_files(folder: str | Path) -> tuple[list[tuple[str, Path]], list[Problem
             continue
         if path.is_dir() or rel.lower() in ("readme.md", "readme.txt"):  # a note about the folder, not an article
             continue
+        if printable(rel) != rel:  # not UTF-8 (kept as surrogates by Python): no id, no page, no SQLite row
+            problems.append(Problem(printable(rel), "file name is not valid UTF-8 text; rename the file"))
+            continue
         if path.suffix.lower() not in SUPPORTED_EXTENSIONS:
             problems.append(Problem(rel, f"unsupported file type {path.suffix or '(none)'!r}; "
                                          f"use one of {', '.join(SUPPORTED_EXTENSIONS)}"))
             continue
         files.append((rel, path))
     return files, problems
+
+
+def printable(name: str) -> str:
+    """A file name as text that can be shown and stored: bytes that are not UTF-8 written as ``\\xe9``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace") if repair(name) != name else name
 
 
 def read_file(path: str | Path, article_id: str | None = None) -> tuple[list[Article], list[Problem]]:
@@ -135,7 +143,9 @@ def _read_limited(path: Path) -> bytes:
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size <= MAX_FILE_BYTES:
-            raw = handle.read(MAX_FILE_BYTES + 1)  # the file may grow while it is read
+            raw = handle.read(size + 1)  # not read(MAX_FILE_BYTES + 1): that allocates 20 MB for every file
+            if len(raw) > size:  # the file grew while it was read
+                raw += handle.read(MAX_FILE_BYTES + 1 - len(raw))
             if len(raw) <= MAX_FILE_BYTES:
                 return raw
             size = max(size, len(raw))
@@ -187,26 +197,24 @@ _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", r
 
 
 def parse_text(text: str, article_id: str) -> Article:
-    """Markdown or plain text, with optional YAML front matter; otherwise the first line is the title."""
+    """Markdown or plain text, with optional YAML front matter; otherwise the first line is the title.
+
+    A first line too long to be a title (over ``FIELD_LIMITS["title"]`` characters) is a paragraph: it stays in
+    the text and the title comes from the file name.
+    """
     meta: dict = {}
     match = _FRONT_MATTER.match(text)
     if match:
-        try:
-            loaded = yaml.safe_load(match.group(1))
-        except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: e.g. "date: 2024-02-30"
-            raise ArticleError(f"front matter is not valid YAML ({_first_line(exc)}); "
-                               "fix it or remove the --- block") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ArticleError("front matter must be 'key: value' lines (title, date, source, url, author)")
-        meta = loaded or {}
+        meta = _checked(load_front_matter, match.group(1))
         text = text[match.end():]
     body = text.strip()
-    title = _clean(meta.get("title"))
+    title = _checked(field, meta, "title")
     if not title:
         first, _, rest = body.partition("\n")
-        title = first.strip().lstrip("#").strip()
-        body = rest.strip()
-    return make_article(article_id, title, body, meta)
+        first = first.strip().lstrip("#").strip()
+        if len(first) <= FIELD_LIMITS["title"]:
+            title, body = first, rest.strip()
+    return make_article(article_id, title or "", body, meta)
 
 
 def parse_html(html: str, article_id: str) -> Article:
@@ -249,7 +257,7 @@ def _read_records(text: str, file_id: str, *, jsonl: bool) -> tuple[list[Article
             problems.append(Problem(where, "record has no 'text' (or 'body'/'content') string"))
             continue
         try:
-            articles.append(make_article(record_id, _clean(record.get("title")) or "", body, record))
+            articles.append(make_article(record_id, record.get("title"), body, record))
         except ArticleError as exc:
             problems.append(Problem(where, str(exc)))
     if not articles and not problems:
@@ -287,20 +295,36 @@ def _jsonl_records(text: str, file_id: str, problems: list[Problem]) -> Iterator
         yield str(lineno), record
 
 
-def make_article(article_id: str, title: str, text: str, meta: dict) -> Article:
-    """Validate and normalize one article's fields."""
-    text = _normalize_text(text)
+def make_article(article_id: str, title: object, text: str, meta: dict) -> Article:
+    """Validate and normalize one article's fields; raises :class:`ArticleError` with the reason and the fix.
+
+    Metadata fields must be single short values (:func:`qa.metadata.field`); a date that is given but cannot be
+    read refuses the article, as a YAML date that does not exist always did, rather than dropping the date.
+    """
+    text = _normalize_text(repair(text))
     if not any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text):
         raise ArticleError("article has no text (empty or whitespace only)")
+    date = _checked(field, meta, "date")
+    day = parse_date(date)
+    if date and day is None:
+        raise ArticleError(f"date {date[:40]!r} is not a date; write it as YYYY-MM-DD, or remove it")
     return Article(
-        id=article_id,
-        title=_clean(title) or _fallback_title(article_id),
+        id=repair(article_id),
+        title=_checked(field, {"title": title}, "title") or _fallback_title(repair(article_id)),
         text=text,
-        date=parse_date(meta.get("date")),
-        source=_clean(meta.get("source")),
-        url=_clean(meta.get("url")),
-        author=_clean(meta.get("author")),
+        date=day,
+        source=_checked(field, meta, "source"),
+        url=_checked(field, meta, "url"),
+        author=_checked(field, meta, "author"),
     )
+
+
+def _checked(function, *args):
+    """``function(*args)``, its :class:`MetadataError` as the :class:`ArticleError` the readers report."""
+    try:
+        return function(*args)
+    except MetadataError as exc:
+        raise ArticleError(str(exc)) from None
 
 
 def parse_date(value: object) -> str | None:

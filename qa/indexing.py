@@ -84,6 +84,8 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
                 stats.pop(_file_of(problem.path, stats), None)  # read again next time: the original may go
             report = SyncReport(skipped=problems + duplicates)
             _apply(writer, indexed, articles, set(kept), embedder, settings, report, progress, rebuild)
+            for problem in report.skipped[len(problems) + len(duplicates):]:
+                stats.pop(_file_of(problem.path, stats), None)
             writer.record_files(stats)
         finally:
             writer.close()
@@ -160,9 +162,14 @@ def _apply(writer: Writer, before: dict[str, tuple[str, str]], articles: list[Ar
     added: list[tuple[Article, list[Span], list[Chunk]]] = []
     chunk_texts: list[str] = []
     spans: list[list[tuple[int, int]]] = []  # per chunk: the sentences it is first to hold, in embed-text offsets
-    for article in todo:
-        sentences, chunks = chunker.split(article)
-        title = chunker.embed_title(article.title)
+    for article in list(todo):
+        try:
+            sentences, chunks = chunker.split(article)
+            title = chunker.embed_title(article.title)
+        except Exception as exc:  # one article the chunker cannot take must not stop the sync of the others
+            _not_indexed(article, f"could not be split into chunks ({exc.__class__.__name__}: {exc}); please "
+                                  "report this article as a bug", report, todo)
+            continue
         added.append((article, sentences, chunks))
         first_new = 0
         for c in chunks:
@@ -174,6 +181,15 @@ def _apply(writer: Writer, before: dict[str, tuple[str, str]], articles: list[Ar
     vectors, sentence_vectors = _encode(embedder, chunk_texts, spans, progress)
     report.chunks_embedded = len(chunk_texts)
     writer.commit(manifest, report.removed + report.updated, added, vectors, sentence_vectors, fresh=rebuild)
+
+
+def _not_indexed(article: Article, reason: str, report: SyncReport, todo: list[Article]) -> None:
+    """Leave ``article`` out of this sync (an indexed older version stays) and report why."""
+    todo.remove(article)
+    for ids in (report.added, report.updated):
+        if article.id in ids:
+            ids.remove(article.id)
+    report.skipped.append(Problem(article.id, reason))
 
 
 def _encode(embedder: Embedder, texts: list[str], spans: list[list[tuple[int, int]]], progress: bool

@@ -117,7 +117,7 @@ BAD: dict[str, str] = {
     "huge.txt": "over the 20 MB limit",
     "broken.json": "invalid JSON at line 2",
     "feed.jsonl (line 2)": "invalid JSON",
-    "bad-date.md": "front matter",
+    "bad-date.md": "is not a date",
     "notes.docx": "unsupported file type '.docx'",
     "pipe.md": "not a regular file",
     "dangling.md": "not found",

@@ -1,0 +1,113 @@
+"""Hostile and careless input found by the second adversarial pass (issue 12): each case reproduced for real.
+
+A YAML alias bomb, characters UTF-8 cannot encode, a corpus folder that vanishes under a waiting sync, a full
+disk, a read-only index, links out of the corpus, colliding article ids, control characters in what the CLI
+prints, huge JSON Lines files. Real files, real SQLite/FAISS/BM25, the bundled model, `qa` as a user runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from conftest import write
+from test_reliability import index_state, news
+
+from qa import sync
+from qa.cli import main
+from qa.corpus import read_file
+from qa.retriever import Retriever
+from qa.store import connect
+
+
+def alias_bomb(depth: int) -> str:
+    """A "billion laughs" front matter: each level lists nine references to the previous; title = the last."""
+    lines = ["a0: &a0 [x,x,x,x,x,x,x,x,x]"]
+    lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, depth)]
+    return "---\n" + "\n".join(lines) + f"\ntitle: *a{depth - 1}\n---\nThe body of a hostile article.\n"
+
+
+def articles_of(index: Path) -> dict[str, tuple[str, str]]:
+    con = connect(index, readonly=True)
+    try:
+        return {r[0]: (r[1], r[2]) for r in con.execute("SELECT id, title, text FROM articles")}
+    finally:
+        con.close()
+
+
+# --- 1. YAML alias bomb ------------------------------------------------------------------------------------
+
+def test_a_yaml_alias_bomb_is_refused_at_once_and_the_other_articles_are_indexed(tmp_path, embedder):
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    assert len(alias_bomb(7)) < 400  # 370 bytes: depth 6 took 23 s and 2.6 GB; depth 7 killed the process
+    write(corpus, "bomb.md", alias_bomb(7))
+    write(corpus, "good.md", news(1))
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        articles, problems = read_file(corpus / "bomb.md")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - started < 1 and peak < 2**20
+    assert articles == [] and "YAML alias" in problems[0].reason and "write the value out" in problems[0].reason
+
+    report = sync(corpus, index, embedder=embedder)
+    assert report.added == ["good.md"] and [p.path for p in report.skipped] == ["bomb.md"]
+    assert max(len(title) for title, _ in articles_of(index).values()) < 100
+
+
+@pytest.mark.parametrize("front_matter,reason", [
+    ("title: [1, 2, {a: b}]", "'title' is a list; it must be a single line of text"),
+    ("title: Fine\nsource: {name: Wire}", "'source' is a mapping"),
+    ("title: " + "x" * 1001, "'title' is 1,001 characters, over the 1,000 limit"),
+    ("url: https://example.org/" + "a" * 2100, "'url' is 2,120 characters, over the 2,048 limit"),
+    ("x: |\n  " + "y" * 70_000, "front matter is 70,"),
+])
+def test_metadata_must_be_short_plain_values(tmp_path, front_matter, reason):
+    write(tmp_path, "a.md", f"---\n{front_matter}\n---\nTitle\nBody text.\n")
+    articles, problems = read_file(tmp_path / "a.md")
+    assert articles == [] and reason in problems[0].reason, problems
+
+
+@pytest.mark.parametrize("date", ["yesterday", "'2024-02-30'", "2024-02-30", "9999-99-99", '"sometime"'])
+def test_a_date_that_is_not_a_date_refuses_the_article_with_one_rule(tmp_path, date):
+    write(tmp_path, "a.md", f"---\ntitle: T\ndate: {date}\n---\nBody text.\n")
+    articles, problems = read_file(tmp_path / "a.md")
+    assert articles == [] and "is not a date; write it as YYYY-MM-DD, or remove it" in problems[0].reason
+
+
+def test_yaml_scalars_stay_as_written(tmp_path):
+    write(tmp_path, "a.md", "---\ntitle: 1984\ndate: 2024-11-27\nsource: NO\nauthor: yes\n---\nBody text.\n")
+    (article,), _ = read_file(tmp_path / "a.md")
+    assert (article.title, article.date, article.source, article.author) == ("1984", "2024-11-27", "NO", "yes")
+
+
+def test_a_first_line_too_long_for_a_title_stays_in_the_text(tmp_path):
+    paragraph = "Word " * 400
+    write(tmp_path, "long-first-line.txt", paragraph + "\nSecond line.\n")
+    (article,), _ = read_file(tmp_path / "long-first-line.txt", "long-first-line.txt")
+    assert article.title == "Long first line" and article.text.startswith("Word Word")
+
+
+# --- 2. Characters UTF-8 cannot encode ------------------------------------------------------------------
+
+def test_lone_surrogates_and_a_non_utf8_file_name_do_not_stop_the_sync(tmp_path, embedder, capsys):
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    write(corpus, "title.json", '{"title": "\\ud800 Harbour", "text": "The harbour reopened after dredging."}')
+    write(corpus, "text.jsonl", '{"title": "Tram", "text": "The tram \\udc00 line reaches the airport."}\n')
+    (corpus / os.fsdecode(b"caf\xe9.md")).write_text("Caf\nThe cafe reopened.\n")
+    write(corpus, "good.md", news(2))
+
+    assert main(["index", "--corpus", str(corpus), "--index", str(index), "--quiet"]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("3 added") and "skipped caf\\xe9.md: file name is not valid UTF-8" in out, out + err
+    assert "Traceback" not in err
+    texts = articles_of(index)
+    assert texts["title.json#0"][0] == "\ufffd Harbour" and "\ufffd" in texts["text.jsonl#1"][1]
+    retriever = Retriever(index, embedder)
+    assert retriever.search("tram to the airport", k=1)[0].article_id == "text.jsonl#1"
+    index_state(index, embedder)
