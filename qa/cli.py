@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--model", help="sentence-transformers model name or path (default: all-MiniLM-L6-v2)")
     index.add_argument("--chunk-tokens", type=int, help="chunk size in model tokens (default: 128)")
     index.add_argument("--overlap", type=int, help="sentences shared by neighbouring chunks (default: 1)")
+    index.add_argument("--allow-mass-removal", action="store_true",
+                       help="let this sync remove more than half of a large index (over 100 articles) at once")
     index.add_argument("--quiet", action="store_true", help="no progress bar")
     index.set_defaults(run=_index)
 
@@ -92,7 +94,8 @@ def _filters(cmd: argparse.ArgumentParser) -> None:
 def _index(args: argparse.Namespace, settings: Settings) -> int:
     from qa.indexing import sync
 
-    report = sync(settings=settings, rebuild=args.rebuild, progress=not args.quiet)
+    report = sync(settings=settings, rebuild=args.rebuild, progress=not args.quiet,
+                  allow_mass_removal=args.allow_mass_removal)
     print(report.summary())
     return 1 if report.skipped else 0
 

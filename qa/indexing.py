@@ -48,23 +48,35 @@ class CorpusNotFound(ValueError):
     """The corpus folder does not exist; syncing would remove every article from the index."""
 
 
+class MassRemoval(ValueError):
+    """A sync would remove most of the archive at once: more often a wrong or half-mounted folder than intent."""
+
+
+#: A sync that would remove more than this share of the indexed articles, and more than MASS_REMOVAL_MIN of
+#: them, stops unless ``allow_mass_removal``: a corpus folder moved away while a sync waited for the lock once
+#: removed all 422 articles of an index. Small indexes are exempt, so a test or a new archive can be emptied.
+MASS_REMOVAL_SHARE, MASS_REMOVAL_MIN = 0.5, 100
+
+
 def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, settings: Settings | None = None,
-         rebuild: bool = False, progress: bool = False, embedder: Embedder | None = None) -> SyncReport:
+         rebuild: bool = False, progress: bool = False, embedder: Embedder | None = None,
+         allow_mass_removal: bool = False) -> SyncReport:
     """Make the index at ``index`` hold exactly the articles of the ``corpus`` folder.
 
     New and changed articles (by content hash) are chunked and embedded, deleted ones removed, duplicates
     indexed once. The change is committed atomically: a crash leaves the previous index usable, and the
     next sync finishes the job. Raises :class:`SettingsMismatch` when the index was built with another
-    model or chunking and ``rebuild`` is False.
+    model or chunking and ``rebuild`` is False, and :class:`MassRemoval` when it would remove most of a large
+    index (see :data:`MASS_REMOVAL_SHARE`) and ``allow_mass_removal`` is False.
     """
     settings = settings or Settings.from_env()
     corpus = Path(corpus) if corpus is not None else settings.corpus
     index = Path(index) if index is not None else settings.index
     started = time.perf_counter()
-    if not corpus.is_dir():  # a mistyped path must not empty the index
-        raise CorpusNotFound(f"corpus folder {corpus} not found; give an existing folder with --corpus or "
-                             "QA_CORPUS (the index was left as it was)")
     with writer_lock(index, on_wait=lambda: _log(f"waiting for another `qa index` on {index} to finish...")):
+        if not corpus.is_dir():  # a mistyped path must not empty the index; checked under the lock, after any wait
+            raise CorpusNotFound(f"corpus folder {corpus} not found; give an existing folder with --corpus or "
+                                 "QA_CORPUS (the index was left as it was)")
         if not rebuild and check_settings(index, settings):
             _log(f"the index in {index} was written in another format by another version of qa; rebuilding it")
             rebuild = True
@@ -83,6 +95,7 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
             for problem in duplicates:
                 stats.pop(_file_of(problem.path, stats), None)  # read again next time: the original may go
             report = SyncReport(skipped=problems + duplicates)
+            _check_removals(report, indexed, articles, kept, corpus, allow_mass_removal)
             _apply(writer, indexed, articles, set(kept), embedder, settings, report, progress, rebuild)
             for problem in report.skipped[len(problems) + len(duplicates):]:
                 stats.pop(_file_of(problem.path, stats), None)
@@ -128,6 +141,20 @@ def _read_changed(corpus: Path, writer: Writer, indexed: dict[str, tuple[str, st
         if stat is not None and found and not trouble:
             stats[rel] = stat
     return articles, kept, stats, problems
+
+
+def _check_removals(report: SyncReport, indexed: dict, articles: list[Article], kept: dict, corpus: Path,
+                    allow: bool) -> None:
+    """Raise :class:`MassRemoval` before any work when the sync would remove most of a large index."""
+    current = {a.id for a in articles} | set(kept)  # as _apply counts them: unreadable files' articles go too
+    removed = sum(1 for i in indexed if i not in current)
+    if allow or removed <= MASS_REMOVAL_MIN or removed <= MASS_REMOVAL_SHARE * len(indexed):
+        return
+    raise MassRemoval(
+        f"this sync would remove {removed:,} of the {len(indexed):,} indexed articles, which usually means that "
+        f"{corpus} is not the folder the index was built from, or is incomplete (a disk not mounted, a folder "
+        "moved or half copied). The index was left as it was. If you did delete those articles, run `qa index "
+        "--allow-mass-removal`.")
 
 
 def _file_of(article_id: str, files: Iterable[str]) -> str | None:

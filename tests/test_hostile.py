@@ -8,6 +8,7 @@ prints, huge JSON Lines files. Real files, real SQLite/FAISS/BM25, the bundled m
 from __future__ import annotations
 
 import os
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -19,8 +20,9 @@ from test_reliability import index_state, news
 from qa import sync
 from qa.cli import main
 from qa.corpus import read_file
+from qa.indexing import MASS_REMOVAL_MIN, CorpusNotFound, MassRemoval
 from qa.retriever import Retriever
-from qa.store import connect
+from qa.store import connect, writer_lock
 
 
 def alias_bomb(depth: int) -> str:
@@ -111,3 +113,52 @@ def test_lone_surrogates_and_a_non_utf8_file_name_do_not_stop_the_sync(tmp_path,
     retriever = Retriever(index, embedder)
     assert retriever.search("tram to the airport", k=1)[0].article_id == "text.jsonl#1"
     index_state(index, embedder)
+
+
+# --- 3. A corpus that vanishes, or mostly vanishes ----------------------------------------------------------
+
+def test_a_sync_waiting_for_the_lock_checks_the_corpus_after_the_wait(tmp_path, embedder):
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    for i in range(5):
+        write(corpus, f"story-{i}.md", news(i))
+    sync(corpus, index, embedder=embedder)
+    before = articles_of(index)
+    outcome: list[BaseException | object] = []
+
+    def waiting_sync() -> None:
+        try:
+            outcome.append(sync(corpus, index, embedder=embedder))
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            outcome.append(exc)
+
+    with writer_lock(index):  # another `qa index` holds the lock...
+        second = threading.Thread(target=waiting_sync)
+        second.start()
+        time.sleep(0.5)  # ...while this one waits for it
+        assert second.is_alive() and not outcome
+        corpus.rename(tmp_path / "moved-away")
+    second.join(timeout=60)
+    assert isinstance(outcome[0], CorpusNotFound) and "the index was left as it was" in str(outcome[0])
+    assert articles_of(index) == before
+
+
+@pytest.mark.slow
+def test_a_sync_that_would_remove_most_of_a_large_index_asks_first(tmp_path, embedder, capsys):
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    for i in range(MASS_REMOVAL_MIN * 2 + 2):
+        write(corpus, f"story-{i:03d}.md", news(i))
+    sync(corpus, index, embedder=embedder)
+    for i in range(MASS_REMOVAL_MIN + 50):  # 150 of 202: over half, and over 100
+        (corpus / f"story-{i:03d}.md").unlink()
+    before = articles_of(index)
+
+    with pytest.raises(MassRemoval, match="would remove 150 of the 202 indexed articles"):
+        sync(corpus, index, embedder=embedder)
+    assert main(["index", "--corpus", str(corpus), "--index", str(index), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "The index was left as it was" in err and "qa index --allow-mass-removal" in err
+    assert "--rebuild" not in err and articles_of(index) == before
+
+    assert main(["index", "--corpus", str(corpus), "--index", str(index), "--quiet", "--allow-mass-removal"]) == 0
+    assert capsys.readouterr().out.startswith("0 added, 0 updated, 150 removed, 52 unchanged")
+    assert len(articles_of(index)) == 52
