@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     import sqlite3
 
     from qa.embedding import ModelError
-    from qa.store import IndexUnusable, damaged
+    from qa.store import IndexUnusable, damaged, storage_error
 
     try:
         return args.run(args, settings)
@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qa: error: {damaged(settings.index, exc)}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. an index folder that cannot be written, a full disk
-        print(f"qa: error: {exc.strerror or exc}: {exc.filename or settings.index}", file=sys.stderr)
+        problem = storage_error(settings.index, exc)
+        print(f"qa: error: {problem or f'{exc.strerror or exc}: {exc.filename or settings.index}'}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("qa: interrupted; the index is as it was before this run", file=sys.stderr)

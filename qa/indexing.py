@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import time
 from collections.abc import Iterable
@@ -14,7 +15,17 @@ from qa.chunking import Chunk, Chunker, Span
 from qa.config import Settings
 from qa.corpus import Article, Problem, list_files, read_file
 from qa.embedding import Embedder, load_embedder
-from qa.store import IndexUnusable, Manifest, Writer, connect, read_manifest, wipe, writer_lock
+from qa.store import (
+    IndexUnusable,
+    Manifest,
+    Writer,
+    connect,
+    discard_set_aside,
+    read_manifest,
+    set_aside,
+    storage_error,
+    writer_lock,
+)
 
 
 @dataclass
@@ -72,6 +83,17 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
     settings = settings or Settings.from_env()
     corpus = Path(corpus) if corpus is not None else settings.corpus
     index = Path(index) if index is not None else settings.index
+    try:
+        return _sync(corpus, index, settings, rebuild, progress, embedder, allow_mass_removal)
+    except (OSError, sqlite3.Error, RuntimeError) as exc:  # RuntimeError: FAISS's write errors
+        problem = storage_error(index, exc)  # a full or read-only disk is not a damaged index
+        if problem is None:
+            raise
+        raise problem from None
+
+
+def _sync(corpus: Path, index: Path, settings: Settings, rebuild: bool, progress: bool, embedder: Embedder | None,
+          allow_mass_removal: bool) -> SyncReport:
     started = time.perf_counter()
     with writer_lock(index, on_wait=lambda: _log(f"waiting for another `qa index` on {index} to finish...")):
         if not corpus.is_dir():  # a mistyped path must not empty the index; checked under the lock, after any wait
@@ -86,7 +108,7 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
             embedder = embedder or load_embedder(settings.model, settings.batch_size)
             Chunker(embedder, settings.chunk_tokens, settings.overlap, embedder.max_tokens)
             if not _readable(index):
-                wipe(index)  # too damaged to replace atomically; nothing usable is lost
+                set_aside(index)  # too damaged to replace in one transaction; deleted once the new one commits
         writer = Writer(index, settings.exact_limit)
         try:
             indexed = writer.indexed()
@@ -99,7 +121,11 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
             _apply(writer, indexed, articles, set(kept), embedder, settings, report, progress, rebuild)
             for problem in report.skipped[len(problems) + len(duplicates):]:
                 stats.pop(_file_of(problem.path, stats), None)
-            writer.record_files(stats)
+            discard_set_aside(index)
+            try:
+                writer.record_files(stats)
+            except (OSError, sqlite3.Error) as exc:  # the sync is committed: without the table files are re-read
+                _log(f"could not record the files read ({exc}); the next sync reads them again")
         finally:
             writer.close()
     report.seconds = time.perf_counter() - started
@@ -275,7 +301,9 @@ def _readable(index: Path) -> bool:
         finally:
             con.close()
         return verdict == [("ok",)]
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, (OSError, sqlite3.Error)) and storage_error(index, exc) is not None:
+            raise  # a full or read-only disk: the index is fine, and a rebuild could not be written anyway
         return False
 
 

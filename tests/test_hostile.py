@@ -8,13 +8,17 @@ prints, huge JSON Lines files. Real files, real SQLite/FAISS/BM25, the bundled m
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import threading
 import time
 import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import write
+from conftest import CORPUS, write
 from test_reliability import index_state, news
 
 from qa import sync
@@ -22,7 +26,7 @@ from qa.cli import main
 from qa.corpus import read_file
 from qa.indexing import MASS_REMOVAL_MIN, CorpusNotFound, MassRemoval
 from qa.retriever import Retriever
-from qa.store import connect, writer_lock
+from qa.store import Bm25, bm25_path, connect, load_vectors, read_manifest, vector_ids, writer_lock
 
 
 def alias_bomb(depth: int) -> str:
@@ -162,3 +166,80 @@ def test_a_sync_that_would_remove_most_of_a_large_index_asks_first(tmp_path, emb
     assert main(["index", "--corpus", str(corpus), "--index", str(index), "--quiet", "--allow-mass-removal"]) == 0
     assert capsys.readouterr().out.startswith("0 added, 0 updated, 150 removed, 52 unchanged")
     assert len(articles_of(index)) == 52
+
+
+# --- 4. A full disk -----------------------------------------------------------------------------------------
+
+@contextmanager
+def small_disk(folder: Path, size: str = "4m") -> Iterator[Path]:
+    """A real, small file system (tmpfs) mounted at ``folder``; skips the test where mounting is not allowed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a small tmpfs needs root (the full-disk and read-only cases need a real mount)")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}); the disk cases need one")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(disk: Path, leave_kb: int) -> Path:
+    """Fill ``disk`` with one file until ``leave_kb`` KB are free; returns the file (delete it to free space)."""
+    filler = disk / "filler"
+    st = os.statvfs(disk)
+    with open(filler, "wb") as handle:
+        handle.truncate(0)
+    size = max(0, st.f_bavail * st.f_frsize - leave_kb * 1024)
+    with open(filler, "wb") as handle:  # written, not sparse: tmpfs counts only pages really written
+        for _ in range(size // 2**16):
+            handle.write(b"\0" * 2**16)
+        handle.write(b"\0" * (size % 2**16))
+    return filler
+
+
+@pytest.mark.parametrize("leave_kb", [0, 40, 100])
+def test_a_full_disk_is_reported_as_a_full_disk_and_the_index_survives(tmp_path, seed_index, embedder, capsys,
+                                                                       leave_kb):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    with small_disk(tmp_path / "disk") as disk:
+        index = disk / "index"
+        shutil.copytree(seed_index, index)
+        before = articles_of(index)
+        reader = Retriever(index, embedder)  # the web app's: open before the disk fills
+        write(corpus, "harbour.md", "Harbour dredged\nThe Velmora harbour was dredged to nine metres in May.\n")
+        filler = fill(disk, leave_kb)
+
+        assert main(["index", "--corpus", str(corpus), "--index", str(index), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert f"the disk holding {index} is full" in err and "free some space" in err, err
+        assert "The index was not changed" in err and "--rebuild" not in err and "Traceback" not in err
+        assert reader.search("ammunition", k=1)[0].article_id in before  # searches go on from the last generation
+        assert main(["status", "--index", str(index)]) == 0  # a new reader too, on the full disk
+        assert capsys.readouterr().out.startswith("2 articles")
+        assert main(["index", "--rebuild", "--corpus", str(corpus), "--index", str(index), "--quiet"]) == 2
+        assert "is full" in capsys.readouterr().err
+        assert articles_of(index) == before  # the rebuild deleted nothing
+        assert not list(index.glob("*.tmp")) and not list(index.glob("vectors-2*"))  # nothing half-written left
+
+        filler.unlink()
+        assert main(["index", "--corpus", str(corpus), "--index", str(index), "--quiet"]) == 0
+        assert capsys.readouterr().out.startswith("1 added, 0 updated, 0 removed, 2 unchanged")
+        assert set(articles_of(index)) == set(before) | {"harbour.md"}
+        index_state_of(index, embedder)
+        reader.close()
+
+
+def index_state_of(index: Path, embedder) -> None:
+    """The stores of ``index`` agree with each other (test_reliability's check, without its test query)."""
+    con = connect(index, readonly=True)
+    try:
+        chunks = sorted(r[0] for r in con.execute("SELECT id FROM chunks"))
+        generation = read_manifest(con)[1]
+    finally:
+        con.close()
+    assert sorted(vector_ids(load_vectors(index, generation, 384)).tolist()) == chunks
+    assert sorted(Bm25.load(bm25_path(index, generation)).ids.tolist()) == chunks
