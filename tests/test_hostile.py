@@ -243,3 +243,31 @@ def index_state_of(index: Path, embedder) -> None:
         con.close()
     assert sorted(vector_ids(load_vectors(index, generation, 384)).tolist()) == chunks
     assert sorted(Bm25.load(bm25_path(index, generation)).ids.tolist()) == chunks
+
+
+# --- 5. A read-only index -----------------------------------------------------------------------------------
+
+def test_an_index_on_a_read_only_mount_can_be_searched_and_says_why_it_cannot_be_updated(tmp_path, seed_index,
+                                                                                         embedder, capsys):
+    with small_disk(tmp_path / "disk") as disk:
+        index = disk / "index"
+        shutil.copytree(seed_index, index)
+        before = articles_of(index)
+        done = subprocess.run(["mount", "-o", "remount,ro", str(disk)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot remount the tmpfs read-only ({done.stderr.strip()})")
+        with pytest.raises(OSError):
+            (index / "probe").write_text("x")  # really read-only, for root too
+
+        retriever = Retriever(index, embedder)
+        assert retriever.search("ammunition", k=1)[0].article_id in before
+        assert main(["status", "--index", str(index)]) == 0
+        assert main(["ask", "What ammunition was discussed?", "--index", str(index)]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("2 articles") and "155" in out
+
+        assert main(["index", "--corpus", str(CORPUS), "--index", str(index), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "read-only file system" in err and "can be searched but not updated" in err, err
+        assert "damaged" not in err and "--rebuild" not in err
+        retriever.close()
