@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(corpus=getattr(args, "corpus", None), index=args.index,
                                      model=getattr(args, "model", None),
                                      chunk_tokens=getattr(args, "chunk_tokens", None),
-                                     overlap=getattr(args, "overlap", None))
+                                     overlap=getattr(args, "overlap", None),
+                                     follow_links=getattr(args, "follow_links", None))
     except SystemExit as exc:  # a QA_* variable that is not a number: a usage error, exit 2 like the others
         print(f"qa: error: {exc}", file=sys.stderr)
         return 2
@@ -61,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--model", help="sentence-transformers model name or path (default: all-MiniLM-L6-v2)")
     index.add_argument("--chunk-tokens", type=int, help="chunk size in model tokens (default: 128)")
     index.add_argument("--overlap", type=int, help="sentences shared by neighbouring chunks (default: 1)")
+    index.add_argument("--follow-links", action="store_true", default=None,
+                       help="index files that links in the corpus point to outside it (or QA_FOLLOW_LINKS=1)")
     index.add_argument("--allow-mass-removal", action="store_true",
                        help="let this sync remove more than half of a large index (over 100 articles) at once")
     index.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -68,9 +68,9 @@ class ArticleError(ValueError):
     """Raised by a reader for input it cannot turn into an article."""
 
 
-def read_corpus(folder: str | Path) -> tuple[list[Article], list[Problem]]:
+def read_corpus(folder: str | Path, follow_links: bool = False) -> tuple[list[Article], list[Problem]]:
     """Read every supported file under ``folder`` (recursively, skipping hidden files)."""
-    files, problems = list_files(folder)
+    files, problems = list_files(folder, follow_links=follow_links)
     articles: list[Article] = []
     for rel, path in files:
         found, trouble = read_file(path, rel)
@@ -79,16 +79,29 @@ def read_corpus(folder: str | Path) -> tuple[list[Article], list[Problem]]:
     return articles, problems
 
 
-def list_files(folder: str | Path) -> tuple[list[tuple[str, Path]], list[Problem]]:
-    """(id, path) of every article file under ``folder``, sorted, and the files that are not articles."""
+def list_files(folder: str | Path, *, follow_links: bool = False, exclude: Path | None = None
+               ) -> tuple[list[tuple[str, Path]], list[Problem]]:
+    """(id, path) of every article file under ``folder``, sorted, and the files that are not articles.
+
+    A link to a file outside ``folder`` is skipped with a reason unless ``follow_links``; links to folders are
+    never followed. ``exclude`` is a folder left out silently (the index, when it lies inside the corpus).
+    """
     root = Path(folder)
     files: list[tuple[str, Path]] = []
     problems: list[Problem] = []
     if not root.is_dir():
         return [], [Problem(str(root), "corpus folder not found; create it and put articles in it")]
+    real_root = root.resolve()
+    skip: tuple[str, ...] | None = None  # the excluded folder's parts inside the corpus, if it is inside
+    if exclude is not None and Path(exclude).resolve().is_relative_to(real_root):
+        skip = Path(exclude).resolve().relative_to(real_root).parts
     for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if any(part.startswith(".") for part in path.relative_to(root).parts):
+        parts = path.relative_to(root).parts
+        rel = "/".join(parts)
+        if any(part.startswith(".") for part in parts) or skip is not None and parts[:len(skip)] == skip:
+            continue
+        if path.is_symlink() and (trouble := _link_trouble(path, real_root, follow_links)):
+            problems.append(Problem(printable(rel), trouble))
             continue
         if path.is_dir() or rel.lower() in ("readme.md", "readme.txt"):  # a note about the folder, not an article
             continue
@@ -101,6 +114,20 @@ def list_files(folder: str | Path) -> tuple[list[tuple[str, Path]], list[Problem
             continue
         files.append((rel, path))
     return files, problems
+
+
+def _link_trouble(path: Path, root: Path, follow_links: bool) -> str | None:
+    """Why the link ``path`` is not read, or None (a link to a file inside the corpus, or allowed out)."""
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None  # broken or looping: read_file reports it as not found
+    if target.is_dir():
+        return "a link to a folder, which is not followed; move or copy the folder into the corpus"
+    if follow_links or target.is_relative_to(root):
+        return None
+    return (f"a link to {printable(str(target))}, outside the corpus folder; copy the file into the corpus, or "
+            "allow such links with `qa index --follow-links` (QA_FOLLOW_LINKS=1)")
 
 
 def printable(name: str) -> str:

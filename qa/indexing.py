@@ -112,7 +112,7 @@ def _sync(corpus: Path, index: Path, settings: Settings, rebuild: bool, progress
         writer = Writer(index, settings.exact_limit)
         try:
             indexed = writer.indexed()
-            articles, kept, stats, problems = _read_changed(corpus, writer, indexed, rebuild)
+            articles, kept, stats, problems = _read_changed(corpus, writer, indexed, rebuild, settings.follow_links)
             articles, duplicates = _drop_duplicates(articles, kept, set(indexed))
             for problem in duplicates:
                 stats.pop(_file_of(problem.path, stats), None)  # read again next time: the original may go
@@ -132,7 +132,8 @@ def _sync(corpus: Path, index: Path, settings: Settings, rebuild: bool, progress
     return report
 
 
-def _read_changed(corpus: Path, writer: Writer, indexed: dict[str, tuple[str, str]], rebuild: bool
+def _read_changed(corpus: Path, writer: Writer, indexed: dict[str, tuple[str, str]], rebuild: bool,
+                  follow_links: bool = False
                   ) -> tuple[list[Article], dict[str, str], dict[str, tuple[int, int]], list[Problem]]:
     """Read the corpus files that changed since the last sync (all of them for a rebuild).
 
@@ -140,7 +141,7 @@ def _read_changed(corpus: Path, writer: Writer, indexed: dict[str, tuple[str, st
     again: its articles are kept as indexed. Returns the articles read, the kept articles (id -> text
     hash), the files' (mtime_ns, size) to record, and the problems found.
     """
-    files, problems = list_files(corpus)
+    files, problems = list_files(corpus, follow_links=follow_links, exclude=writer.path)
     known = {} if rebuild else writer.files()
     by_file: dict[str, list[str]] = {}
     names = {rel for rel, _ in files}

@@ -271,3 +271,36 @@ def test_an_index_on_a_read_only_mount_can_be_searched_and_says_why_it_cannot_be
         assert "read-only file system" in err and "can be searched but not updated" in err, err
         assert "damaged" not in err and "--rebuild" not in err
         retriever.close()
+
+
+# --- 6. Also found ------------------------------------------------------------------------------------------
+
+def test_a_link_to_a_file_outside_the_corpus_is_skipped_unless_allowed(tmp_path, embedder, capsys):
+    corpus, index, outside = tmp_path / "corpus", tmp_path / "index", tmp_path / "outside"
+    write(corpus, "good.md", news(3))
+    secret = write(outside, "secret.txt", "Private notes\nThe vault code is 4417.\n")
+    os.symlink(secret, corpus / "notes.txt")
+    os.symlink("/etc/passwd", corpus / "passwd.txt")
+    os.symlink(corpus / "good.md", corpus / "zz-alias.md")  # a link inside the corpus is fine (a duplicate here)
+    os.symlink(outside, corpus / "linked-folder")
+
+    assert main(["index", "--corpus", str(corpus), "--index", str(index), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert f"skipped notes.txt: a link to {secret}, outside the corpus folder" in out
+    assert "skipped passwd.txt: a link to /etc/passwd, outside the corpus folder" in out and "--follow-links" in out
+    assert "skipped linked-folder: a link to a folder, which is not followed" in out
+    assert "skipped zz-alias.md: same text as good.md" in out
+    assert set(articles_of(index)) == {"good.md"}
+
+    assert main(["index", "--corpus", str(corpus), "--index", str(index), "--quiet", "--follow-links"]) == 1
+    assert "notes.txt" in articles_of(index) and "4417" in articles_of(index)["notes.txt"][1]
+
+
+def test_an_index_inside_the_corpus_folder_is_not_read_as_articles(tmp_path, embedder, capsys):
+    corpus = tmp_path / "corpus"
+    write(corpus, "good.md", news(4))
+    index = corpus / "index"
+    assert main(["index", "--corpus", str(corpus), "--index", str(index), "--quiet"]) == 0
+    write(corpus, "more.md", news(5))
+    assert main(["index", "--corpus", str(corpus), "--index", str(index), "--quiet"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("1 added, 0 updated, 0 removed, 1 unchanged, 0 skipped")

@@ -26,6 +26,7 @@ from conftest import CORPUS, write
 from qa import sync
 from qa.answer import Answer, Assistant
 from qa.cli import main
+from qa.config import Settings
 from qa.corpus import MAX_FILE_BYTES, read_corpus, read_file
 from qa.retriever import MAX_QUERY_CHARS, Retriever
 from qa.store import DB_NAME, Bm25, IndexUnusable, bm25_path, connect, load_vectors, read_manifest, vectors_path
@@ -199,7 +200,8 @@ def test_bad_articles_are_skipped_with_reasons_and_the_good_ones_indexed(tmp_pat
     outside.mkdir()
     bad_corpus(corpus, outside)
 
-    code = main(["index", "--corpus", str(corpus), "--index", str(index), "--quiet"])
+    # --follow-links: the links out of the corpus here are the way to make files vanish or fail to read.
+    code = main(["index", "--corpus", str(corpus), "--index", str(index), "--quiet", "--follow-links"])
     out, err = capsys.readouterr()
 
     assert code == 1, err
@@ -225,7 +227,7 @@ def test_bad_articles_are_skipped_with_reasons_and_the_good_ones_indexed(tmp_pat
 
     # The same report comes from the Python API on the next sync (the deleted file is simply gone now; the
     # link to the deleted target is a broken link).
-    report = sync(corpus, index, embedder=embedder)
+    report = sync(corpus, index, embedder=embedder, settings=Settings(follow_links=True))
     assert report.unchanged == len(GOOD_IDS) and not report.changed
     assert {p.path for p in report.skipped} == set(BAD) - {"vanished.md"}
     assert all(p.reason for p in report.skipped)
