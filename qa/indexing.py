@@ -149,7 +149,7 @@ def _read_changed(corpus: Path, writer: Writer, indexed: dict[str, tuple[str, st
         file = _file_of(article_id, names)
         if file is not None:
             by_file.setdefault(file, []).append(article_id)
-    articles: list[Article] = []
+    read: list[tuple[Article, str]] = []  # (article, the file it was read from)
     kept: dict[str, str] = {}
     stats: dict[str, tuple[int, int]] = {}
     for rel, path in files:
@@ -163,11 +163,35 @@ def _read_changed(corpus: Path, writer: Writer, indexed: dict[str, tuple[str, st
             stats[rel] = stat
             continue
         found, trouble = read_file(path, rel)
-        articles += found
+        read += [(a, rel) for a in found]
         problems += trouble
         if stat is not None and found and not trouble:
             stats[rel] = stat
+    articles, clashes = _drop_id_clashes(read, kept)
+    for rel, problem in clashes:
+        stats.pop(rel, None)  # read again next time: the other article may go
+        problems.append(problem)
     return articles, kept, stats, problems
+
+
+def _drop_id_clashes(read: list[tuple[Article, str]], kept: dict[str, str]
+                     ) -> tuple[list[Article], list[tuple[str, Problem]]]:
+    """One article per id. Ids can collide whatever the names: record ``b.md`` of ``a.json`` and a file named
+    ``a.json#b.md`` are both ``a.json#b.md`` (that made every sync, and the rebuild, fail). An id already
+    indexed and unchanged keeps it, then a file's own name, then the first in path order. Returns the articles
+    kept, in reading order, and (file, problem) for the others."""
+    taken = set(kept)
+    dropped: set[int] = set()
+    clashes: list[tuple[str, Problem]] = []
+    for n, (article, rel) in sorted(enumerate(read), key=lambda x: (x[1][0].id != x[1][1], x[1][0].id, x[0])):
+        if article.id in taken:
+            where = article.id if article.id == rel else f"{article.id} (a record of {rel})"
+            clashes.append((rel, Problem(where, "another article already has this id (a file's name, or a "
+                                                "record's file#id); rename the file or change the record's id")))
+            dropped.add(n)
+            continue
+        taken.add(article.id)
+    return [a for n, (a, _) in enumerate(read) if n not in dropped], clashes
 
 
 def _check_removals(report: SyncReport, indexed: dict, articles: list[Article], kept: dict, corpus: Path,

@@ -304,3 +304,17 @@ def test_an_index_inside_the_corpus_folder_is_not_read_as_articles(tmp_path, emb
     write(corpus, "more.md", news(5))
     assert main(["index", "--corpus", str(corpus), "--index", str(index), "--quiet"]) == 0
     assert capsys.readouterr().out.splitlines()[-1].startswith("1 added, 0 updated, 0 removed, 1 unchanged, 0 skipped")
+
+
+def test_article_ids_cannot_collide_whatever_the_file_names(tmp_path, embedder, capsys):
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    write(corpus, "a.json", '[{"id": "b.md", "title": "Record", "text": "A record about the ferry timetable."}]')
+    write(corpus, "a.json#b.md", "File\nA file about the lighthouse keeper.\n")
+    write(corpus, "good.md", news(6))
+    for args in ([], ["--rebuild"]):
+        assert main(["index", "--corpus", str(corpus), "--index", str(index), "--quiet", *args]) == 1
+        out, err = capsys.readouterr()
+        assert "skipped a.json#b.md (a record of a.json): another article already has this id" in out, out + err
+        assert "damaged" not in out + err
+        assert articles_of(index)["a.json#b.md"][0] == "File"  # the file's own name wins
+    assert set(articles_of(index)) == {"a.json#b.md", "good.md"}
