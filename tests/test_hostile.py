@@ -10,16 +10,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import pytest
 from conftest import CORPUS, write
-from test_reliability import index_state, news
+from test_reliability import index_state, news, subprocess_env
 
 from qa import sync
 from qa.cli import main
@@ -318,3 +319,39 @@ def test_article_ids_cannot_collide_whatever_the_file_names(tmp_path, embedder, 
         assert "damaged" not in out + err
         assert articles_of(index)["a.json#b.md"][0] == "File"  # the file's own name wins
     assert set(articles_of(index)) == {"a.json#b.md", "good.md"}
+
+
+def test_control_characters_from_articles_and_file_names_are_printed_escaped(tmp_path, embedder, capsys):
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    write(corpus, "evil\x1b[31m\nname.md", "---\ntitle: \"Quarry \\e[2J\\e]0;pwned\\a news\"\nsource: \"Wire\\e[5m\"\n"
+                                        "---\nThe Brenna quarry \x9b2J closed on Monday after a rockfall.\n")
+    write(corpus, "empty\x1b]0;title\x07.md", "")
+    assert main(["index", "--corpus", str(corpus), "--index", str(index), "--quiet"]) == 1
+    assert main(["search", "Brenna quarry rockfall", "--index", str(index)]) == 0
+    assert main(["search", "Brenna quarry rockfall", "--index", str(index), "--json"]) == 0
+    assert main(["ask", "When did the Brenna quarry close?", "--index", str(index)]) == 0
+    out, err = capsys.readouterr()
+    raw = [ch for ch in "\x1b\x07\x9b" if ch in out + err]
+    assert not raw, raw
+    assert "skipped empty\\x1b]0;title\\x07.md: article has no text" in out
+    assert "Quarry \\x1b[2J\\x1b]0;pwned\\x07 news (Wire\\x1b[5m)" in out and "evil\\x1b[31m\\nname.md" in out
+    assert '"title": "Quarry \\u001b[2J' in out  # the JSON is still JSON
+
+
+def test_bad_command_line_values_are_refused_or_repaired(seed_index, capsys):
+    assert main(["search", os.fsdecode(b"\xff"), "--index", str(seed_index)]) == 0  # $'\xff': was a TypeError
+    for argv, message in [(["search", "x", "-k", "-1"], "-1 is out of range; give a number of passages from 1"),
+                          (["search", "x", "-k", "many"], "'many' is not a number"),
+                          (["search", "x", "--since", "2024-12-01", "--until", "2024-11-01"], "swap them"),
+                          (["ask", "x", "--since", "2024-12-01", "--until", "2024-11-01"], "swap them")]:
+        with pytest.raises(SystemExit) if "-k" in argv else nullcontext():
+            assert main([*argv, "--index", str(seed_index)]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_a_closed_output_pipe_ends_qa_quietly(seed_index):
+    process = subprocess.Popen([sys.executable, "-m", "qa.cli", "status", "--index", str(seed_index)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=subprocess_env())
+    process.stdout.close()  # as `qa status | head -0` does: nobody reads
+    _, err = process.communicate(timeout=120)
+    assert err == b"" and process.returncode == 141
