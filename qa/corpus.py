@@ -13,7 +13,7 @@ import json
 import os
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +25,6 @@ SUPPORTED_EXTENSIONS = (".md", ".markdown", ".txt", ".html", ".htm", ".json", ".
 MAX_FILE_BYTES = 20 * 1024 * 1024
 
 _META_FIELDS = ("title", "date", "source", "url", "author")
-_TEXT_FIELDS = ("text", "body", "content")
 
 
 @dataclass(frozen=True)
@@ -135,26 +134,39 @@ def printable(name: str) -> str:
     return os.fsencode(name).decode("utf-8", "backslashreplace") if repair(name) != name else name
 
 
-def read_file(path: str | Path, article_id: str | None = None) -> tuple[list[Article], list[Problem]]:
-    """Read one file into articles; never raises for bad content."""
+def read_file(path: str | Path, article_id: str | None = None, progress: Callable[[int], None] | None = None
+              ) -> tuple[list[Article], list[Problem]]:
+    """Read one file into articles; never raises for bad content. ``progress`` is called with the bytes read
+    so far, now and then, while a large JSON Lines file is read."""
+    from qa.records import MAX_JSONL_BYTES, read_records
+
     path = Path(path)
     article_id = article_id or path.name
+    suffix = path.suffix.lower()
     try:
         if not path.exists():
             return [], [Problem(article_id, "file not found (a broken link, or deleted while reading)")]
         if not path.is_file():  # a FIFO or device would block or never end
             return [], [Problem(article_id, "not a regular file (a pipe, device or socket); save the article "
                                             "as a file")]
+        if suffix == ".jsonl":  # streamed: the size limit is per record
+            size = path.stat().st_size
+            if size > MAX_JSONL_BYTES:
+                return [], [Problem(article_id, f"file is {size / 2**30:.1f} GB, over the {MAX_JSONL_BYTES // 2**30} "
+                                                "GB limit for a JSON Lines file; split it into smaller files")]
+            return read_records(path, None, article_id, jsonl=True, progress=progress)
         raw = _read_limited(path)
     except OSError as exc:
         return [], [Problem(article_id, f"cannot read file: {exc.strerror or exc}")]
     except ArticleError as exc:
         return [], [Problem(article_id, str(exc))]
-    suffix = path.suffix.lower()
+    except Exception as exc:  # a bug or a library's surprise must not stop the rest of the corpus
+        return [], [Problem(article_id, f"could not be read ({exc.__class__.__name__}: {exc}); "
+                                        "please report this file as a bug")]
     try:
+        if suffix == ".json":
+            return read_records(path, raw, article_id, jsonl=False)
         text = decode(raw)
-        if suffix in (".json", ".jsonl"):
-            return _read_records(text, article_id, jsonl=suffix == ".jsonl")
         if suffix in (".html", ".htm"):
             return [parse_html(text, article_id)], []
         return [parse_text(text, article_id)], []
@@ -177,7 +189,8 @@ def _read_limited(path: Path) -> bytes:
                 return raw
             size = max(size, len(raw))
     raise ArticleError(f"file is {size / 2**20:.1f} MB, over the {MAX_FILE_BYTES // 2**20} MB limit for one "
-                       "article file; split it into smaller files (JSON Lines work well)")
+                       "article file; split it into smaller files, or save the records as JSON Lines (.jsonl), "
+                       "which has no such limit")
 
 
 _BINARY = "looks like a binary file, not text; save the article as text, HTML or JSON"
@@ -256,72 +269,6 @@ def parse_html(html: str, article_id: str) -> Article:
     return make_article(article_id, _clean(doc.title) or "", doc.text, meta)
 
 
-def _read_records(text: str, file_id: str, *, jsonl: bool) -> tuple[list[Article], list[Problem]]:
-    articles: list[Article] = []
-    problems: list[Problem] = []
-    records: Iterator[tuple[str, object]]
-    if jsonl:
-        records = _jsonl_records(text, file_id, problems)
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ArticleError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-        except (ValueError, RecursionError) as exc:  # a number too long, or nesting too deep
-            raise ArticleError(f"JSON that cannot be read: {_first_line(exc)}") from None
-        items = data if isinstance(data, list) else [data]
-        records = ((str(i), item) for i, item in enumerate(items))
-    seen: set[str] = set()
-    for position, record in records:
-        where = f"{file_id} (record {position})"
-        if not isinstance(record, dict):
-            problems.append(Problem(where, "record is not a JSON object"))
-            continue
-        record_id = _record_id(file_id, record.get("id"), position, seen)
-        seen.add(record_id)
-        body = next((record[f] for f in _TEXT_FIELDS if isinstance(record.get(f), str) and record[f].strip()), None)
-        if body is None:
-            problems.append(Problem(where, "record has no 'text' (or 'body'/'content') string"))
-            continue
-        try:
-            articles.append(make_article(record_id, record.get("title"), body, record))
-        except ArticleError as exc:
-            problems.append(Problem(where, str(exc)))
-    if not articles and not problems:
-        raise ArticleError("no records in the file (it is empty); add one JSON object per article")
-    return articles, problems
-
-
-def _record_id(file_id: str, key: object, position: str, seen: set[str]) -> str:
-    """``file#id``, or ``file#position`` without an id or when the id was already used in this file.
-
-    A position can equal another record's id ("1"), so a last ``-2``, ``-3``... suffix keeps ids unique:
-    two articles with one id would make the index refuse the whole sync.
-    """
-    record_id = f"{file_id}#{key if key not in (None, '') else position}"
-    if record_id in seen:
-        record_id = f"{file_id}#{position}"
-    base, n = record_id, 2
-    while record_id in seen:
-        record_id, n = f"{base}-{n}", n + 1
-    return record_id
-
-
-def _jsonl_records(text: str, file_id: str, problems: list[Problem]) -> Iterator[tuple[str, object]]:
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(f"{file_id} (line {lineno})", f"invalid JSON: {exc.msg} (column {exc.colno})"))
-            continue
-        except (ValueError, RecursionError) as exc:
-            problems.append(Problem(f"{file_id} (line {lineno})", f"JSON that cannot be read: {_first_line(exc)}"))
-            continue
-        yield str(lineno), record
-
-
 def make_article(article_id: str, title: object, text: str, meta: dict) -> Article:
     """Validate and normalize one article's fields; raises :class:`ArticleError` with the reason and the fix.
 
@@ -387,7 +334,7 @@ def _normalize_text(text: str) -> str:
     return text.strip()
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
 
 

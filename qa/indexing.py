@@ -112,7 +112,8 @@ def _sync(corpus: Path, index: Path, settings: Settings, rebuild: bool, progress
         writer = Writer(index, settings.exact_limit)
         try:
             indexed = writer.indexed()
-            articles, kept, stats, problems = _read_changed(corpus, writer, indexed, rebuild, settings.follow_links)
+            articles, kept, stats, problems = _read_changed(corpus, writer, indexed, rebuild, settings.follow_links,
+                                                            progress)
             articles, duplicates = _drop_duplicates(articles, kept, set(indexed))
             for problem in duplicates:
                 stats.pop(_file_of(problem.path, stats), None)  # read again next time: the original may go
@@ -133,7 +134,7 @@ def _sync(corpus: Path, index: Path, settings: Settings, rebuild: bool, progress
 
 
 def _read_changed(corpus: Path, writer: Writer, indexed: dict[str, tuple[str, str]], rebuild: bool,
-                  follow_links: bool = False
+                  follow_links: bool = False, progress: bool = False
                   ) -> tuple[list[Article], dict[str, str], dict[str, tuple[int, int]], list[Problem]]:
     """Read the corpus files that changed since the last sync (all of them for a rebuild).
 
@@ -152,6 +153,7 @@ def _read_changed(corpus: Path, writer: Writer, indexed: dict[str, tuple[str, st
     read: list[tuple[Article, str]] = []  # (article, the file it was read from)
     kept: dict[str, str] = {}
     stats: dict[str, tuple[int, int]] = {}
+    todo: list[tuple[str, Path, tuple[int, int] | None]] = []
     for rel, path in files:
         try:
             st = path.stat()
@@ -161,12 +163,27 @@ def _read_changed(corpus: Path, writer: Writer, indexed: dict[str, tuple[str, st
         if stat is not None and known.get(rel) == stat and rel in by_file:
             kept.update((i, indexed[i][1]) for i in by_file[rel])
             stats[rel] = stat
-            continue
-        found, trouble = read_file(path, rel)
+        else:
+            todo.append((rel, path, stat))
+    bar = _bar(progress, sum(stat[1] for *_, stat in todo if stat), "reading", unit="B", unit_scale=True,
+               at_least=READING_BAR_BYTES)
+    for rel, path, stat in todo:
+        done = 0
+
+        def advance(total: int) -> None:  # called with the bytes of a large JSON Lines file read so far
+            nonlocal done
+            if bar is not None:
+                bar.update(total - done)
+            done = total
+
+        found, trouble = read_file(path, rel, progress=advance)
+        advance(stat[1] if stat else done)
         read += [(a, rel) for a in found]
         problems += trouble
         if stat is not None and found and not trouble:
             stats[rel] = stat
+    if bar is not None:
+        bar.close()
     articles, clashes = _drop_id_clashes(read, kept)
     for rel, problem in clashes:
         stats.pop(rel, None)  # read again next time: the other article may go
@@ -240,7 +257,10 @@ def _apply(writer: Writer, before: dict[str, tuple[str, str]], articles: list[Ar
     added: list[tuple[Article, list[Span], list[Chunk]]] = []
     chunk_texts: list[str] = []
     spans: list[list[tuple[int, int]]] = []  # per chunk: the sentences it is first to hold, in embed-text offsets
+    bar = _bar(progress, len(todo), "chunking", unit="article", at_least=CHUNKING_BAR_ARTICLES)
     for article in list(todo):
+        if bar is not None:
+            bar.update(1)
         try:
             sentences, chunks = chunker.split(article)
             title = chunker.embed_title(article.title)
@@ -256,6 +276,8 @@ def _apply(writer: Writer, before: dict[str, tuple[str, str]], articles: list[Ar
                           for i in range(max(first_new, c.first_sentence), c.last_sentence + 1)])
             first_new = c.last_sentence + 1
             chunk_texts.append(c.embed_text(title))
+    if bar is not None:
+        bar.close()
     vectors, sentence_vectors = _encode(embedder, chunk_texts, spans, progress)
     report.chunks_embedded = len(chunk_texts)
     writer.commit(manifest, report.removed + report.updated, added, vectors, sentence_vectors, fresh=rebuild)
@@ -297,6 +319,20 @@ def _encode(embedder: Embedder, texts: list[str], spans: list[list[tuple[int, in
     if bar is not None:
         bar.close()
     return chunk_vectors, np.concatenate(pooled) if pooled else np.zeros((0, embedder.dimension), np.float32)
+
+
+#: Reading and chunking show a progress bar (with ``progress``) past these sizes; below, they take a second or
+#: two. On 2,960 long articles the first minute of a sync was silent: only embedding had a bar.
+READING_BAR_BYTES, CHUNKING_BAR_ARTICLES = 8 * 2**20, 200
+
+
+def _bar(progress: bool, total: int, desc: str, at_least: int, **options):
+    """A tqdm bar on stderr for a step of ``total`` units, when asked for and the step is long enough."""
+    if not progress or total < at_least:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, file=sys.stderr, **options)
 
 
 def _drop_duplicates(articles: list[Article], kept: dict[str, str], indexed: set[str]

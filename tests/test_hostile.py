@@ -7,7 +7,9 @@ prints, huge JSON Lines files. Real files, real SQLite/FAISS/BM25, the bundled m
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -25,7 +27,8 @@ from test_reliability import index_state, news, subprocess_env
 from qa import sync
 from qa.cli import main
 from qa.corpus import read_file
-from qa.indexing import MASS_REMOVAL_MIN, CorpusNotFound, MassRemoval
+from qa.indexing import CHUNKING_BAR_ARTICLES, MASS_REMOVAL_MIN, READING_BAR_BYTES, CorpusNotFound, MassRemoval
+from qa.records import MAX_RECORD_BYTES
 from qa.retriever import Retriever
 from qa.store import Bm25, bm25_path, connect, load_vectors, read_manifest, vector_ids, writer_lock
 
@@ -355,3 +358,61 @@ def test_a_closed_output_pipe_ends_qa_quietly(seed_index):
     process.stdout.close()  # as `qa status | head -0` does: nobody reads
     _, err = process.communicate(timeout=120)
     assert err == b"" and process.returncode == 141
+
+
+# --- Also: JSON Lines dumps larger than one article file ---------------------------------------------------
+
+def test_a_jsonl_dump_over_20_mb_is_read_as_a_stream_with_a_limit_per_record(tmp_path):
+    path = tmp_path / "dump.jsonl"
+    rng = random.Random(1)
+    words = "harbour council vote bridge ferry school market river station budget mayor storm".split()
+    with open(path, "w", encoding="utf-8") as out:
+        for i in range(3000):
+            text = " ".join(rng.choice(words) for _ in range(1500)) + "."
+            out.write(json.dumps({"id": f"r{i}", "title": f"Story {i}", "text": text}) + "\n")
+            if i == 1500:  # one record over the limit for one article, in the middle
+                out.write(json.dumps({"id": "huge", "text": "x" * (MAX_RECORD_BYTES + 10)}) + "\n")
+    size = path.stat().st_size
+    assert size > 2 * MAX_RECORD_BYTES  # 50 MB: refused whole before ("over the 20 MB limit; split it")
+
+    tracemalloc.start()
+    try:
+        articles, problems = read_file(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(articles) == 3000 and articles[-1].id == "dump.jsonl#r2999"
+    assert [(p.path, p.reason) for p in problems] == [
+        ("dump.jsonl (line 1502)", "record is over the 20 MB limit for one article; split it")]
+    text_bytes = sum(len(a.text) for a in articles)
+    # The articles, plus at most one record's bytes (the over-long one is read up to the limit, then skipped).
+    assert peak < text_bytes + MAX_RECORD_BYTES + 8 * 2**20, (peak, text_bytes)
+
+
+def test_many_bad_records_are_summarised_and_cost_no_memory(tmp_path, capsys):
+    path = write(tmp_path, "corpus/empties.jsonl", "{}\n" * 500_000 + '{"text": "A ferry sank."}\n' + "[]\n" * 7)
+    tracemalloc.start()
+    try:
+        articles, problems = read_file(path, "empties.jsonl")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [a.text for a in articles] == ["A ferry sank."] and peak < 2**20  # 2 million lines took 1.6 GB
+    assert [(p.path, p.reason) for p in problems] == [
+        ("empties.jsonl (500,000 lines)",
+         "record has no 'text' (or 'body'/'content') string (lines 1, 2, 3, 4, 5, ...)"),
+        ("empties.jsonl (7 lines)", "record is not a JSON object (lines 500002, 500003, 500004, 500005, 500006, ...)")]
+
+
+@pytest.mark.slow
+def test_reading_and_chunking_show_progress(tmp_path, capsys):
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    with open(write(corpus, "dump.jsonl", ""), "w", encoding="utf-8") as out:
+        for i in range(CHUNKING_BAR_ARTICLES + 10):
+            out.write(json.dumps({"id": str(i), "text": f"Story {i}: the council of town {i} met on Tuesday."}) + "\n")
+        padding = json.dumps({"note": "n" * 1000}) + "\n"
+        out.write(padding * (READING_BAR_BYTES // len(padding) + 1))
+    assert main(["index", "--corpus", str(corpus), "--index", str(index)]) == 1  # not --quiet
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{CHUNKING_BAR_ARTICLES + 10} added") and len(out.splitlines()) == 2
+    assert "reading: 100%" in err and "chunking: 100%" in err and "embedding: 100%" in err
