@@ -25,8 +25,9 @@ from conftest import CORPUS, write
 from test_reliability import index_state, news, subprocess_env
 
 from qa import sync
+from qa.chunking import MAX_CHARS_PER_TOKEN, Chunker
 from qa.cli import main
-from qa.corpus import read_file
+from qa.corpus import make_article, read_file
 from qa.indexing import CHUNKING_BAR_ARTICLES, MASS_REMOVAL_MIN, READING_BAR_BYTES, CorpusNotFound, MassRemoval
 from qa.records import MAX_RECORD_BYTES
 from qa.retriever import Retriever
@@ -416,3 +417,15 @@ def test_reading_and_chunking_show_progress(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert out.startswith(f"{CHUNKING_BAR_ARTICLES + 10} added") and len(out.splitlines()) == 2
     assert "reading: 100%" in err and "chunking: 100%" in err and "embedding: 100%" in err
+
+
+@pytest.mark.parametrize("text", ["x" * 100_000, ("y" * 150 + " ") * 2000,
+                                  "The quarry closed. " + "supercalifragilistic" * 5000 + " Then it reopened."])
+def test_an_over_long_word_is_split_over_chunks_of_bounded_size(embedder, text):
+    chunker = Chunker(embedder, 128, 1, embedder.max_tokens)
+    article = make_article("long.txt", "Long", text, {})
+    sentences, chunks = chunker.split(article)
+    assert max(len(c.text) for c in chunks) <= 128 * MAX_CHARS_PER_TOKEN  # was one 100,000-character chunk
+    assert max(embedder.count([c.text for c in chunks])) <= 128
+    assert all(article.text[c.start:c.end] == c.text for c in chunks)
+    assert "".join(article.text[s.start:s.end] for s in sentences).replace(" ", "") == text.replace(" ", "")
