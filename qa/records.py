@@ -175,5 +175,6 @@ class _Problems:
         out = []
         for reason, (count, places) in self.by_reason.items():
             first = ", ".join(str(p) for p in places) + (", ..." if count > len(places) else "")
-            out.append(Problem(f"{self.file_id} ({count:,} {self.unit}s)", f"{reason} ({self.unit}s {first})"))
+            where = f"{count:,} {self.unit}s"
+            out.append(Problem(f"{self.file_id} ({where})", f"{reason} ({where}: {first})"))
         return out

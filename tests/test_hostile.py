@@ -401,8 +401,9 @@ def test_many_bad_records_are_summarised_and_cost_no_memory(tmp_path, capsys):
     assert [a.text for a in articles] == ["A ferry sank."] and peak < 2**20  # 2 million lines took 1.6 GB
     assert [(p.path, p.reason) for p in problems] == [
         ("empties.jsonl (500,000 lines)",
-         "record has no 'text' (or 'body'/'content') string (lines 1, 2, 3, 4, 5, ...)"),
-        ("empties.jsonl (7 lines)", "record is not a JSON object (lines 500002, 500003, 500004, 500005, 500006, ...)")]
+         "record has no 'text' (or 'body'/'content') string (500,000 lines: 1, 2, 3, 4, 5, ...)"),
+        ("empties.jsonl (7 lines)",
+         "record is not a JSON object (7 lines: 500002, 500003, 500004, 500005, 500006, ...)")]
 
 
 @pytest.mark.slow
