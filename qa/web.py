@@ -529,10 +529,17 @@ document.addEventListener("click", (event) => {
 
 def launch(app, host: str = DEFAULT_HOST, port: int | None = DEFAULT_PORT, auth: tuple[str, str] | None = None,
            prevent_thread_lock: bool = False, quiet: bool = False) -> str:
-    """Serve ``app`` (from :func:`create_app`) with its style and script; returns the local URL."""
+    """Serve ``app`` (from :func:`create_app`) with its style and script; returns the local URL.
+
+    :class:`qa.guard.Guard` limits request sizes and slows down repeated failed logins, per client."""
+    from starlette.middleware import Middleware
+
+    from qa.guard import Guard
+
     _, url, _ = app.launch(server_name=host, server_port=port, auth=auth, prevent_thread_lock=prevent_thread_lock,
                            quiet=quiet, theme=theme(), css=CSS, head=HEAD, max_file_size=MAX_UPLOAD_BYTES,
-                           footer_links=["api"], show_error=True, share=False, ssr_mode=False)
+                           footer_links=["api"], show_error=True, share=False, ssr_mode=False,
+                           app_kwargs={"middleware": [Middleware(Guard)]})
     return url
 
 
