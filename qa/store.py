@@ -85,6 +85,8 @@ class IndexReadOnly(IndexUnusable):
 
 def storage_error(path: Path, exc: BaseException) -> IndexUnusable | None:
     """The error to report when ``exc`` came from a full or read-only disk rather than a damaged index."""
+    if isinstance(exc, IndexUnusable):  # already says what is wrong (other settings, a damaged file...)
+        return exc if isinstance(exc, DiskFull | IndexReadOnly) else None
     trouble = storage_trouble(path, exc)
     if trouble == "full":
         free = free_bytes(path)
