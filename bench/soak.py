@@ -90,6 +90,7 @@ class Tally:
     wrong_uploads: list[str] = field(default_factory=list)
     syncs: list[int] = field(default_factory=list)
     deleted: int = 0
+    retries: int = 0  # uploads tried again after no report came within 2 minutes
     kept: list[tuple[str, str]] = field(default_factory=list)  # (file, question) of uploaded good articles
 
     def add(self, **changes) -> None:
@@ -156,7 +157,7 @@ def upload_loop(url: str, work: Path, tally: Tally, clock: Clock, rng: random.Ra
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page()
         page.goto(url)
-        page.get_by_role("tab", name="Articles").click()
+        page.wait_for_selector("#qa-question textarea")  # the app has loaded, and its events are wired
         n = 0
         warm_up = [None, *HOSTILE]  # None: a good article
         while not clock.started.is_set() or time.monotonic() < clock.end:
@@ -178,19 +179,26 @@ def upload_loop(url: str, work: Path, tally: Tally, clock: Clock, rng: random.Ra
                     content = content.replace("{n}", str(n))
             path = files / name
             path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass"))
-            try:
-                page.get_by_role("tab", name="Ask").click()  # as a user between uploads (and test_web's helper)
-                page.get_by_role("tab", name="Articles").click()
-                page.locator("#qa-upload input[type=file]").set_input_files(path)
-                page.wait_for_function(
-                    """name => { const r = document.querySelector('#qa-upload-result');
-                                 return !r.querySelector('.qa-progress') && r.textContent.includes(name); }""",
-                    arg=name, timeout=300_000)
-                report = page.locator("#qa-upload-result").inner_text()
-            except Exception as exc:  # noqa: BLE001 - a page that stops answering is a failure too
-                tally.add(wrong_uploads=f"{name}: no report ({exc!r:.200})")
-                page.goto(url)
-                page.get_by_role("tab", name="Articles").click()
+            report = None
+            for attempt in (1, 2):  # a file set while the widget still clears the last one can be lost: once more
+                try:
+                    page.get_by_role("tab", name="Ask").click()  # as a user between uploads (and test_web's helper)
+                    page.get_by_role("tab", name="Articles").click()
+                    page.locator("#qa-upload input[type=file]").set_input_files(path)
+                    page.wait_for_function(
+                        """name => { const r = document.querySelector('#qa-upload-result');
+                                     return !r.querySelector('.qa-progress') && r.textContent.includes(name); }""",
+                        arg=name, timeout=120_000)
+                    report = page.locator("#qa-upload-result").inner_text()
+                    page.wait_for_timeout(500)  # the widget clears itself after each upload
+                    break
+                except Exception as exc:  # noqa: BLE001 - a page that stops answering is a failure too
+                    tally.add(retries=1)
+                    if attempt == 2:
+                        tally.add(wrong_uploads=f"{name}: no report, twice ({exc!r:.200})")
+                    page.goto(url)
+                    page.wait_for_selector("#qa-question textarea")
+            if report is None:
                 continue
             # Files added while an upload is still being indexed go with it: find this file's own line.
             ok_part, _, bad_part = report.partition("Not added:")
@@ -335,7 +343,8 @@ def run(minutes: float, clients: int = 10, delete_every: float = 20.0, seed: int
         articles = len(index_contents(fresh)["articles"]) if rebuilt.returncode == 0 else None
         result = {"minutes": wall / 60, "clients": clients, "asked": tally.asked, "failed": len(tally.failed),
                   "p50_s": percentile(tally.latencies, 0.5), "p95_s": percentile(tally.latencies, 0.95),
-                  "uploads": tally.uploads, "wrong_uploads": len(tally.wrong_uploads), "deleted": tally.deleted,
+                  "uploads": tally.uploads, "wrong_uploads": len(tally.wrong_uploads), "upload_retries": tally.retries,
+                  "deleted": tally.deleted,
                   "syncs_beside": len(tally.syncs), "articles_at_end": articles,
                   "uploaded_answered": f"{found}/{len(kept[-5:])}", "index_equals_rebuild": not differences,
                   "rss_start_mb": rss_start, "rss_end_mb": rss_end, "rss_growth": growth, "app_alive": alive}
@@ -343,7 +352,8 @@ def run(minutes: float, clients: int = 10, delete_every: float = 20.0, seed: int
         print(f"{wall / 60:.1f} min: {tally.asked} questions from {clients} clients, {len(tally.failed)} failed; "
               f"latency p50 {result['p50_s']:.2f}s, p95 {result['p95_s']:.2f}s")
         print(f"uploads: {tally.uploads.get('added', 0)} added, {tally.uploads.get('refused', 0)} refused, "
-              f"{len(tally.wrong_uploads)} with the wrong verdict; {tally.deleted} files deleted over "
+              f"{len(tally.wrong_uploads)} with the wrong verdict ({tally.retries} tried twice); {tally.deleted} "
+              f"files deleted over "
               f"{len(tally.syncs)} `qa index` runs beside the app; {articles} articles at the end")
         print(f"index equal to a fresh rebuild: {not differences}" + (f" ({'; '.join(differences)})"
                                                                      if differences else ""))
