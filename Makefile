@@ -27,11 +27,14 @@ test: $(BIN)/qa browser
 	$(BIN)/ruff check qa tests bench app.py
 	$(BIN)/python -m pytest -q
 
-# Benchmarks (BENCHMARKS.md); `make bench BENCH_ARGS=--quick` for the short run. txtai and matplotlib are bench-only.
+# Benchmarks (BENCHMARKS.md); `make bench BENCH_ARGS=--quick` for the short run (the soak: 10 minutes instead of 30).
+# txtai and matplotlib are bench-only.
 bench: $(BIN)/qa
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.load
+	$(MAKE) browser
+	$(BIN)/python -m bench.soak $(filter --quick,$(BENCH_ARGS))
 
 clean:
 	rm -rf $(VENV) index/qa.sqlite* index/vectors-* index/bm25-* artifacts

@@ -44,7 +44,8 @@ class Assistant:
         raises :class:`qa.filters.FilterError` (a ValueError) that names the field.
         """
         filters = filters or Filters.parse(source, since, until, undated)
-        question = " ".join(str(question or "").split())[:MAX_QUERY_CHARS]
+        # Cut before any work: a 20 MB question through the API must cost no more than a long one.
+        question = " ".join(str(question or "")[:2 * MAX_QUERY_CHARS].split())[:MAX_QUERY_CHARS]
         if not question:
             return Answer("", "Please type a question about the news articles.", abstained=True, reason=EMPTY)
         if filters.active and not self.retriever.count(filters):

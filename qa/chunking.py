@@ -71,8 +71,15 @@ def split_sentences(text: str) -> list[Span]:
     return spans
 
 
+#: A chunk holds at most this many characters per token of its budget. The tokenizer turns a word of over 100
+#: characters into one [UNK] token, so a 100,000-character word made one 100,000-character chunk. Real text
+#: has at most 7.6 characters per token in a sentence (4.9 on average; the SQuAD sample and the bundled corpus).
+MAX_CHARS_PER_TOKEN = 16
+
+
 class Chunker:
-    """Packs sentences into chunks of at most ``max_tokens`` model tokens.
+    """Packs sentences into chunks of at most ``max_tokens`` model tokens (and ``MAX_CHARS_PER_TOKEN`` times as
+    many characters).
 
     ``model_max_tokens`` is the model's maximum sequence length. A chunk is embedded after its article's
     title; the title is cut to what is left after the chunk and the two special tokens, so the whole
@@ -91,6 +98,7 @@ class Chunker:
         self.max_tokens = max_tokens
         self.overlap = overlap
         self.model_max_tokens = model_max_tokens
+        self.max_chars = max_tokens * MAX_CHARS_PER_TOKEN
 
     def embed_title(self, title: str) -> str:
         """The title as embedded with each chunk, cut to the tokens left beside a full chunk."""
@@ -109,7 +117,8 @@ class Chunker:
         first = 0
         while first < len(sentences):
             last, used = first, sizes[first]
-            while last + 1 < len(sentences) and used + sizes[last + 1] <= budget:
+            while (last + 1 < len(sentences) and used + sizes[last + 1] <= budget
+                   and sentences[last + 1].end - sentences[first].start <= self.max_chars):
                 last += 1
                 used += sizes[last]
             # Pieces of a cut sentence may rejoin mid-word and take more tokens together than apart.
@@ -128,6 +137,8 @@ class Chunker:
         spans: list[Span] = []
         sizes: list[int] = []
         found = split_sentences(text)
+        found = [piece for span in found for piece in (
+            [span] if span.end - span.start <= self.max_chars else self._cut_chars(text, span))]
         for span, size in zip(found, self.tokenizer.count([text[s.start:s.end] for s in found]), strict=True):
             if size <= budget:
                 spans.append(span)
@@ -137,6 +148,25 @@ class Chunker:
                 spans.append(piece)
                 sizes.append(piece_size)
         return spans, sizes
+
+    def _cut_chars(self, text: str, span: Span) -> list[Span]:
+        """Pieces of at most ``max_chars`` characters, cut after a space where there is one (else anywhere)."""
+        out: list[Span] = []
+        start = span.start
+        while start < span.end:
+            end = min(span.end, start + self.max_chars)
+            if end < span.end:
+                space = text.rfind(" ", start + 1, end)
+                end = space if space > start else end
+            piece_start, piece_end = start, end
+            while piece_start < piece_end and text[piece_start].isspace():
+                piece_start += 1
+            while piece_end > piece_start and text[piece_end - 1].isspace():
+                piece_end -= 1
+            if piece_end > piece_start:
+                out.append(Span(piece_start, piece_end))
+            start = end
+        return out
 
     def _cut(self, text: str, span: Span, budget: int) -> list[tuple[Span, int]]:
         """Pieces of an over-long sentence, each at most ``budget`` tokens when counted on its own.

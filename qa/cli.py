@@ -1,6 +1,10 @@
 """The ``qa`` command: index a corpus, search it, ask it questions.
 
-Exit codes: 0 success; 1 some articles were skipped (the rest were indexed); 2 usage or index error.
+Exit codes: 0 success; 1 some articles were skipped (the rest were indexed); 2 usage or index error;
+141 the output was closed early (``qa status | head -1``), as for a command ended by SIGPIPE.
+
+Everything printed that comes from articles, file names or users has its control characters escaped
+(``\x1b``, ``\u202e``): an ANSI sequence in a title could clear the screen or set the window's title.
 """
 
 from __future__ import annotations
@@ -8,9 +12,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import re
 import sys
 
 from qa.config import Settings, configure_offline
+from qa.corpus import parse_date
+from qa.metadata import repair
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(corpus=getattr(args, "corpus", None), index=args.index,
                                      model=getattr(args, "model", None),
                                      chunk_tokens=getattr(args, "chunk_tokens", None),
-                                     overlap=getattr(args, "overlap", None))
+                                     overlap=getattr(args, "overlap", None),
+                                     follow_links=getattr(args, "follow_links", None))
     except SystemExit as exc:  # a QA_* variable that is not a number: a usage error, exit 2 like the others
         print(f"qa: error: {exc}", file=sys.stderr)
         return 2
@@ -31,22 +40,63 @@ def main(argv: list[str] | None = None) -> int:
     import sqlite3
 
     from qa.embedding import ModelError
-    from qa.store import IndexUnusable, damaged
+    from qa.store import IndexUnusable, damaged, storage_error
 
     try:
         return args.run(args, settings)
+    except BrokenPipeError:  # the reader of our output has gone: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python exits
+        return 141
     except (IndexUnusable, ModelError, ValueError) as exc:
-        print(f"qa: error: {exc}", file=sys.stderr)
+        print(f"qa: error: {shown(str(exc))}", file=sys.stderr)
         return 2
     except sqlite3.DatabaseError as exc:  # e.g. `qa index` on a database damaged past its manifest
-        print(f"qa: error: {damaged(settings.index, exc)}", file=sys.stderr)
+        print(f"qa: error: {shown(str(damaged(settings.index, exc)))}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. an index folder that cannot be written, a full disk
-        print(f"qa: error: {exc.strerror or exc}: {exc.filename or settings.index}", file=sys.stderr)
+        problem = storage_error(settings.index, exc)
+        message = str(problem or f"{exc.strerror or exc}: {exc.filename or settings.index}")
+        print(f"qa: error: {shown(message)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("qa: interrupted; the index is as it was before this run", file=sys.stderr)
         return 130
+
+
+#: Characters that change a terminal's state or the order text is shown in: C0/C1 controls, line and paragraph
+#: separators, bidirectional overrides. Printed escaped; newlines are only ever the CLI's own.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")  # JSON escapes the rest
+
+
+def shown(text: str) -> str:
+    """``text`` safe to print on a terminal: unsafe characters escaped, text UTF-8 cannot encode replaced."""
+    return _UNSAFE.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), repair(text))
+
+
+def _lines(text: str) -> str:
+    """Several lines of the CLI's own, each made safe with :func:`shown`."""
+    return "\n".join(shown(line) for line in text.split("\n"))
+
+
+def _json(data: object) -> str:
+    """JSON whose strings cannot hold a character that acts on the terminal (JSON escapes only C0 itself)."""
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m[0]):04x}", repair(text))
+
+
+def _count(value: str) -> int:
+    try:
+        k = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number; give e.g. -k 5") from None
+    if not 1 <= k <= MAX_K:
+        raise argparse.ArgumentTypeError(f"{k} is out of range; give a number of passages from 1 to {MAX_K}")
+    return k
+
+
+#: The most passages `qa search -k` returns: more is no longer a reading list (and each costs a lookup).
+MAX_K = 1000
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,12 +110,16 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--model", help="sentence-transformers model name or path (default: all-MiniLM-L6-v2)")
     index.add_argument("--chunk-tokens", type=int, help="chunk size in model tokens (default: 128)")
     index.add_argument("--overlap", type=int, help="sentences shared by neighbouring chunks (default: 1)")
+    index.add_argument("--follow-links", action="store_true", default=None,
+                       help="index files that links in the corpus point to outside it (or QA_FOLLOW_LINKS=1)")
+    index.add_argument("--allow-mass-removal", action="store_true",
+                       help="let this sync remove more than half of a large index (over 100 articles) at once")
     index.add_argument("--quiet", action="store_true", help="no progress bar")
     index.set_defaults(run=_index)
 
     search = commands.add_parser("search", help="print the passages that best match a question")
     search.add_argument("query")
-    search.add_argument("-k", type=int, default=5, help="number of passages (default: 5)")
+    search.add_argument("-k", type=_count, default=5, help=f"number of passages, 1-{MAX_K} (default: 5)")
     search.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     _filters(search)
     search.set_defaults(run=_search)
@@ -94,49 +148,59 @@ def _filters(cmd: argparse.ArgumentParser) -> None:
 def _index(args: argparse.Namespace, settings: Settings) -> int:
     from qa.indexing import sync
 
-    report = sync(settings=settings, rebuild=args.rebuild, progress=not args.quiet)
-    print(report.summary())
+    report = sync(settings=settings, rebuild=args.rebuild, progress=not args.quiet,
+                  allow_mass_removal=args.allow_mass_removal)
+    print(_lines(report.summary()))
     return 1 if report.skipped else 0
+
+
+def _filters_of(args: argparse.Namespace) -> dict:
+    """The search filters, checked: a --since after --until would match nothing without saying why."""
+    since, until = parse_date(args.since), parse_date(args.until)
+    if since and until and since > until:
+        raise ValueError(f"--since {since} is after --until {until}, so no article can match; swap them")
+    return {"source": repair(args.source) if args.source else None, "since": args.since, "until": args.until,
+            "undated": args.undated}
 
 
 def _search(args: argparse.Namespace, settings: Settings) -> int:
     from qa.retriever import Retriever
 
+    filters = _filters_of(args)
     retriever = Retriever.open(settings.index)
-    passages = retriever.search(args.query, k=args.k, mode=args.mode, source=args.source, since=args.since,
-                                until=args.until, undated=args.undated)
+    passages = retriever.search(repair(args.query), k=args.k, mode=args.mode, **filters)
     if args.json:
-        print(json.dumps([dataclasses.asdict(p) for p in passages], ensure_ascii=False, indent=2))
+        print(_json([dataclasses.asdict(p) for p in passages]))
         return 0
     if not passages:
         print("No passages found.")
     for rank, p in enumerate(passages, start=1):
         meta = ", ".join(x for x in (p.date, p.source) if x)
-        print(f"{rank}. [{p.score:.3f}] {p.title}" + (f" ({meta})" if meta else ""))
-        print(f"   {p.article_id} [{p.start}:{p.end}]")
-        print("   " + " ".join(p.text.split()))
+        print(shown(f"{rank}. [{p.score:.3f}] {p.title}" + (f" ({meta})" if meta else "")))
+        print(shown(f"   {p.article_id} [{p.start}:{p.end}]"))
+        print(shown("   " + " ".join(p.text.split())))
     return 0
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
     from qa.assistant import Assistant
 
-    answer = Assistant.open(settings.index).ask(args.question, source=args.source, since=args.since,
-                                                until=args.until, undated=args.undated)
+    filters = _filters_of(args)
+    answer = Assistant.open(settings.index).ask(repair(args.question), **filters)
     if args.json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        print(_json(answer.to_dict()))
         return 0
-    print(answer.text)
+    print(_lines(answer.text))
     if answer.citations:
         print("\nSources:")
     for c in answer.citations:
         meta = ", ".join(x for x in (c.date, c.source) if x)
-        print(f"[{c.number}] {c.title}" + (f" ({meta})" if meta else ""))
-        print(f"    \"{' '.join(c.snippet.split())}\"")
+        print(shown(f"[{c.number}] {c.title}" + (f" ({meta})" if meta else "")))
+        print(shown(f"    \"{' '.join(c.snippet.split())}\""))
     if answer.abstained and answer.related:
         print("\nRelated passages (they do not answer the question):")
         for p in answer.related[:3]:
-            print(f"- {p.title}: {' '.join(p.text.split())[:200]}")
+            print(shown(f"- {p.title}: {' '.join(p.text.split())[:200]}"))
     return 0
 
 
@@ -147,9 +211,9 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     info = retriever.info()
     m = retriever.manifest
     updated = info.updated_at.strftime("%Y-%m-%d %H:%M") if info.updated_at else "never"
-    print(f"{info.articles} articles, {info.chunks} chunks in {settings.index}; updated {updated}")
-    print(f"model {m.model} ({m.dimension} dimensions), chunks of {m.chunk_tokens} tokens with "
-          f"{m.overlap} sentence(s) overlap, format {m.format}")
+    print(shown(f"{info.articles} articles, {info.chunks} chunks in {settings.index}; updated {updated}"))
+    print(shown(f"model {m.model} ({m.dimension} dimensions), chunks of {m.chunk_tokens} tokens with "
+                f"{m.overlap} sentence(s) overlap, format {m.format}"))
     print(f"vector search: {info.search}")
     return 0
 

@@ -9,6 +9,7 @@ Environment variables (all optional):
     QA_OVERLAP       sentences shared by neighbouring chunks (default: 1)
     QA_BATCH_SIZE    embedding batch size              (default: 32)
     QA_EXACT_LIMIT   chunks searched exactly; approximate (IVF) search above (default: 250000)
+    QA_FOLLOW_LINKS  1: index files that links in the corpus point to outside it (default: 0, skipped)
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class Settings:
     #: 0.05 ms per thousand chunks (12 ms at 250k, as long as embedding the question); IVF stays near 2 ms at the
     #: recall stated in the README (BENCHMARKS.md, "FAISS: when to leave exact search").
     exact_limit: int = 250_000
+    #: Whether a link in the corpus to a file outside it is followed. Off: a link to /etc/passwd was indexed
+    #: and searchable without a warning, and the corpus folder is what users (and uploads) think they share.
+    follow_links: bool = False
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -49,6 +53,7 @@ class Settings:
             overlap=_env_int("QA_OVERLAP", cls.overlap),
             batch_size=_env_int("QA_BATCH_SIZE", cls.batch_size),
             exact_limit=_env_int("QA_EXACT_LIMIT", cls.exact_limit),
+            follow_links=_env_int("QA_FOLLOW_LINKS", 0) != 0,
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         for key in ("corpus", "index"):

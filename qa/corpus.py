@@ -13,11 +13,11 @@ import json
 import os
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from qa.metadata import FIELD_LIMITS, MetadataError, field, load_front_matter, repair
 
 #: File types the corpus reader understands, by extension.
 SUPPORTED_EXTENSIONS = (".md", ".markdown", ".txt", ".html", ".htm", ".json", ".jsonl")
@@ -25,7 +25,6 @@ SUPPORTED_EXTENSIONS = (".md", ".markdown", ".txt", ".html", ".htm", ".json", ".
 MAX_FILE_BYTES = 20 * 1024 * 1024
 
 _META_FIELDS = ("title", "date", "source", "url", "author")
-_TEXT_FIELDS = ("text", "body", "content")
 
 
 @dataclass(frozen=True)
@@ -68,9 +67,9 @@ class ArticleError(ValueError):
     """Raised by a reader for input it cannot turn into an article."""
 
 
-def read_corpus(folder: str | Path) -> tuple[list[Article], list[Problem]]:
+def read_corpus(folder: str | Path, follow_links: bool = False) -> tuple[list[Article], list[Problem]]:
     """Read every supported file under ``folder`` (recursively, skipping hidden files)."""
-    files, problems = list_files(folder)
+    files, problems = list_files(folder, follow_links=follow_links)
     articles: list[Article] = []
     for rel, path in files:
         found, trouble = read_file(path, rel)
@@ -79,18 +78,34 @@ def read_corpus(folder: str | Path) -> tuple[list[Article], list[Problem]]:
     return articles, problems
 
 
-def list_files(folder: str | Path) -> tuple[list[tuple[str, Path]], list[Problem]]:
-    """(id, path) of every article file under ``folder``, sorted, and the files that are not articles."""
+def list_files(folder: str | Path, *, follow_links: bool = False, exclude: Path | None = None
+               ) -> tuple[list[tuple[str, Path]], list[Problem]]:
+    """(id, path) of every article file under ``folder``, sorted, and the files that are not articles.
+
+    A link to a file outside ``folder`` is skipped with a reason unless ``follow_links``; links to folders are
+    never followed. ``exclude`` is a folder left out silently (the index, when it lies inside the corpus).
+    """
     root = Path(folder)
     files: list[tuple[str, Path]] = []
     problems: list[Problem] = []
     if not root.is_dir():
         return [], [Problem(str(root), "corpus folder not found; create it and put articles in it")]
+    real_root = root.resolve()
+    skip: tuple[str, ...] | None = None  # the excluded folder's parts inside the corpus, if it is inside
+    if exclude is not None and Path(exclude).resolve().is_relative_to(real_root):
+        skip = Path(exclude).resolve().relative_to(real_root).parts
     for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if any(part.startswith(".") for part in path.relative_to(root).parts):
+        parts = path.relative_to(root).parts
+        rel = "/".join(parts)
+        if any(part.startswith(".") for part in parts) or skip is not None and parts[:len(skip)] == skip:
+            continue
+        if path.is_symlink() and (trouble := _link_trouble(path, real_root, follow_links)):
+            problems.append(Problem(printable(rel), trouble))
             continue
         if path.is_dir() or rel.lower() in ("readme.md", "readme.txt"):  # a note about the folder, not an article
+            continue
+        if printable(rel) != rel:  # not UTF-8 (kept as surrogates by Python): no id, no page, no SQLite row
+            problems.append(Problem(printable(rel), "file name is not valid UTF-8 text; rename the file"))
             continue
         if path.suffix.lower() not in SUPPORTED_EXTENSIONS:
             problems.append(Problem(rel, f"unsupported file type {path.suffix or '(none)'!r}; "
@@ -100,26 +115,58 @@ def list_files(folder: str | Path) -> tuple[list[tuple[str, Path]], list[Problem
     return files, problems
 
 
-def read_file(path: str | Path, article_id: str | None = None) -> tuple[list[Article], list[Problem]]:
-    """Read one file into articles; never raises for bad content."""
+def _link_trouble(path: Path, root: Path, follow_links: bool) -> str | None:
+    """Why the link ``path`` is not read, or None (a link to a file inside the corpus, or allowed out)."""
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None  # broken or looping: read_file reports it as not found
+    if target.is_dir():
+        return "a link to a folder, which is not followed; move or copy the folder into the corpus"
+    if follow_links or target.is_relative_to(root):
+        return None
+    return (f"a link to {printable(str(target))}, outside the corpus folder; copy the file into the corpus, or "
+            "allow such links with `qa index --follow-links` (QA_FOLLOW_LINKS=1)")
+
+
+def printable(name: str) -> str:
+    """A file name as text that can be shown and stored: bytes that are not UTF-8 written as ``\\xe9``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace") if repair(name) != name else name
+
+
+def read_file(path: str | Path, article_id: str | None = None, progress: Callable[[int], None] | None = None
+              ) -> tuple[list[Article], list[Problem]]:
+    """Read one file into articles; never raises for bad content. ``progress`` is called with the bytes read
+    so far, now and then, while a large JSON Lines file is read."""
+    from qa.records import MAX_JSONL_BYTES, read_records
+
     path = Path(path)
     article_id = article_id or path.name
+    suffix = path.suffix.lower()
     try:
         if not path.exists():
             return [], [Problem(article_id, "file not found (a broken link, or deleted while reading)")]
         if not path.is_file():  # a FIFO or device would block or never end
             return [], [Problem(article_id, "not a regular file (a pipe, device or socket); save the article "
                                             "as a file")]
+        if suffix == ".jsonl":  # streamed: the size limit is per record
+            size = path.stat().st_size
+            if size > MAX_JSONL_BYTES:
+                return [], [Problem(article_id, f"file is {size / 2**30:.1f} GB, over the {MAX_JSONL_BYTES // 2**30} "
+                                                "GB limit for a JSON Lines file; split it into smaller files")]
+            return read_records(path, None, article_id, jsonl=True, progress=progress)
         raw = _read_limited(path)
     except OSError as exc:
         return [], [Problem(article_id, f"cannot read file: {exc.strerror or exc}")]
     except ArticleError as exc:
         return [], [Problem(article_id, str(exc))]
-    suffix = path.suffix.lower()
+    except Exception as exc:  # a bug or a library's surprise must not stop the rest of the corpus
+        return [], [Problem(article_id, f"could not be read ({exc.__class__.__name__}: {exc}); "
+                                        "please report this file as a bug")]
     try:
+        if suffix == ".json":
+            return read_records(path, raw, article_id, jsonl=False)
         text = decode(raw)
-        if suffix in (".json", ".jsonl"):
-            return _read_records(text, article_id, jsonl=suffix == ".jsonl")
         if suffix in (".html", ".htm"):
             return [parse_html(text, article_id)], []
         return [parse_text(text, article_id)], []
@@ -135,12 +182,15 @@ def _read_limited(path: Path) -> bytes:
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size <= MAX_FILE_BYTES:
-            raw = handle.read(MAX_FILE_BYTES + 1)  # the file may grow while it is read
+            raw = handle.read(size + 1)  # not read(MAX_FILE_BYTES + 1): that allocates 20 MB for every file
+            if len(raw) > size:  # the file grew while it was read
+                raw += handle.read(MAX_FILE_BYTES + 1 - len(raw))
             if len(raw) <= MAX_FILE_BYTES:
                 return raw
             size = max(size, len(raw))
     raise ArticleError(f"file is {size / 2**20:.1f} MB, over the {MAX_FILE_BYTES // 2**20} MB limit for one "
-                       "article file; split it into smaller files (JSON Lines work well)")
+                       "article file; split it into smaller files, or save the records as JSON Lines (.jsonl), "
+                       "which has no such limit")
 
 
 _BINARY = "looks like a binary file, not text; save the article as text, HTML or JSON"
@@ -187,26 +237,24 @@ _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", r
 
 
 def parse_text(text: str, article_id: str) -> Article:
-    """Markdown or plain text, with optional YAML front matter; otherwise the first line is the title."""
+    """Markdown or plain text, with optional YAML front matter; otherwise the first line is the title.
+
+    A first line too long to be a title (over ``FIELD_LIMITS["title"]`` characters) is a paragraph: it stays in
+    the text and the title comes from the file name.
+    """
     meta: dict = {}
     match = _FRONT_MATTER.match(text)
     if match:
-        try:
-            loaded = yaml.safe_load(match.group(1))
-        except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: e.g. "date: 2024-02-30"
-            raise ArticleError(f"front matter is not valid YAML ({_first_line(exc)}); "
-                               "fix it or remove the --- block") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ArticleError("front matter must be 'key: value' lines (title, date, source, url, author)")
-        meta = loaded or {}
+        meta = _checked(load_front_matter, match.group(1))
         text = text[match.end():]
     body = text.strip()
-    title = _clean(meta.get("title"))
+    title = _checked(field, meta, "title")
     if not title:
         first, _, rest = body.partition("\n")
-        title = first.strip().lstrip("#").strip()
-        body = rest.strip()
-    return make_article(article_id, title, body, meta)
+        first = first.strip().lstrip("#").strip()
+        if len(first) <= FIELD_LIMITS["title"]:
+            title, body = first, rest.strip()
+    return make_article(article_id, title or "", body, meta)
 
 
 def parse_html(html: str, article_id: str) -> Article:
@@ -221,86 +269,36 @@ def parse_html(html: str, article_id: str) -> Article:
     return make_article(article_id, _clean(doc.title) or "", doc.text, meta)
 
 
-def _read_records(text: str, file_id: str, *, jsonl: bool) -> tuple[list[Article], list[Problem]]:
-    articles: list[Article] = []
-    problems: list[Problem] = []
-    records: Iterator[tuple[str, object]]
-    if jsonl:
-        records = _jsonl_records(text, file_id, problems)
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ArticleError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-        except (ValueError, RecursionError) as exc:  # a number too long, or nesting too deep
-            raise ArticleError(f"JSON that cannot be read: {_first_line(exc)}") from None
-        items = data if isinstance(data, list) else [data]
-        records = ((str(i), item) for i, item in enumerate(items))
-    seen: set[str] = set()
-    for position, record in records:
-        where = f"{file_id} (record {position})"
-        if not isinstance(record, dict):
-            problems.append(Problem(where, "record is not a JSON object"))
-            continue
-        record_id = _record_id(file_id, record.get("id"), position, seen)
-        seen.add(record_id)
-        body = next((record[f] for f in _TEXT_FIELDS if isinstance(record.get(f), str) and record[f].strip()), None)
-        if body is None:
-            problems.append(Problem(where, "record has no 'text' (or 'body'/'content') string"))
-            continue
-        try:
-            articles.append(make_article(record_id, _clean(record.get("title")) or "", body, record))
-        except ArticleError as exc:
-            problems.append(Problem(where, str(exc)))
-    if not articles and not problems:
-        raise ArticleError("no records in the file (it is empty); add one JSON object per article")
-    return articles, problems
+def make_article(article_id: str, title: object, text: str, meta: dict) -> Article:
+    """Validate and normalize one article's fields; raises :class:`ArticleError` with the reason and the fix.
 
-
-def _record_id(file_id: str, key: object, position: str, seen: set[str]) -> str:
-    """``file#id``, or ``file#position`` without an id or when the id was already used in this file.
-
-    A position can equal another record's id ("1"), so a last ``-2``, ``-3``... suffix keeps ids unique:
-    two articles with one id would make the index refuse the whole sync.
+    Metadata fields must be single short values (:func:`qa.metadata.field`); a date that is given but cannot be
+    read refuses the article, as a YAML date that does not exist always did, rather than dropping the date.
     """
-    record_id = f"{file_id}#{key if key not in (None, '') else position}"
-    if record_id in seen:
-        record_id = f"{file_id}#{position}"
-    base, n = record_id, 2
-    while record_id in seen:
-        record_id, n = f"{base}-{n}", n + 1
-    return record_id
-
-
-def _jsonl_records(text: str, file_id: str, problems: list[Problem]) -> Iterator[tuple[str, object]]:
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(f"{file_id} (line {lineno})", f"invalid JSON: {exc.msg} (column {exc.colno})"))
-            continue
-        except (ValueError, RecursionError) as exc:
-            problems.append(Problem(f"{file_id} (line {lineno})", f"JSON that cannot be read: {_first_line(exc)}"))
-            continue
-        yield str(lineno), record
-
-
-def make_article(article_id: str, title: str, text: str, meta: dict) -> Article:
-    """Validate and normalize one article's fields."""
-    text = _normalize_text(text)
+    text = _normalize_text(repair(text))
     if not any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text):
         raise ArticleError("article has no text (empty or whitespace only)")
+    date = _checked(field, meta, "date")
+    day = parse_date(date)
+    if date and day is None:
+        raise ArticleError(f"date {date[:40]!r} is not a date; write it as YYYY-MM-DD, or remove it")
     return Article(
-        id=article_id,
-        title=_clean(title) or fallback_title(article_id),
+        id=repair(article_id),
+        title=_checked(field, {"title": title}, "title") or fallback_title(repair(article_id)),
         text=text,
-        date=parse_date(meta.get("date")),
-        source=_clean(meta.get("source")),
-        url=_clean(meta.get("url")),
-        author=_clean(meta.get("author")),
+        date=day,
+        source=_checked(field, meta, "source"),
+        url=_checked(field, meta, "url"),
+        author=_checked(field, meta, "author"),
     )
+
+
+def _checked(function, *args):
+    """``function(*args)``, its :class:`MetadataError` as the :class:`ArticleError` the readers report."""
+    try:
+        return function(*args)
+    except MetadataError as exc:
+        raise ArticleError(str(exc)) from None
 
 
 def parse_date(value: object) -> str | None:
@@ -336,7 +334,7 @@ def _normalize_text(text: str) -> str:
     return text.strip()
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import time
 from collections.abc import Iterable
@@ -14,7 +15,17 @@ from qa.chunking import Chunk, Chunker, Span
 from qa.config import Settings
 from qa.corpus import Article, Problem, list_files, read_file
 from qa.embedding import Embedder, load_embedder
-from qa.store import IndexUnusable, Manifest, Writer, connect, read_manifest, wipe, writer_lock
+from qa.store import (
+    IndexUnusable,
+    Manifest,
+    Writer,
+    connect,
+    discard_set_aside,
+    read_manifest,
+    set_aside,
+    storage_error,
+    writer_lock,
+)
 
 
 @dataclass
@@ -48,23 +59,46 @@ class CorpusNotFound(ValueError):
     """The corpus folder does not exist; syncing would remove every article from the index."""
 
 
+class MassRemoval(ValueError):
+    """A sync would remove most of the archive at once: more often a wrong or half-mounted folder than intent."""
+
+
+#: A sync that would remove more than this share of the indexed articles, and more than MASS_REMOVAL_MIN of
+#: them, stops unless ``allow_mass_removal``: a corpus folder moved away while a sync waited for the lock once
+#: removed all 422 articles of an index. Small indexes are exempt, so a test or a new archive can be emptied.
+MASS_REMOVAL_SHARE, MASS_REMOVAL_MIN = 0.5, 100
+
+
 def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, settings: Settings | None = None,
-         rebuild: bool = False, progress: bool = False, embedder: Embedder | None = None) -> SyncReport:
+         rebuild: bool = False, progress: bool = False, embedder: Embedder | None = None,
+         allow_mass_removal: bool = False) -> SyncReport:
     """Make the index at ``index`` hold exactly the articles of the ``corpus`` folder.
 
     New and changed articles (by content hash) are chunked and embedded, deleted ones removed, duplicates
     indexed once. The change is committed atomically: a crash leaves the previous index usable, and the
     next sync finishes the job. Raises :class:`SettingsMismatch` when the index was built with another
-    model or chunking and ``rebuild`` is False.
+    model or chunking and ``rebuild`` is False, and :class:`MassRemoval` when it would remove most of a large
+    index (see :data:`MASS_REMOVAL_SHARE`) and ``allow_mass_removal`` is False.
     """
     settings = settings or Settings.from_env()
     corpus = Path(corpus) if corpus is not None else settings.corpus
     index = Path(index) if index is not None else settings.index
+    try:
+        return _sync(corpus, index, settings, rebuild, progress, embedder, allow_mass_removal)
+    except (OSError, sqlite3.Error, RuntimeError) as exc:  # RuntimeError: FAISS's write errors
+        problem = storage_error(index, exc)  # a full or read-only disk is not a damaged index
+        if problem is None:
+            raise
+        raise problem from None
+
+
+def _sync(corpus: Path, index: Path, settings: Settings, rebuild: bool, progress: bool, embedder: Embedder | None,
+          allow_mass_removal: bool) -> SyncReport:
     started = time.perf_counter()
-    if not corpus.is_dir():  # a mistyped path must not empty the index
-        raise CorpusNotFound(f"corpus folder {corpus} not found; give an existing folder with --corpus or "
-                             "QA_CORPUS (the index was left as it was)")
     with writer_lock(index, on_wait=lambda: _log(f"waiting for another `qa index` on {index} to finish...")):
+        if not corpus.is_dir():  # a mistyped path must not empty the index; checked under the lock, after any wait
+            raise CorpusNotFound(f"corpus folder {corpus} not found; give an existing folder with --corpus or "
+                                 "QA_CORPUS (the index was left as it was)")
         if not rebuild and check_settings(index, settings):
             _log(f"the index in {index} was written in another format by another version of qa; rebuilding it")
             rebuild = True
@@ -74,24 +108,33 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
             embedder = embedder or load_embedder(settings.model, settings.batch_size)
             Chunker(embedder, settings.chunk_tokens, settings.overlap, embedder.max_tokens)
             if not _readable(index):
-                wipe(index)  # too damaged to replace atomically; nothing usable is lost
+                set_aside(index)  # too damaged to replace in one transaction; deleted once the new one commits
         writer = Writer(index, settings.exact_limit)
         try:
             indexed = writer.indexed()
-            articles, kept, stats, problems = _read_changed(corpus, writer, indexed, rebuild)
+            articles, kept, stats, problems = _read_changed(corpus, writer, indexed, rebuild, settings.follow_links,
+                                                            progress)
             articles, duplicates = _drop_duplicates(articles, kept, set(indexed))
             for problem in duplicates:
                 stats.pop(_file_of(problem.path, stats), None)  # read again next time: the original may go
             report = SyncReport(skipped=problems + duplicates)
+            _check_removals(report, indexed, articles, kept, corpus, allow_mass_removal)
             _apply(writer, indexed, articles, set(kept), embedder, settings, report, progress, rebuild)
-            writer.record_files(stats)
+            for problem in report.skipped[len(problems) + len(duplicates):]:
+                stats.pop(_file_of(problem.path, stats), None)
+            discard_set_aside(index)
+            try:
+                writer.record_files(stats)
+            except (OSError, sqlite3.Error) as exc:  # the sync is committed: without the table files are re-read
+                _log(f"could not record the files read ({exc}); the next sync reads them again")
         finally:
             writer.close()
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _read_changed(corpus: Path, writer: Writer, indexed: dict[str, tuple[str, str]], rebuild: bool
+def _read_changed(corpus: Path, writer: Writer, indexed: dict[str, tuple[str, str]], rebuild: bool,
+                  follow_links: bool = False, progress: bool = False
                   ) -> tuple[list[Article], dict[str, str], dict[str, tuple[int, int]], list[Problem]]:
     """Read the corpus files that changed since the last sync (all of them for a rebuild).
 
@@ -99,7 +142,7 @@ def _read_changed(corpus: Path, writer: Writer, indexed: dict[str, tuple[str, st
     again: its articles are kept as indexed. Returns the articles read, the kept articles (id -> text
     hash), the files' (mtime_ns, size) to record, and the problems found.
     """
-    files, problems = list_files(corpus)
+    files, problems = list_files(corpus, follow_links=follow_links, exclude=writer.path)
     known = {} if rebuild else writer.files()
     by_file: dict[str, list[str]] = {}
     names = {rel for rel, _ in files}
@@ -107,9 +150,10 @@ def _read_changed(corpus: Path, writer: Writer, indexed: dict[str, tuple[str, st
         file = _file_of(article_id, names)
         if file is not None:
             by_file.setdefault(file, []).append(article_id)
-    articles: list[Article] = []
+    read: list[tuple[Article, str]] = []  # (article, the file it was read from)
     kept: dict[str, str] = {}
     stats: dict[str, tuple[int, int]] = {}
+    todo: list[tuple[str, Path, tuple[int, int] | None]] = []
     for rel, path in files:
         try:
             st = path.stat()
@@ -119,13 +163,66 @@ def _read_changed(corpus: Path, writer: Writer, indexed: dict[str, tuple[str, st
         if stat is not None and known.get(rel) == stat and rel in by_file:
             kept.update((i, indexed[i][1]) for i in by_file[rel])
             stats[rel] = stat
-            continue
-        found, trouble = read_file(path, rel)
-        articles += found
+        else:
+            todo.append((rel, path, stat))
+    bar = _bar(progress, sum(stat[1] for *_, stat in todo if stat), "reading", unit="B", unit_scale=True,
+               at_least=READING_BAR_BYTES)
+    for rel, path, stat in todo:
+        done = 0
+
+        def advance(total: int) -> None:  # called with the bytes of a large JSON Lines file read so far
+            nonlocal done
+            if bar is not None:
+                bar.update(total - done)
+            done = total
+
+        found, trouble = read_file(path, rel, progress=advance)
+        advance(stat[1] if stat else done)
+        read += [(a, rel) for a in found]
         problems += trouble
         if stat is not None and found and not trouble:
             stats[rel] = stat
+    if bar is not None:
+        bar.close()
+    articles, clashes = _drop_id_clashes(read, kept)
+    for rel, problem in clashes:
+        stats.pop(rel, None)  # read again next time: the other article may go
+        problems.append(problem)
     return articles, kept, stats, problems
+
+
+def _drop_id_clashes(read: list[tuple[Article, str]], kept: dict[str, str]
+                     ) -> tuple[list[Article], list[tuple[str, Problem]]]:
+    """One article per id. Ids can collide whatever the names: record ``b.md`` of ``a.json`` and a file named
+    ``a.json#b.md`` are both ``a.json#b.md`` (that made every sync, and the rebuild, fail). An id already
+    indexed and unchanged keeps it, then a file's own name, then the first in path order. Returns the articles
+    kept, in reading order, and (file, problem) for the others."""
+    taken = set(kept)
+    dropped: set[int] = set()
+    clashes: list[tuple[str, Problem]] = []
+    for n, (article, rel) in sorted(enumerate(read), key=lambda x: (x[1][0].id != x[1][1], x[1][0].id, x[0])):
+        if article.id in taken:
+            where = article.id if article.id == rel else f"{article.id} (a record of {rel})"
+            clashes.append((rel, Problem(where, "another article already has this id (a file's name, or a "
+                                                "record's file#id); rename the file or change the record's id")))
+            dropped.add(n)
+            continue
+        taken.add(article.id)
+    return [a for n, (a, _) in enumerate(read) if n not in dropped], clashes
+
+
+def _check_removals(report: SyncReport, indexed: dict, articles: list[Article], kept: dict, corpus: Path,
+                    allow: bool) -> None:
+    """Raise :class:`MassRemoval` before any work when the sync would remove most of a large index."""
+    current = {a.id for a in articles} | set(kept)  # as _apply counts them: unreadable files' articles go too
+    removed = sum(1 for i in indexed if i not in current)
+    if allow or removed <= MASS_REMOVAL_MIN or removed <= MASS_REMOVAL_SHARE * len(indexed):
+        return
+    raise MassRemoval(
+        f"this sync would remove {removed:,} of the {len(indexed):,} indexed articles, which usually means that "
+        f"{corpus} is not the folder the index was built from, or is incomplete (a disk not mounted, a folder "
+        "moved or half copied). The index was left as it was. If you did delete those articles, run `qa index "
+        "--allow-mass-removal`.")
 
 
 def _file_of(article_id: str, files: Iterable[str]) -> str | None:
@@ -160,9 +257,17 @@ def _apply(writer: Writer, before: dict[str, tuple[str, str]], articles: list[Ar
     added: list[tuple[Article, list[Span], list[Chunk]]] = []
     chunk_texts: list[str] = []
     spans: list[list[tuple[int, int]]] = []  # per chunk: the sentences it is first to hold, in embed-text offsets
-    for article in todo:
-        sentences, chunks = chunker.split(article)
-        title = chunker.embed_title(article.title)
+    bar = _bar(progress, len(todo), "chunking", unit="article", at_least=CHUNKING_BAR_ARTICLES)
+    for article in list(todo):
+        if bar is not None:
+            bar.update(1)
+        try:
+            sentences, chunks = chunker.split(article)
+            title = chunker.embed_title(article.title)
+        except Exception as exc:  # one article the chunker cannot take must not stop the sync of the others
+            _not_indexed(article, f"could not be split into chunks ({exc.__class__.__name__}: {exc}); please "
+                                  "report this article as a bug", report, todo)
+            continue
         added.append((article, sentences, chunks))
         first_new = 0
         for c in chunks:
@@ -171,9 +276,20 @@ def _apply(writer: Writer, before: dict[str, tuple[str, str]], articles: list[Ar
                           for i in range(max(first_new, c.first_sentence), c.last_sentence + 1)])
             first_new = c.last_sentence + 1
             chunk_texts.append(c.embed_text(title))
+    if bar is not None:
+        bar.close()
     vectors, sentence_vectors = _encode(embedder, chunk_texts, spans, progress)
     report.chunks_embedded = len(chunk_texts)
     writer.commit(manifest, report.removed + report.updated, added, vectors, sentence_vectors, fresh=rebuild)
+
+
+def _not_indexed(article: Article, reason: str, report: SyncReport, todo: list[Article]) -> None:
+    """Leave ``article`` out of this sync (an indexed older version stays) and report why."""
+    todo.remove(article)
+    for ids in (report.added, report.updated):
+        if article.id in ids:
+            ids.remove(article.id)
+    report.skipped.append(Problem(article.id, reason))
 
 
 def _encode(embedder: Embedder, texts: list[str], spans: list[list[tuple[int, int]]], progress: bool
@@ -205,6 +321,20 @@ def _encode(embedder: Embedder, texts: list[str], spans: list[list[tuple[int, in
     return chunk_vectors, np.concatenate(pooled) if pooled else np.zeros((0, embedder.dimension), np.float32)
 
 
+#: Reading and chunking show a progress bar (with ``progress``) past these sizes; below, they take a second or
+#: two. On 2,960 long articles the first minute of a sync was silent: only embedding had a bar.
+READING_BAR_BYTES, CHUNKING_BAR_ARTICLES = 8 * 2**20, 200
+
+
+def _bar(progress: bool, total: int, desc: str, at_least: int, **options):
+    """A tqdm bar on stderr for a step of ``total`` units, when asked for and the step is long enough."""
+    if not progress or total < at_least:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, file=sys.stderr, **options)
+
+
 def _drop_duplicates(articles: list[Article], kept: dict[str, str], indexed: set[str]
                      ) -> tuple[list[Article], list[Problem]]:
     """Keep one article per text: a kept one first, then the copy already indexed, then the first by id."""
@@ -232,7 +362,9 @@ def _readable(index: Path) -> bool:
         finally:
             con.close()
         return verdict == [("ok",)]
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, (OSError, sqlite3.Error)) and storage_error(index, exc) is not None:
+            raise  # a full or read-only disk: the index is fine, and a rebuild could not be written anyway
         return False
 
 

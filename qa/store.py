@@ -25,7 +25,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +34,17 @@ import faiss
 import numpy as np
 
 from qa.config import Settings
+from qa.files import free_bytes, fsync_dir, fsync_file, fsync_tree, storage_trouble, wal_has_data
+from qa.vectors import (  # noqa: F401 - re-exported: the store's vector files are built by these
+    PROBE_FRACTION,
+    TRAIN_ITERATIONS,
+    TRAIN_PER_LIST,
+    fit_vector_index,
+    is_approximate,
+    ivf_lists,
+    new_vector_index,
+    vector_ids,
+)
 
 #: Bumped when the on-disk layout changes; an index of another format is rebuilt, never mixed.
 #: 2: BM25 words are no longer stemmed, so a format-1 BM25 index cannot answer format-2 queries.
@@ -64,10 +75,38 @@ class IndexUnusable(RuntimeError):
     """The index cannot be used as it is; the message says what to do."""
 
 
+class DiskFull(IndexUnusable):
+    """The disk under the index is full; nothing was changed, and nothing is damaged."""
+
+
+class IndexReadOnly(IndexUnusable):
+    """The index folder cannot be written (a read-only mount, no permission); it can still be searched."""
+
+
+def storage_error(path: Path, exc: BaseException) -> IndexUnusable | None:
+    """The error to report when ``exc`` came from a full or read-only disk rather than a damaged index."""
+    if isinstance(exc, IndexUnusable):  # already says what is wrong (other settings, a damaged file...)
+        return exc if isinstance(exc, DiskFull | IndexReadOnly) else None
+    trouble = storage_trouble(path, exc)
+    if trouble == "full":
+        free = free_bytes(path)
+        left = f"{free / 2**10:,.0f} KB free" if free is not None else "no space left"
+        return DiskFull(f"the disk holding {path} is full ({left}); free some space and run the command again. "
+                        "The index was not changed.")
+    if trouble == "read-only":
+        return IndexReadOnly(f"{path} is on a read-only file system: it can be searched but not updated; run "
+                             "`qa index` on a writable copy, or remount it read-write. The index was not changed.")
+    if trouble == "denied":
+        return IndexReadOnly(f"no permission to write in {path}; run as a user who may, or give a writable "
+                             "--index. The index was not changed.")
+    return None
+
+
 def damaged(path: Path, exc: BaseException) -> IndexUnusable:
-    """The error for a database SQLite cannot read (a disk fault, a truncated copy, another program's file)."""
-    return IndexUnusable(f"the index database in {path} is damaged or unreadable ({exc}); "
-                         "run `qa index --rebuild` to build it again")
+    """The error for a database SQLite cannot read (a disk fault, a truncated copy, another program's file),
+    unless it came from a full or read-only disk: rebuilding cannot help there, and would lose the index."""
+    return storage_error(path, exc) or IndexUnusable(
+        f"the index database in {path} is damaged or unreadable ({exc}); run `qa index --rebuild` to build it again")
 
 
 @dataclass(frozen=True)
@@ -87,11 +126,29 @@ class Manifest:
 
 
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
-    """A connection to an index's database; ``readonly`` ones never change the file's settings."""
-    con = sqlite3.connect(path / DB_NAME, check_same_thread=False, isolation_level=None, timeout=60)
-    if not readonly:
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=FULL")
+    """A connection to an index's database; ``readonly`` ones never change the file's settings.
+
+    A reader needs to create the WAL's shared-memory file, which fails on a read-only mount ("unable to open
+    database file") and on a full disk ("disk I/O error"). There, when the log holds no pages (every commit is
+    in the main file, as after the last writer closed), the file is opened ``immutable``: nothing can write it
+    meanwhile on a read-only mount; on a full disk a later sync is seen once the reader is restarted.
+    """
+    db = path / DB_NAME
+    con = sqlite3.connect(db, check_same_thread=False, isolation_level=None, timeout=60)
+    try:
+        if not readonly:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=FULL")
+        else:
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the log now, not mid-query
+    except sqlite3.DatabaseError as exc:
+        if readonly and not isinstance(exc, sqlite3.OperationalError):
+            return con  # damage ("file is not a database"): the caller's first query reports it, with the fix
+        con.close()
+        if not readonly or storage_trouble(path, exc) is None or wal_has_data(db):
+            raise
+        con = sqlite3.connect(f"{db.absolute().as_uri()}?immutable=1", uri=True, check_same_thread=False,
+                              isolation_level=None, timeout=60)
     con.execute("PRAGMA foreign_keys=ON")
     return con
 
@@ -101,8 +158,10 @@ def read_manifest(con: sqlite3.Connection) -> tuple[Manifest | None, int, float 
     try:
         rows = dict(con.execute("SELECT key, value FROM manifest").fetchall())
     except sqlite3.DatabaseError as exc:
-        raise IndexUnusable(f"the index database is damaged or not an index ({exc}); "
-                            "run `qa index --rebuild` to build it again") from None
+        where = _db_folder(con)
+        raise (where and storage_error(where, exc)) or IndexUnusable(
+            f"the index database is damaged or not an index ({exc}); run `qa index --rebuild` to build it again"
+        ) from None
     if "model" not in rows:
         return None, 0, None
     try:
@@ -112,6 +171,14 @@ def read_manifest(con: sqlite3.Connection) -> tuple[Manifest | None, int, float 
         return manifest, int(rows.get("generation", 0)), float(rows.get("updated_at", 0)) or None
     except (KeyError, ValueError):
         raise IndexUnusable("the index manifest is incomplete; run `qa index --rebuild`") from None
+
+
+def _db_folder(con: sqlite3.Connection) -> Path | None:
+    try:
+        file = con.execute("PRAGMA database_list").fetchone()[2]
+    except sqlite3.Error:
+        return None
+    return Path(file).parent if file else None
 
 
 def vectors_path(path: Path, generation: int) -> Path:
@@ -125,7 +192,7 @@ def bm25_path(path: Path, generation: int) -> Path:
 def load_vectors(path: Path, generation: int, dimension: int) -> faiss.Index:
     file = vectors_path(path, generation)
     if generation == 0:
-        return _new_vector_index(dimension)
+        return new_vector_index(dimension)
     try:
         index = faiss.read_index(str(file))
     except Exception:  # FAISS raises RuntimeError with C++ text for missing or damaged files
@@ -134,87 +201,6 @@ def load_vectors(path: Path, generation: int, dimension: int) -> faiss.Index:
         raise IndexUnusable(f"the vector file {file} has dimension {index.d}, the manifest says {dimension}; "
                             "run `qa index --rebuild`")
     return index
-
-
-def _new_vector_index(dimension: int) -> faiss.Index:
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
-
-
-#: IVF lists probed per query, as a fraction of all lists: the recall/speed trade-off chosen in bench/ann.py.
-PROBE_FRACTION = 1 / 8
-#: k-means training sample per list, and iterations (FAISS's default 25 buys little recall and costs minutes).
-TRAIN_PER_LIST, TRAIN_ITERATIONS = 40, 10
-
-
-def is_approximate(index: faiss.Index) -> bool:
-    return isinstance(index, faiss.IndexIVF)
-
-
-def ivf_lists(n: int) -> int:
-    """IVF lists for ``n`` vectors: about 4√n, a multiple of 16 (never more lists than vectors)."""
-    return max(1, min(n, max(16, int(4 * np.sqrt(n)) // 16 * 16)))
-
-
-def fit_vector_index(index: faiss.Index, exact_limit: int = Settings.exact_limit) -> faiss.Index:
-    """The index to keep for its current size: exact up to ``exact_limit`` vectors, IVF above.
-
-    An IVF index is trained again once it has grown enough to want twice its lists (4x the vectors), and goes
-    back to exact search below half the limit, so an index near the limit does not flip on every sync.
-    """
-    n = index.ntotal
-    if is_approximate(index):
-        if n <= exact_limit // 2:
-            return _rebuild(index, None)
-        if ivf_lists(n) >= 2 * index.nlist:
-            return _rebuild(index, ivf_lists(n))
-        return index
-    return _rebuild(index, ivf_lists(n)) if n > exact_limit else index
-
-
-def _rebuild(index: faiss.Index, lists: int | None) -> faiss.Index:
-    """The same vectors and ids in an exact index (``lists`` None) or in a newly trained IVF of ``lists`` lists."""
-    ids, vectors = vector_ids(index), _all_vectors(index)
-    if lists is None:
-        out = _new_vector_index(index.d)
-        out.add_with_ids(vectors, ids)
-        return out
-    out = faiss.IndexIVFFlat(faiss.IndexFlatIP(index.d), index.d, lists, faiss.METRIC_INNER_PRODUCT)
-    out.cp.niter = TRAIN_ITERATIONS
-    sample = np.random.default_rng(0).choice(len(vectors), min(len(vectors), lists * TRAIN_PER_LIST), replace=False)
-    # k-means on every core, even in a process whose retriever keeps FAISS searches on one thread.
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
-    try:
-        out.train(vectors[np.sort(sample)])
-        out.set_direct_map_type(faiss.DirectMap.Hashtable)  # for remove_ids and reconstruct by chunk id
-        out.nprobe = max(1, round(lists * PROBE_FRACTION))
-        out.add_with_ids(vectors, ids)
-    finally:
-        faiss.omp_set_num_threads(threads)
-    return out
-
-
-def vector_ids(index: faiss.Index) -> np.ndarray:
-    """The ids (chunk ids) of every vector in ``index``, exact or IVF."""
-    if not is_approximate(index):
-        return faiss.vector_to_array(index.id_map).astype(np.int64) if index.ntotal else np.zeros(0, np.int64)
-    lists = index.invlists
-    parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
-             for i in range(index.nlist) if lists.list_size(i)]
-    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
-
-
-def _all_vectors(index: faiss.Index) -> np.ndarray:
-    """Every vector, in the order of :func:`vector_ids`."""
-    if not is_approximate(index):
-        return index.index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)
-    lists, parts = index.invlists, []
-    for i in range(index.nlist):
-        size = lists.list_size(i)
-        if size:
-            codes = faiss.rev_swig_ptr(lists.get_codes(i), size * lists.code_size)
-            parts.append(np.frombuffer(codes, dtype=np.float32).reshape(size, index.d).copy())
-    return np.vstack(parts) if parts else np.zeros((0, index.d), np.float32)
 
 
 class Bm25:
@@ -341,7 +327,7 @@ class Writer:
         try:
             if fresh:
                 con.execute("DELETE FROM articles")
-                index = _new_vector_index(manifest.dimension)
+                index = new_vector_index(manifest.dimension)
             else:
                 index = load_vectors(self.path, self.generation, manifest.dimension)
             if removed and not fresh:
@@ -376,8 +362,13 @@ class Writer:
             self._write_files(new_gen, index)
             self._set_manifest(manifest, new_gen, now)
             con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
+        except BaseException as exc:
+            with suppress(sqlite3.Error):  # a failed COMMIT (a full disk) may have rolled back already
+                con.execute("ROLLBACK")
+            self._remove_generation(new_gen)  # give back the space now: on a full disk it is what is missing
+            problem = storage_error(self.path, exc) if isinstance(exc, Exception) else None
+            if problem is not None:
+                raise problem from exc
             raise
         self.generation = new_gen
         self.manifest = manifest
@@ -393,16 +384,25 @@ class Writer:
         tmp = final.with_name(final.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         bm25.save(tmp)
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
 
     def _set_manifest(self, m: Manifest, gen: int, now: float) -> None:
         values = {"format": m.format, "model": m.model, "dimension": m.dimension, "chunk_tokens": m.chunk_tokens,
                   "overlap": m.overlap, "generation": gen, "updated_at": now}
         self.con.executemany("INSERT OR REPLACE INTO manifest VALUES (?, ?)",
                              [(k, str(v)) for k, v in values.items()])
+
+    def _remove_generation(self, gen: int) -> None:
+        """Delete the files of an uncommitted generation ``gen`` (and their temporary versions)."""
+        for entry in (vectors_path(self.path, gen), bm25_path(self.path, gen)):
+            for item in (entry, entry.with_name(entry.name + ".tmp")):
+                if item.is_dir():
+                    shutil.rmtree(item, ignore_errors=True)
+                else:
+                    item.unlink(missing_ok=True)
 
     def _collect_garbage(self) -> None:
         """Delete files of generations older than the previous one (readers may still hold that)."""
@@ -419,37 +419,24 @@ class Writer:
                             entry.unlink(missing_ok=True)
 
 
-def wipe(path: Path) -> None:
-    """Delete an index's files (for --rebuild), leaving the folder and anything else in it."""
+def set_aside(path: Path) -> None:
+    """Rename a damaged index database out of the way (for --rebuild); deleted by :func:`discard_set_aside`
+    once the new index has committed, so a rebuild that fails never leaves less than there was."""
     for entry in list(path.iterdir()) if path.exists() else []:
-        if entry.name.startswith((DB_NAME, "vectors-", "bm25-")):
-            if entry.is_dir():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+        if entry.name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm"):
+            os.replace(entry, entry.with_name(entry.name + ".damaged"))
+
+
+def discard_set_aside(path: Path) -> None:
+    for entry in path.glob(f"{DB_NAME}*.damaged"):
+        entry.unlink(missing_ok=True)
 
 
 def _atomic_write_index(index: faiss.Index, final: Path) -> None:
     tmp = final.with_name(final.name + ".tmp")
     faiss.write_index(index, str(tmp))
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
+    fsync_file(tmp)
     os.replace(tmp, final)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for file in folder.iterdir():
-        with open(file, "rb") as handle:
-            os.fsync(handle.fileno())
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _query_ids(con: sqlite3.Connection, sql: str, values: list[str]) -> list[int]:

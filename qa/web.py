@@ -32,8 +32,9 @@ from qa.assistant import Assistant
 from qa.config import Settings, configure_offline
 from qa.conversation import Turn
 from qa.corpus import SUPPORTED_EXTENSIONS, read_file
-from qa.indexing import SyncReport, sync
+from qa.indexing import CorpusNotFound, MassRemoval, SyncReport, sync
 from qa.retriever import IndexInfo, Passage, Retriever
+from qa.store import DB_NAME, DiskFull, IndexReadOnly, IndexUnusable
 
 #: Shown in the empty chat; clicking one asks it.
 EXAMPLES = (
@@ -247,23 +248,52 @@ def save_upload(path: str | Path, corpus: str | Path, original: str | None = Non
                                        f"{MAX_UPLOAD_BYTES // 2**20} MB upload limit; split it into smaller files")
     articles, problems = read_file(path, name)
     if not articles:
-        why = "; ".join(p.reason for p in problems) or "no article found in the file"
-        return Upload(original, reason=why)
+        return Upload(original, reason=reasons(problems) or "no article found in the file")
     data = path.read_bytes()
-    corpus.mkdir(parents=True, exist_ok=True)
     stem = Path(name).stem
-    for attempt in range(1, 1000):
-        candidate = corpus / (name if attempt == 1 else f"{stem}-{attempt}{suffix}")
-        if candidate.resolve().parent != corpus.resolve():
-            return Upload(original, reason="file name is not allowed")
-        try:
-            with open(candidate, "xb") as out:  # exclusive: never replaces a file
-                out.write(data)
-            return Upload(original, candidate.name)
-        except FileExistsError:
-            if candidate.is_file() and candidate.read_bytes() == data:
-                return Upload(original, candidate.name, existing=True)
+    try:
+        corpus.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, 1000):
+            candidate = corpus / (name if attempt == 1 else f"{stem}-{attempt}{suffix}")
+            if candidate.resolve().parent != corpus.resolve():
+                return Upload(original, reason="file name is not allowed")
+            try:
+                with open(candidate, "xb") as out:  # exclusive: never replaces a file
+                    try:
+                        out.write(data)
+                        out.flush()
+                    except BaseException:
+                        candidate.unlink(missing_ok=True)  # no half-saved file left in the corpus
+                        raise
+                return Upload(original, candidate.name)
+            except FileExistsError:
+                if candidate.is_file() and candidate.read_bytes() == data:
+                    return Upload(original, candidate.name, existing=True)
+    except OSError as exc:  # a full or read-only disk: say so, and keep the app up
+        return Upload(original, reason=f"could not be saved in the corpus folder ({exc.strerror or exc}); "
+                                       "ask the administrator to free space or fix the folder")
     return Upload(original, reason="too many files with this name in the corpus; rename the file")
+
+
+#: Reasons listed per rejected file, and rejected files listed on the page; the rest are counted. A 900 KB
+#: JSON Lines file of 300,000 bad records made a 36.8 MB page when every reason was shown.
+SHOWN_REASONS, SHOWN_REJECTED = 3, 20
+
+
+def reasons(problems: Sequence) -> str:
+    """The first few problems' reasons, and how many more there were."""
+    text = "; ".join(p.reason for p in problems[:SHOWN_REASONS])
+    more = len(problems) - SHOWN_REASONS
+    return text + (f"; and {more:,} more problems" if more > 0 else "")
+
+
+def withdraw(upload: Upload, corpus: Path, reason: str) -> Upload:
+    """``upload`` taken back out of the corpus (unless it was there before) and rejected with ``reason``."""
+    if upload.name is None or upload.existing:  # rejected already, or in the archive before (and unchanged)
+        return upload
+    if not upload.existing:
+        (corpus / upload.name).unlink(missing_ok=True)
+    return Upload(upload.original, reason=reason)
 
 
 def summarize_uploads(uploads: Sequence[Upload], report: SyncReport | None, corpus: Path) -> UploadReport:
@@ -283,7 +313,7 @@ def summarize_uploads(uploads: Sequence[Upload], report: SyncReport | None, corp
         elif problems:
             if not up.existing:
                 (corpus / up.name).unlink(missing_ok=True)  # nothing of it was indexed: do not keep it
-            out.rejected.append((up.original, "; ".join(p.reason for p in problems)))
+            out.rejected.append((up.original, reasons(problems)))
         elif up.existing:
             out.unchanged.append(up.name)
         else:
@@ -302,7 +332,10 @@ def upload_report_html(result: UploadReport) -> str:
         items = "".join(f"<li>{html.escape(a)}</li>" for a in result.unchanged)
         lines.append(f'<div class="qa-note">Already in the archive, unchanged:<ul>{items}</ul></div>')
     if result.rejected:
-        items = "".join(f"<li><b>{html.escape(n)}</b>: {html.escape(r)}</li>" for n, r in result.rejected)
+        items = "".join(f"<li><b>{html.escape(n)}</b>: {html.escape(r)}</li>"
+                        for n, r in result.rejected[:SHOWN_REJECTED])
+        if len(result.rejected) > SHOWN_REJECTED:
+            items += f"<li>and {len(result.rejected) - SHOWN_REJECTED:,} more</li>"
         lines.append(f'<div class="qa-bad">Not added:<ul>{items}</ul></div>')
     return "".join(lines) or '<div class="qa-note">No files were uploaded.</div>'
 
@@ -312,8 +345,14 @@ def upload_report_html(result: UploadReport) -> str:
 def open_assistant(settings: Settings, embedder=None, log: Callable[[str], None] | None = None) -> Assistant:
     """Bring the index in line with the corpus (a no-op when nothing changed) and open it."""
     log = log or _log
-    report = sync(settings=settings, embedder=embedder)
-    log(f"index {settings.index} synced with {settings.corpus}: {report.summary()}")
+    try:
+        report = sync(settings=settings, embedder=embedder)
+        log(f"index {settings.index} synced with {settings.corpus}: {report.summary()}")
+    except (CorpusNotFound, MassRemoval, DiskFull, IndexReadOnly) as exc:
+        if not (settings.index / DB_NAME).exists():
+            raise
+        # The index itself is fine: serve it as it is rather than not start (the log says why it is not synced).
+        log(f"index {settings.index} NOT synced with {settings.corpus}: {exc}; serving the index as it is")
     return Assistant(Retriever(settings.index, embedder))
 
 
@@ -371,8 +410,12 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
         if any(u.name and not u.existing for u in uploads):
             yield '<div class="qa-progress">Indexing…</div>', status_now, sources_now
             progress(0.2, desc="Indexing")
-            report = sync(settings=settings, embedder=retriever.embedder, progress=True)
-            _log(f"upload synced: {report.summary()}")
+            try:
+                report = sync(settings=settings, embedder=retriever.embedder, progress=True)
+                _log(f"upload synced: {report.summary()}")
+            except (IndexUnusable, ValueError) as exc:  # a full disk, a moved corpus: nothing is added, the app stays
+                _log(f"upload not indexed: {exc}")
+                uploads = [withdraw(u, settings.corpus, f"not indexed: {exc}") for u in uploads]
         result = summarize_uploads(uploads, report, settings.corpus)
         yield upload_report_html(result), *status_and_sources()
 
@@ -519,10 +562,17 @@ document.addEventListener("click", (event) => {
 
 def launch(app, host: str = DEFAULT_HOST, port: int | None = DEFAULT_PORT, auth: tuple[str, str] | None = None,
            prevent_thread_lock: bool = False, quiet: bool = False) -> str:
-    """Serve ``app`` (from :func:`create_app`) with its style and script; returns the local URL."""
+    """Serve ``app`` (from :func:`create_app`) with its style and script; returns the local URL.
+
+    :class:`qa.guard.Guard` limits request sizes and slows down repeated failed logins, per client."""
+    from starlette.middleware import Middleware
+
+    from qa.guard import Guard
+
     _, url, _ = app.launch(server_name=host, server_port=port, auth=auth, prevent_thread_lock=prevent_thread_lock,
                            quiet=quiet, theme=theme(), css=CSS, head=HEAD, max_file_size=MAX_UPLOAD_BYTES,
-                           footer_links=["api"], show_error=True, share=False, ssr_mode=False)
+                           footer_links=["api"], show_error=True, share=False, ssr_mode=False,
+                           app_kwargs={"middleware": [Middleware(Guard)]})
     return url
 
 

@@ -103,7 +103,7 @@ def test_pieces_cut_inside_words_still_fit(embedder):
 
 def test_a_long_title_is_cut_so_title_and_chunk_fit(embedder):
     chunker = Chunker(embedder, 200, 1, embedder.max_tokens)
-    title = " ".join(f"headline{i}" for i in range(300))
+    title = " ".join(f"headline{i}" for i in range(90))  # 979 characters (the limit is 1,000), ~270 tokens
     text = " ".join(f"Sentence number {i} says something plain." for i in range(200))
     check_chunks(embedder, chunker, make_article("t.md", title, text, {}))
     cut = chunker.embed_title(title)

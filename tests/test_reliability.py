@@ -27,6 +27,7 @@ from qa import sync
 from qa.answer import Answer
 from qa.assistant import Assistant
 from qa.cli import main
+from qa.config import Settings
 from qa.corpus import MAX_FILE_BYTES, read_corpus, read_file
 from qa.retriever import MAX_QUERY_CHARS, Retriever
 from qa.store import DB_NAME, Bm25, IndexUnusable, bm25_path, connect, load_vectors, read_manifest, vectors_path
@@ -118,7 +119,7 @@ BAD: dict[str, str] = {
     "huge.txt": "over the 20 MB limit",
     "broken.json": "invalid JSON at line 2",
     "feed.jsonl (line 2)": "invalid JSON",
-    "bad-date.md": "front matter",
+    "bad-date.md": "is not a date",
     "notes.docx": "unsupported file type '.docx'",
     "pipe.md": "not a regular file",
     "dangling.md": "not found",
@@ -200,7 +201,8 @@ def test_bad_articles_are_skipped_with_reasons_and_the_good_ones_indexed(tmp_pat
     outside.mkdir()
     bad_corpus(corpus, outside)
 
-    code = main(["index", "--corpus", str(corpus), "--index", str(index), "--quiet"])
+    # --follow-links: the links out of the corpus here are the way to make files vanish or fail to read.
+    code = main(["index", "--corpus", str(corpus), "--index", str(index), "--quiet", "--follow-links"])
     out, err = capsys.readouterr()
 
     assert code == 1, err
@@ -226,7 +228,7 @@ def test_bad_articles_are_skipped_with_reasons_and_the_good_ones_indexed(tmp_pat
 
     # The same report comes from the Python API on the next sync (the deleted file is simply gone now; the
     # link to the deleted target is a broken link).
-    report = sync(corpus, index, embedder=embedder)
+    report = sync(corpus, index, embedder=embedder, settings=Settings(follow_links=True))
     assert report.unchanged == len(GOOD_IDS) and not report.changed
     assert {p.path for p in report.skipped} == set(BAD) - {"vanished.md"}
     assert all(p.reason for p in report.skipped)
@@ -235,7 +237,7 @@ def test_bad_articles_are_skipped_with_reasons_and_the_good_ones_indexed(tmp_pat
 def test_a_huge_file_is_refused_without_being_read(tmp_path):
     import tracemalloc
 
-    path = tmp_path / "huge.jsonl"
+    path = tmp_path / "huge.json"  # JSON Lines is streamed instead (test_hostile.py)
     with open(path, "wb") as handle:
         handle.truncate(50 * 2**20)
     tracemalloc.start()

@@ -1,0 +1,95 @@
+"""The file system under an index: durable writes, and telling a full or read-only disk from a damaged index.
+
+A full disk and a read-only mount make SQLite, FAISS and bm25s fail with errors that look like damage
+("disk I/O error", "unable to open database file", a FAISS write assertion). Advising `qa index --rebuild`
+then is harmful: on a full disk the rebuild cannot finish either. :func:`storage_trouble` recognises these
+cases from the error and the file system's own state, so the caller can say what is really wrong.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+from pathlib import Path
+
+#: Below this much free space, an I/O error from SQLite or FAISS is taken to be the full disk. SQLite's
+#: shared-memory file alone needs 32 KB; with 40-100 KB free a sync failed inside FAISS's writer.
+LOW_SPACE_BYTES = 1024 * 1024
+
+_SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+_READONLY_ERRNOS = {errno.EROFS}
+_DENIED_ERRNOS = {errno.EACCES, errno.EPERM}
+#: SQLite errors that a full or read-only disk produces (the extended names Python reports).
+_SQLITE_STORAGE = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_READONLY")
+
+
+def free_bytes(path: Path) -> int | None:
+    """Space left for this process on the file system holding ``path`` (or its nearest existing parent)."""
+    path = _existing(path)
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def is_read_only(path: Path) -> bool:
+    """Whether ``path`` (or its nearest existing parent) is on a file system mounted read-only."""
+    try:
+        return bool(os.statvfs(_existing(path)).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def storage_trouble(path: Path, exc: BaseException) -> str | None:
+    """"full", "read-only" or "denied" when ``exc`` comes from the disk under ``path``, not from its contents."""
+    code = getattr(exc, "errno", None)
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    if code in _READONLY_ERRNOS or name.startswith("SQLITE_READONLY") or is_read_only(path):
+        return "read-only"
+    if code in _SPACE_ERRNOS or name == "SQLITE_FULL" or "No space left" in text or "disk is full" in text:
+        return "full"
+    storage_error = (isinstance(exc, sqlite3.OperationalError) and name.startswith(_SQLITE_STORAGE)
+                     or isinstance(exc, OSError | RuntimeError))  # FAISS reports write errors as RuntimeError
+    free = free_bytes(path)
+    if storage_error and free is not None and free < LOW_SPACE_BYTES:
+        return "full"
+    if code in _DENIED_ERRNOS:
+        return "denied"
+    return None
+
+
+def wal_has_data(db: Path) -> bool:
+    """Whether the database's write-ahead log holds pages (which a reader that ignores it would miss)."""
+    try:
+        return os.path.getsize(f"{db}-wal") > 0
+    except OSError:
+        return False
+
+
+def fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def fsync_tree(folder: Path) -> None:
+    for file in folder.iterdir():
+        fsync_file(file)
+    fsync_dir(folder)
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _existing(path: Path) -> Path:
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path

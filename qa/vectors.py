@@ -1,0 +1,94 @@
+"""FAISS indexes of chunk vectors: exact search (IndexFlatIP) up to a limit, approximate (IndexIVFFlat) above.
+
+Moved out of qa/store.py, which writes and reads them; ``qa.store`` re-exports these names.
+"""
+
+from __future__ import annotations
+
+import os
+
+import faiss
+import numpy as np
+
+from qa.config import Settings
+
+
+def new_vector_index(dimension: int) -> faiss.Index:
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+
+
+#: IVF lists probed per query, as a fraction of all lists: the recall/speed trade-off chosen in bench/ann.py.
+PROBE_FRACTION = 1 / 8
+#: k-means training sample per list, and iterations (FAISS's default 25 buys little recall and costs minutes).
+TRAIN_PER_LIST, TRAIN_ITERATIONS = 40, 10
+
+
+def is_approximate(index: faiss.Index) -> bool:
+    return isinstance(index, faiss.IndexIVF)
+
+
+def ivf_lists(n: int) -> int:
+    """IVF lists for ``n`` vectors: about 4√n, a multiple of 16 (never more lists than vectors)."""
+    return max(1, min(n, max(16, int(4 * np.sqrt(n)) // 16 * 16)))
+
+
+def fit_vector_index(index: faiss.Index, exact_limit: int = Settings.exact_limit) -> faiss.Index:
+    """The index to keep for its current size: exact up to ``exact_limit`` vectors, IVF above.
+
+    An IVF index is trained again once it has grown enough to want twice its lists (4x the vectors), and goes
+    back to exact search below half the limit, so an index near the limit does not flip on every sync.
+    """
+    n = index.ntotal
+    if is_approximate(index):
+        if n <= exact_limit // 2:
+            return _rebuild(index, None)
+        if ivf_lists(n) >= 2 * index.nlist:
+            return _rebuild(index, ivf_lists(n))
+        return index
+    return _rebuild(index, ivf_lists(n)) if n > exact_limit else index
+
+
+def _rebuild(index: faiss.Index, lists: int | None) -> faiss.Index:
+    """The same vectors and ids in an exact index (``lists`` None) or in a newly trained IVF of ``lists`` lists."""
+    ids, vectors = vector_ids(index), _all_vectors(index)
+    if lists is None:
+        out = new_vector_index(index.d)
+        out.add_with_ids(vectors, ids)
+        return out
+    out = faiss.IndexIVFFlat(faiss.IndexFlatIP(index.d), index.d, lists, faiss.METRIC_INNER_PRODUCT)
+    out.cp.niter = TRAIN_ITERATIONS
+    sample = np.random.default_rng(0).choice(len(vectors), min(len(vectors), lists * TRAIN_PER_LIST), replace=False)
+    # k-means on every core, even in a process whose retriever keeps FAISS searches on one thread.
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    try:
+        out.train(vectors[np.sort(sample)])
+        out.set_direct_map_type(faiss.DirectMap.Hashtable)  # for remove_ids and reconstruct by chunk id
+        out.nprobe = max(1, round(lists * PROBE_FRACTION))
+        out.add_with_ids(vectors, ids)
+    finally:
+        faiss.omp_set_num_threads(threads)
+    return out
+
+
+def vector_ids(index: faiss.Index) -> np.ndarray:
+    """The ids (chunk ids) of every vector in ``index``, exact or IVF."""
+    if not is_approximate(index):
+        return faiss.vector_to_array(index.id_map).astype(np.int64) if index.ntotal else np.zeros(0, np.int64)
+    lists = index.invlists
+    parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+             for i in range(index.nlist) if lists.list_size(i)]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
+def _all_vectors(index: faiss.Index) -> np.ndarray:
+    """Every vector, in the order of :func:`vector_ids`."""
+    if not is_approximate(index):
+        return index.index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)
+    lists, parts = index.invlists, []
+    for i in range(index.nlist):
+        size = lists.list_size(i)
+        if size:
+            codes = faiss.rev_swig_ptr(lists.get_codes(i), size * lists.code_size)
+            parts.append(np.frombuffer(codes, dtype=np.float32).reshape(size, index.d).copy())
+    return np.vstack(parts) if parts else np.zeros((0, index.d), np.float32)

@@ -1,0 +1,51 @@
+"""The web app's limits per HTTP client (qa/guard.py), on the real running app: request sizes, failed logins."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import httpx
+import pytest
+from conftest import CORPUS
+from gradio_client import Client
+from test_web import free_port
+
+from qa.config import Settings
+from qa.guard import FREE_LOGIN_FAILURES, MAX_REQUEST_BYTES
+from qa.web import create_app, launch
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory, embedder, seed_index):
+    root = tmp_path_factory.mktemp("guard")
+    shutil.copytree(CORPUS, root / "corpus")
+    shutil.copytree(seed_index, root / "index")
+    app = create_app(Settings(corpus=root / "corpus", index=root / "index"), embedder)
+    url = launch(app, port=free_port(), prevent_thread_lock=True, quiet=True, auth=("alice", "s3cret"))
+    yield url
+    app.close()
+
+
+def test_a_huge_request_is_refused_before_any_work_and_the_app_goes_on(guarded):
+    question = "What ammunition was discussed? " * (20 * 2**20 // 31)  # 20 MB: 33 s of CPU, echoed back
+    started = time.perf_counter()
+    reply = httpx.post(guarded + "gradio_api/call/ask", json={"data": [question]}, timeout=60)
+    assert reply.status_code == 413 and "request too large" in reply.json()["error"]
+    assert time.perf_counter() - started < 10
+    small = httpx.post(guarded + "gradio_api/call/ask", json={"data": ["x" * (MAX_REQUEST_BYTES // 2)]}, timeout=60)
+    assert small.status_code != 413
+    client = Client(guarded, auth=("alice", "s3cret"), verbose=False)
+    assert "155" in client.predict("What ammunition was discussed?", api_name="/ask")["text"]
+
+
+def test_repeated_failed_logins_are_slowed_down(guarded):
+    codes = [httpx.post(guarded + "login", data={"username": "alice", "password": f"guess{i}"}, timeout=30).status_code
+             for i in range(30)]
+    assert codes[:FREE_LOGIN_FAILURES] == [400] * FREE_LOGIN_FAILURES  # 30 wrong passwords were all answered
+    assert codes.count(429) >= 20
+    locked = httpx.post(guarded + "login", data={"username": "alice", "password": "s3cret"}, timeout=30)
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) >= 1  # even the right one waits
+    time.sleep(int(locked.headers["retry-after"]) + 0.5)
+    again = httpx.post(guarded + "login", data={"username": "alice", "password": "s3cret"}, timeout=30)
+    assert again.status_code == 200

@@ -1,0 +1,44 @@
+"""Hostile uploads through the running app (issue 12): the app keeps answering, and restarts cleanly after.
+
+Uses test_web's browser fixtures on an app of its own (its own corpus and index copies).
+"""
+
+from __future__ import annotations
+
+import pytest
+from gradio_client import Client
+from test_hostile import alias_bomb
+from test_web import ask, browser, free_port, last_answer, page, served, upload  # noqa: F401 - fixtures
+
+from qa.web import create_app, launch
+
+
+@pytest.mark.browser
+def test_hostile_uploads_leave_the_app_answering_and_restartable(page, tmp_path, served, embedder):  # noqa: F811
+    url, settings = served
+    report = upload(page, tmp_path, "bomb.md", alias_bomb(7))  # 370 bytes once killed the app for good
+    assert "Not added" in report and "YAML alias" in report
+    assert not (settings.corpus / "bomb.md").exists()
+
+    report = upload(page, tmp_path, "surrogates.json",
+                    '{"title": "\\ud800 Quarry", "text": "The Ostrava quarry \\udc00 reopened for climbers."}')
+    assert "Added 1 article" in report  # repaired, not a traceback that blocks every later upload
+
+    many = "\n".join('{"title": "no text", "n": %d}' % i for i in range(300_000))  # noqa: UP031
+    report = upload(page, tmp_path, "all-bad.jsonl", many)
+    assert "Not added" in report and len(page.content()) < 200_000, len(page.content())
+    assert not (settings.corpus / "all-bad.jsonl").exists()  # not kept, so not re-read by every later sync
+
+    report = upload(page, tmp_path, "after.md", "Harbour news\nThe Velmora ferry now runs at dawn.\n")
+    assert "Added 1 article" in report
+    ask(page, "When does the Velmora ferry run?", turn=1)
+    assert "dawn" in last_answer(page)
+
+    # A restart over the same corpus (which still holds everything that was kept) starts and answers.
+    app = create_app(settings, embedder)
+    try:
+        again = launch(app, port=free_port(), prevent_thread_lock=True, quiet=True)
+        answer = Client(again, verbose=False).predict("Which quarry reopened for climbers?", api_name="/ask")
+        assert "Ostrava" in answer["text"] and answer["citations"]
+    finally:
+        app.close()
