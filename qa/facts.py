@@ -122,7 +122,8 @@ _DATE = re.compile(
     r"|(?P<relative>today|yesterday|tomorrow|tonight|overnight|(?:last|next|this|earlier this|later this)\s+"
     r"(?:week|month|year|weekend|spring|summer|autumn|fall|winter|morning|afternoon|evening))"
     r"|(?P<year3>1\d{3}|20\d\d)s?)\b"
-    r"|(?P<time>\b\d{1,2}(?::\d\d)?\s*(?:a\.m\.|p\.m\.|am\b|pm\b)|\bnoon\b|\bmidnight\b)",
+    r"|(?P<time>\b\d{1,2}(?::\d\d)?\s*(?:a\.m\.|p\.m\.|am\b|pm\b)|\b(?:noon|midnight|midday|dawn|dusk|daybreak|sunrise|sunset)\b"
+    r"|\b(?:in the (?:morning|afternoon|evening)|at night)\b)",
     re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\w.])(?P<num>\d+(?:[.,]\d+)*)(?:\s*(?P<unit>%|percent|per cent|mm|km|kg|m\b))?"
                      r"|\b(?P<word>" + "|".join([*_NUMBER_WORDS, *_SCALE]) + r")\b", re.IGNORECASE)
