@@ -60,15 +60,20 @@ def split_sentences(text: str) -> list[Span]:
         if line.strip():
             _, offsets = blingfire.text_to_sentences_and_offsets(line)
             for a, b in offsets:
-                a, b = line_start + a, line_start + b
-                while a < b and text[a].isspace():
-                    a += 1
-                while b > a and text[b - 1].isspace():
-                    b -= 1
-                if b > a:
-                    spans.append(Span(a, b))
+                span = _trimmed(text, line_start + a, line_start + b)
+                if span is not None:
+                    spans.append(span)
         line_start += len(line) + 1
     return spans
+
+
+def _trimmed(text: str, start: int, end: int) -> Span | None:
+    """The span ``text[start:end]`` without whitespace at its ends; None when nothing else is in it."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return Span(start, end) if end > start else None
 
 
 #: A chunk holds at most this many characters per token of its budget. The tokenizer turns a word of over 100
@@ -158,13 +163,9 @@ class Chunker:
             if end < span.end:
                 space = text.rfind(" ", start + 1, end)
                 end = space if space > start else end
-            piece_start, piece_end = start, end
-            while piece_start < piece_end and text[piece_start].isspace():
-                piece_start += 1
-            while piece_end > piece_start and text[piece_end - 1].isspace():
-                piece_end -= 1
-            if piece_end > piece_start:
-                out.append(Span(piece_start, piece_end))
+            piece = _trimmed(text, start, end)
+            if piece is not None:
+                out.append(piece)
             start = end
         return out
 
