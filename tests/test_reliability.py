@@ -29,8 +29,8 @@ from qa.assistant import Assistant
 from qa.cli import main
 from qa.config import Settings
 from qa.corpus import MAX_FILE_BYTES, read_corpus, read_file
-from qa.retriever import MAX_QUERY_CHARS, Retriever
 from qa.errors import IndexUnusable
+from qa.retriever import MAX_QUERY_CHARS, Retriever
 from qa.store.database import DB_NAME, connect
 from qa.store.local import LocalStore
 

@@ -364,6 +364,8 @@ class LocalStore:
         return CompactReport(before, after, time.perf_counter() - started)
 
     def _commit(self, change: Commit, compact: bool) -> None:
+        for write in change.add:
+            write.check(change.manifest.dimension)
         con = self._connection()
         meta = db.read_meta(con, self.path)
         generation = int(meta.get(db.GENERATION, 0))
