@@ -214,7 +214,8 @@ class LocalStore:
         with self.snapshot():
             self._loaded()
             con = self._con
-            articles = con.execute("SELECT count(*) FROM articles").fetchone()[0]
+            articles, sentences = con.execute(
+                "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM sentences)").fetchone()
             updated = float(self._meta.get(db.UPDATED_AT, 0)) or None
             segments, dead = list(self._segments), len(self._dead)
             sources = tuple(db.sources(con))
@@ -222,7 +223,7 @@ class LocalStore:
         ivf = [s.index for s in segments if is_approximate(s.index)]
         search = (f"approximate (IVF: {ivf[0].nlist} lists, {ivf[0].nprobe} probed per query)" if ivf else "exact")
         storage = f"{len(segments)} vector segment{'s' * (len(segments) != 1)}, {dead} deleted chunks to compact"
-        return Status(articles, chunks, manifest, updated, sources, search, storage)
+        return Status(articles, chunks, manifest, updated, sources, search, storage, sentences)
 
     def dense(self, vector: np.ndarray, k: int, filters: Filters = NO_FILTERS) -> list[Hit]:
         with self.snapshot():
@@ -263,6 +264,10 @@ class LocalStore:
     def count(self, filters: Filters = NO_FILTERS) -> int:
         with self.snapshot():
             return db.count_articles(self._con, filters)
+
+    def chunks(self, article_id: str) -> list[Passage]:
+        with self.snapshot():
+            return db.article_chunks(self._con, article_id)
 
     def articles(self, query: str = "", sort: str = SORT_KEYS[0], descending: bool = True, offset: int = 0,
                  limit: int = PAGE_SIZE) -> ArticlePage:
