@@ -30,7 +30,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from qa.errors import IndexUnusable
+from qa.config import Settings
+from qa.errors import ConfigError, IndexUnusable
 from qa.filters import Filters
 from qa.listing import PAGE_SIZE, SORT_KEYS, ArticlePage, ArticleRow, ArticleView
 from qa.store import milvus_schema as ms
@@ -38,6 +39,8 @@ from qa.store.milvus_io import Connection, manifest_of
 from qa.store.protocol import NO_FILTERS, Commit, CompactReport, Hit, Manifest, Passage, Sentence, Status
 
 LAYOUT = "milvus-1"
+#: Vector index types for the chunks (``QA_MILVUS_INDEX``); FLAT is exact, the others approximate.
+INDEX_TYPES = ("FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX")
 #: A writer's lease; renewed at each commit step. A crashed `qa index` holds the index this long at most.
 LEASE_SECONDS = 900
 _CHUNK_OUT = ["id", "akey", "article_id", "start", "end", "title", "date", "source", "url", "lexical", "gen",
@@ -52,10 +55,18 @@ class MilvusStore:
 
     def __init__(self, uri: str, token: str = "", prefix: str = "qa", timeout: float = 30.0,
                  index_type: str = "FLAT"):
+        if index_type not in INDEX_TYPES:
+            raise ConfigError(f"QA_MILVUS_INDEX={index_type!r} is not one of {', '.join(INDEX_TYPES)}; "
+                              "FLAT searches exactly")
         self.db = Connection(uri, token, prefix, timeout)
         self.index_type = index_type
         self._pinned = threading.local()
         self._lease_token = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MilvusStore:
+        return cls(settings.milvus_target, settings.milvus_token, settings.milvus_prefix, settings.milvus_timeout,
+                   settings.milvus_index)
 
     # -- reading -------------------------------------------------------------------------------------------
     @property
@@ -108,6 +119,14 @@ class MilvusStore:
             return []
         found = self.db.search(self.db.name(state, "chunks"), [query], "sparse", self._where(state, filters), k,
                                {"metric_type": "BM25"})
+        if not found and getattr(self._pinned, "state", None) is None:
+            # Milvus's C++ core (2.5) found no BM25 hit for a word of a just-rewritten article while a commit
+            # switched (2 searches in ~100 around a commit); a search that saw a commit go by is run again.
+            latest = self.db.read_state()
+            if latest and latest["generation"] != state["generation"]:
+                state = latest
+                found = self.db.search(self.db.name(state, "chunks"), [query], "sparse",
+                                       self._where(state, filters), k, {"metric_type": "BM25"})
         # Milvus Lite 3 reports BM25 as a negative distance (lower is better); the C++ core as a positive score.
         hits = [Hit(int(h["id"]), abs(float(h["distance"]))) for h in found]
         return sorted((h for h in hits if h.score > 0), key=lambda h: -h.score)
@@ -117,19 +136,17 @@ class MilvusStore:
         dimension = state["dimension"] if state else 0
         out = np.zeros((len(chunk_ids), dimension), dtype=np.float32)
         if state and len(chunk_ids):
-            rows = {r["id"]: r["vector"] for r in self.db.by_ids(self.db.name(state, "chunks"), chunk_ids,
-                                                                   ["id", "vector"])}
+            rows = self.db.chunks(self.db.name(state, "chunks"), chunk_ids, ["vector"])
             for i, chunk_id in enumerate(chunk_ids):
                 if int(chunk_id) in rows:
-                    out[i] = rows[int(chunk_id)]
+                    out[i] = rows[int(chunk_id)]["vector"]
         return out
 
     def passages(self, hits: Sequence[Hit]) -> list[Passage]:
         state = self._state()
         if not state or not hits:
             return []
-        rows = {r["id"]: r for r in self.db.by_ids(self.db.name(state, "chunks"), [h.chunk_id for h in hits],
-                                                     _CHUNK_OUT)}
+        rows = self.db.chunks(self.db.name(state, "chunks"), [h.chunk_id for h in hits], _CHUNK_OUT)
         out = []
         for hit in hits:
             r = rows.get(hit.chunk_id)
@@ -144,16 +161,16 @@ class MilvusStore:
         out: dict[int, list[Sentence]] = {int(c): [] for c in chunk_ids}
         if not state or not chunk_ids:
             return out
-        chunks = self.db.by_ids(self.db.name(state, "chunks"), chunk_ids,
-                                ["id", "akey", "article_id", "gen", "first_sentence", "last_sentence"])
-        for c in chunks:
+        chunks = self.db.chunks(self.db.name(state, "chunks"), chunk_ids,
+                                ["akey", "article_id", "gen", "first_sentence", "last_sentence"])
+        for chunk_id, c in chunks.items():
             rows = self.db.query(self.db.name(state, "sentences"),
                                  f"akey == {c['akey']} and gen == {c['gen']} and position >= {c['first_sentence']} "
                                  f"and position <= {c['last_sentence']}",
                                  ["article_id", "position", "start", "end", "text", "vector"])
-            out[c["id"]] = sorted((Sentence(r["article_id"], r["position"], r["start"], r["end"], r["text"],
-                                            np.asarray(r["vector"], dtype=np.float32))
-                                   for r in rows if r["article_id"] == c["article_id"]), key=lambda s: s.position)
+            one = {r["position"]: r for r in rows if r["article_id"] == c["article_id"]}  # a row and its copy
+            out[chunk_id] = [Sentence(r["article_id"], r["position"], r["start"], r["end"], r["text"],
+                                     np.asarray(r["vector"], dtype=np.float32)) for _, r in sorted(one.items())]
         return out
 
     def count(self, filters: Filters = NO_FILTERS) -> int:
@@ -162,10 +179,18 @@ class MilvusStore:
             return 0
         if not filters.active:
             return state["articles"]
-        return self.db.count(self.db.name(state, "articles"), self._where(state, filters, "part == 0"))
+        # Counted here, not with count(*): a row being retired is there twice for a moment (milvus_write._rewrite).
+        return len({r["akey"] for r in self._rows(state, "part == 0", ["akey"], filters)})
 
-    def _rows(self, state: dict, condition: str, fields: list[str]) -> Iterator[dict]:
-        yield from self.db.scan(self.db.name(state, "articles"), self._where(state, NO_FILTERS, condition), fields)
+    def _rows(self, state: dict, condition: str, fields: list[str], filters: Filters = NO_FILTERS
+              ) -> Iterator[dict]:
+        """Visible articles rows, each (article, part) once."""
+        seen = set()
+        for row in self.db.scan(self.db.name(state, "articles"), self._where(state, filters, condition),
+                                [*fields, "akey", "gen", "part"]):
+            if ms.identity("articles", row) not in seen:
+                seen.add(ms.identity("articles", row))
+                yield row
 
     def articles(self, query: str = "", sort: str = SORT_KEYS[0], descending: bool = True, offset: int = 0,
                  limit: int = PAGE_SIZE) -> ArticlePage:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from qa.store.protocol import Manifest
 WRITE_BATCH = 256
 #: Ids per ``id in [...]`` query, and rows per page of a scan (Milvus caps limit + offset at 16,384).
 READ_BATCH = 1000
+#: Chunk ids found by recent searches whose identity is remembered (:meth:`Connection.chunks`).
+IDENTITIES = 100_000
 STATE_KEY = "manifest"
 LEASE_KEY = "lease"
 
@@ -53,6 +56,7 @@ class Connection:
         if uri.endswith(".db"):
             Path(uri).absolute().parent.mkdir(parents=True, exist_ok=True)
         self._loaded: set[str] = set()
+        self._identities: OrderedDict[int, tuple[int, int, int]] = OrderedDict()
         # Milvus Lite in this process is one engine behind a Python API; its thread safety is not documented.
         self._lock = threading.RLock() if uri.endswith(".db") else None
         self.client = self._call(lambda: MilvusClient(uri=uri, token=token, timeout=timeout), "connect")
@@ -87,11 +91,36 @@ class Connection:
 
     # -- reads ---------------------------------------------------------------------------------------------
     def search(self, collection: str, data: list, field: str, where: str, k: int, params: dict) -> list[dict]:
+        """Hits of one query, best first, each row once (see :func:`qa.store.milvus_schema.identity`)."""
         self._ready(collection)
         found = self._call(lambda: self.client.search(
             collection, data, anns_field=field, filter=where, limit=min(k, 16_384), search_params=params,
-            output_fields=["id"], consistency_level="Strong", timeout=self.timeout), "search", collection)
-        return list(found[0]) if found else []
+            output_fields=["akey", "gen", "position"], consistency_level="Strong", timeout=self.timeout),
+            "search", collection)
+        seen, out = set(), []
+        for hit in found[0] if found else []:
+            identity = ms.identity("chunks", hit["entity"])
+            if identity not in seen:
+                seen.add(identity)
+                out.append(hit)
+                self._identities[int(hit["id"])] = identity
+        while len(self._identities) > IDENTITIES:
+            self._identities.popitem(last=False)
+        return out
+
+    def chunks(self, collection: str, ids: Sequence[int], fields: list[str]) -> dict[int, dict]:
+        """Chunk rows by id. A row retired since it was found is read through its copy (same identity, new id):
+        chunk ids a reader holds stay good, as the local backend's do."""
+        rows = {r["id"]: r for r in self.by_ids(collection, ids, [*fields, "id"])}
+        for i in {int(i) for i in ids} - rows.keys():
+            identity = self._identities.get(i)
+            if identity is not None:
+                akey, gen, position = identity
+                found = self.query(collection, f"akey == {akey} and gen == {gen} and position == {position}",
+                                   fields, 1)
+                if found:
+                    rows[i] = found[0]
+        return rows
 
     def query(self, collection: str, where: str, fields: list[str], limit: int = 16_384) -> list[dict]:
         self._ready(collection)

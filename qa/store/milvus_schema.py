@@ -41,6 +41,8 @@ MAX_VARCHAR = 65_535
 META_DIM = 2
 #: Ids of rows written by commit ``gen`` are ``gen << ID_SHIFT | n``: unique without a counter in the server.
 ID_SHIFT = 32
+#: Where in a commit's id range the copies of retired rows, and of rows a crashed commit had marked, start.
+RETIRED_IDS, RECOVERED_IDS = 2 << 30, 3 << 30
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,13 @@ SENTENCE_FIELDS = (
 META_FIELDS = (Field("key", "VARCHAR", primary=True), Field("kind", "VARCHAR"), Field("value", "VARCHAR"),
                Field("vector", "FLOAT_VECTOR"))
 DATA = {"articles": ARTICLE_FIELDS, "chunks": CHUNK_FIELDS, "sentences": SENTENCE_FIELDS}
+#: The field that tells a row from the other rows of the same article version.
+SLOT = {"articles": "part", "chunks": "position", "sentences": "position"}
+
+
+def identity(kind: str, row: dict) -> tuple[int, int, int]:
+    """What a row and its copy (:func:`qa.store.milvus_write._rewrite`) share: readers keep one of each."""
+    return row["akey"], row["gen"], row[SLOT[kind]]
 
 
 def stored(fields: tuple[Field, ...]) -> list[str]:
