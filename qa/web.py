@@ -32,9 +32,9 @@ from qa.assistant import Assistant
 from qa.config import Settings, configure_offline
 from qa.conversation import Turn
 from qa.corpus import SUPPORTED_EXTENSIONS, read_file
+from qa.errors import DiskFull, IndexReadOnly, IndexUnusable
 from qa.indexing import CorpusNotFound, MassRemoval, SyncReport, sync
 from qa.retriever import IndexInfo, Passage, Retriever
-from qa.store import DB_NAME, DiskFull, IndexReadOnly, IndexUnusable
 
 #: Shown in the empty chat; clicking one asks it.
 EXAMPLES = (
@@ -349,11 +349,14 @@ def open_assistant(settings: Settings, embedder=None, log: Callable[[str], None]
         report = sync(settings=settings, embedder=embedder)
         log(f"index {settings.index} synced with {settings.corpus}: {report.summary()}")
     except (CorpusNotFound, MassRemoval, DiskFull, IndexReadOnly) as exc:
-        if not (settings.index / DB_NAME).exists():
-            raise
+        try:
+            assistant = Assistant(Retriever(settings.index, embedder, settings=settings))
+        except IndexUnusable:
+            raise exc from None
         # The index itself is fine: serve it as it is rather than not start (the log says why it is not synced).
         log(f"index {settings.index} NOT synced with {settings.corpus}: {exc}; serving the index as it is")
-    return Assistant(Retriever(settings.index, embedder))
+        return assistant
+    return Assistant(Retriever(settings.index, embedder, settings=settings))
 
 
 def create_app(settings: Settings, embedder=None, assistant: Assistant | None = None) -> gr.Blocks:
@@ -584,7 +587,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings.from_env(corpus=args.corpus, index=args.index)
     configure_offline(settings.model)
     from qa.embedding import ModelError
-    from qa.store import IndexUnusable
+    from qa.errors import IndexUnusable
 
     try:
         app = create_app(settings)

@@ -22,6 +22,8 @@ Promises every backend keeps (the contract suite checks them):
 * Errors are :class:`qa.errors.QAError`s (``IndexUnusable`` and its kinds) whose message names the fix.
 
 Changes to this file are additive; each is noted here.
+
+* after the first version: ``ArticleWrite.check`` (backends call it before writing anything).
 """
 
 from __future__ import annotations
@@ -114,6 +116,16 @@ class ArticleWrite:
     sentence_vectors: np.ndarray | None = None
     #: The corpus file the article came from, relative to the corpus folder (shown in the article list).
     file: str | None = None
+
+    def check(self, dimension: int) -> None:
+        """Raise ValueError unless there is one vector of ``dimension`` per chunk (and per sentence)."""
+        shapes = [("chunk", self.chunk_vectors, len(self.chunks))]
+        if self.sentence_vectors is not None:
+            shapes.append(("sentence", self.sentence_vectors, len(self.sentences)))
+        for what, vectors, count in shapes:
+            if np.shape(vectors) != (count, dimension):
+                raise ValueError(f"article {self.article.id}: {count} {what}s need {count} vectors of {dimension} "
+                                 f"dimensions, not an array of shape {np.shape(vectors)}")
 
 
 @dataclass(frozen=True)
