@@ -9,13 +9,17 @@
 
 from __future__ import annotations
 
+import atexit
+import itertools
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -94,15 +98,42 @@ def start_core(folder: Path) -> Server:
                   env={"LD_LIBRARY_PATH": lib})
 
 
-@pytest.fixture(scope="session")
-def lite_server(tmp_path_factory):
-    server = start_lite(tmp_path_factory.mktemp("milvus-lite-server"))
-    yield server
-    server.stop()
+_servers: dict[str, Server] = {}
+
+
+def shared(kind: str) -> Server:
+    """The session's one server of ``kind`` ("lite" or "core"), started on first use, stopped at exit."""
+    if kind not in _servers:
+        folder = Path(tempfile.mkdtemp(prefix=f"qa-milvus-{kind}-"))
+        _servers[kind] = (start_lite if kind == "lite" else start_core)(folder)
+
+        def stop(server=_servers[kind], folder=folder):
+            server.stop()
+            shutil.rmtree(folder, ignore_errors=True)
+
+        atexit.register(stop)
+    return _servers[kind]
 
 
 @pytest.fixture(scope="session")
-def core_server(tmp_path_factory):
-    server = start_core(tmp_path_factory.mktemp("milvus-core"))
-    yield server
-    server.stop()
+def lite_server():
+    return shared("lite")
+
+
+@pytest.fixture(scope="session")
+def core_server():
+    return shared("core")
+
+
+def milvus_settings(folder: Path, kind: str):
+    """Settings of a new, empty Milvus index for the contract suite: Lite in-process ("file"), or a collection
+    prefix of its own on the session's Lite server or C++ core."""
+    from qa.config import Settings
+
+    base = Settings(index=folder / "index", backend="milvus", milvus_timeout=20)
+    if kind == "file":
+        return base
+    return replace(base, milvus_uri=shared(kind).uri, milvus_prefix=f"c{next(_prefixes)}")
+
+
+_prefixes = itertools.count()

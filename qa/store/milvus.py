@@ -274,7 +274,7 @@ class MilvusStore:
         from qa.store.milvus_write import apply_commit
 
         self.db.renew_lease(self._lease_token, LEASE_SECONDS)
-        apply_commit(self.db, change, self.index_type)
+        apply_commit(self.db, change, self.index_type, self.layout)
 
     def compact(self) -> CompactReport:
         from qa.store.milvus_write import compact

@@ -67,7 +67,7 @@ def _rewrite(db: Connection, name: str, rows: list[dict], until: int, first_id: 
     db.delete(name, ms.keys_in("id", [r["id"] for r in rows]))
 
 
-def apply_commit(db: Connection, change: Commit, index_type: str) -> None:
+def apply_commit(db: Connection, change: Commit, index_type: str, layout: str) -> None:
     db.ensure_meta()
     state = db.read_state()
     recover(db, state)
@@ -100,7 +100,7 @@ def apply_commit(db: Connection, change: Commit, index_type: str) -> None:
         db.write(db.name(new, kind), rows[kind])
     counts = {s: c for s, c in sources.items() if c > 0}
     db.write_state({"model": m.model, "dimension": m.dimension, "chunk_tokens": m.chunk_tokens,
-                    "overlap": m.overlap, "layout": m.layout, "generation": n, **new, "updated_at": now,
+                    "overlap": m.overlap, "layout": layout, "generation": n, **new, "updated_at": now,
                     "articles": articles, "chunks": chunks, "sources": sorted(counts), "source_counts": counts})
     collect(db, {**new, "generation": n})
 
