@@ -226,6 +226,16 @@ class MilvusStore:
                            r["chunks"], r["indexed_at"], "".join(p["text"] for p in parts), r["url"] or None,
                            r["author"] or None)
 
+    def chunks_of(self, article_id: str) -> list[int]:
+        state = self._state()
+        if not state:
+            return []
+        where = self._where(state, NO_FILTERS, f"akey == {ms.key(article_id)}")
+        one = {r["position"]: r["id"] for r in self.db.scan(self.db.name(state, "chunks"), where,
+                                                            ["article_id", "position"])
+               if r["article_id"] == article_id}  # a row and its copy share a position
+        return [one[p] for p in sorted(one)]
+
     def sources(self) -> list[str]:
         state = self._state()
         return list(state["sources"]) if state else []
