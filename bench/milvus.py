@@ -35,8 +35,9 @@ def run(limit: int | None, uri: str | None, asks: int) -> dict:
 
     data = squad_set(EVAL_DIR, limit, None)
     work = RESULTS / "cache" / "milvus-squad"
-    local = Settings(index=work / "index", corpus=work / "corpus")
-    milvus = replace(local, backend="milvus", milvus_uri=uri or str(work / "milvus.db"))
+    # milvus_uri on both: the local settings name the target of the copy, as QA_MILVUS_URI does for `qa migrate`.
+    local = Settings(index=work / "index", corpus=work / "corpus", milvus_uri=uri or str(work / "milvus.db"))
+    milvus = replace(local, backend="milvus")
     embedder = load_embedder(local.model)
     write_squad_corpus(local.corpus, data.passages)
     sync(local.corpus, local.index, settings=local, embedder=embedder)
