@@ -1,6 +1,8 @@
 """SQuAD quality and latency on the local backend and on Milvus, side by side (docs/scaling.md).
 
-    python -m bench.milvus [--limit N] [--uri index.db|http://host:19530]
+    python -m bench.milvus [--limit N] [--uri index.db|http://host:19530 | --lite]
+
+Milvus is, by default, Milvus's C++ core (milvus-lite 2.5.1's server, started here on 127.0.0.1).
 
 The SQuAD sample is indexed once on the local backend (bench/results/cache/milvus-squad), copied to Milvus
 with ``qa migrate``'s code (the same vectors: only the engines differ), and each backend answers the same
@@ -13,14 +15,43 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
+import subprocess
+import tempfile
 import time
 from dataclasses import replace
+from pathlib import Path
 
-from bench.data import EVAL_DIR, RESULTS, article_id, squad_set, write_squad_corpus
+from bench.data import EVAL_DIR, RESULTS, ROOT, article_id, squad_set, write_squad_corpus
 from bench.metrics import first_distinct, percentiles, ranking_metrics, timed
 from qa.config import Settings, configure_offline
 
 MODES = ("hybrid", "dense", "bm25")
+
+
+def start_core() -> tuple[subprocess.Popen, str]:
+    """Milvus's C++ core (milvus-lite 2.5.1's binary, ``make .venv-milvus25/.ready``) on a free local port."""
+    from pymilvus import MilvusClient
+
+    binary = next(iter(sorted(ROOT.glob(".venv-milvus25/lib/python*/site-packages/milvus_lite/lib/milvus"))), None)
+    if binary is None:
+        raise SystemExit("Milvus's C++ core is not installed; run `make .venv-milvus25/.ready`, or give --uri")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    folder = Path(tempfile.mkdtemp(prefix="bench-milvus-"))
+    process = subprocess.Popen([str(binary), str(folder / "core.db"), f"127.0.0.1:{port}", "ERROR"], cwd=folder,
+                               env={**os.environ, "LD_LIBRARY_PATH": str(binary.parent)})
+    uri = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            MilvusClient(uri=uri, timeout=2).list_collections(timeout=2)
+            return process, uri
+        except Exception:  # noqa: BLE001 - not listening yet
+            time.sleep(0.5)
+    process.kill()
+    raise SystemExit(f"Milvus's C++ core did not start at {uri}")
 
 
 def run(limit: int | None, uri: str | None, asks: int) -> dict:
@@ -69,7 +100,8 @@ def run(limit: int | None, uri: str | None, asks: int) -> dict:
 
 
 def render(r: dict) -> str:
-    lines = [f"SQuAD sample: {r['questions']} answerable questions over {r['paragraphs']} paragraphs",
+    lines = [f"SQuAD sample: {r['questions']} answerable questions over {r['paragraphs']} paragraphs; "
+             f"Milvus: {r.get('engine')}",
              "| backend | mode | Hits@1 | MRR@10 | search p50 ms | search p95 ms |", "|---|---|---|---|---|---|"]
     for name, rows in r["backends"].items():
         for mode in MODES:
@@ -86,9 +118,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="SQuAD questions to sample (default: all)")
     parser.add_argument("--uri", help="a Milvus server or Lite file (default: a Lite file in the cache)")
     parser.add_argument("--asks", type=int, default=100, help="questions timed through the assistant")
+    parser.add_argument("--lite", action="store_true", help="Milvus Lite 3 in this process instead of the C++ core")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    result = run(args.limit, args.uri, args.asks)
+    core = None
+    uri = args.uri
+    if uri is None and not args.lite:
+        core, uri = start_core()
+    try:
+        result = run(args.limit, uri, args.asks)
+    finally:
+        if core is not None:
+            core.terminate()
+            core.wait(30)
+    result["engine"] = uri or "Milvus Lite 3, in process"
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "milvus.json").write_text(json.dumps(result, indent=2))
     print(render(result))

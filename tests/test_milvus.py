@@ -49,7 +49,13 @@ def article(article_id: str, sentences: list[str], source: str | None = None, da
 CORE_URIS: set[str] = set()
 
 
-@pytest.fixture(params=["lite-file", "lite-server", "core-server"])
+RUNTIMES = ["lite-file", "lite-server", "core-server"]
+#: The tests below the concurrent one run on Lite in-process and the C++ core: the Lite server is the same code
+#: as Lite in-process behind gRPC, and the contract suite runs on it too (test time: issue 16's budget).
+TWO = pytest.mark.parametrize("uri", ["lite-file", "core-server"], indirect=True)
+
+
+@pytest.fixture(params=RUNTIMES)
 def uri(request, tmp_path):
     if request.param == "lite-file":
         return str(tmp_path / "milvus.db")
@@ -113,6 +119,7 @@ def test_update_is_seen_whole_by_a_concurrent_reader(store, uri):
     assert store.status().articles == 11 and store.status().chunks == 13
 
 
+@TWO
 def test_a_failed_commit_leaves_the_previous_one_and_the_next_repairs(store):
     commit(store, [article("a.md", ["The harbor ferry runs at dawn."])])
     broken = article("b.md", ["A ferry with the wrong vectors."], dim=DIM + 1)  # Milvus refuses its chunk rows
@@ -127,6 +134,7 @@ def test_a_failed_commit_leaves_the_previous_one_and_the_next_repairs(store):
     assert store.db.count(store.db.name(store.db.read_state(), "articles"), "id >= 0") == 2  # nothing left over
 
 
+@TWO
 def test_odd_ids_and_sources_are_stored_and_filtered_exactly(store):
     odd = ['quote"d\\back.md', "new\nline\t.md", "ünïcödé 文章.md", "it's.md"]
     sources = ['The "Times"', "Back\\slash", None, "Times"]
@@ -146,6 +154,7 @@ def test_odd_ids_and_sources_are_stored_and_filtered_exactly(store):
     assert set(store.indexed()) == set(odd[2:]) | {"undated.md"}
 
 
+@TWO
 def test_a_snapshot_keeps_its_commit_while_another_writer_commits(store, uri):
     commit(store, [article("a.md", ["Lighthouse keepers meet."])])
     other = MilvusStore(uri, prefix=store.db.prefix, timeout=20)
@@ -157,6 +166,7 @@ def test_a_snapshot_keeps_its_commit_while_another_writer_commits(store, uri):
     assert texts(other, "lighthouse") == []
 
 
+@TWO
 def test_a_rebuild_switches_to_new_collections_in_one_step(store):
     commit(store, [article("a.md", ["Old model text."])])
     wider = Manifest("other", DIM * 2, 128, 1, MilvusStore.layout)
@@ -166,6 +176,7 @@ def test_a_rebuild_switches_to_new_collections_in_one_step(store):
     assert store.dense(unit(1, 9, DIM * 2)[0], 5)[0].score <= 1.0
 
 
+@TWO
 def test_a_second_writer_is_refused_while_the_first_holds_the_lease(store, uri):
     other = MilvusStore(uri, prefix=store.db.prefix, timeout=20)
     with store.lock():

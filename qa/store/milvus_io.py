@@ -24,6 +24,14 @@ STATE_KEY = "manifest"
 LEASE_KEY = "lease"
 
 
+#: pymilvus pings every 10 s, even with no call in flight; Milvus's C++ core (gRPC-Go's default policy: at most
+#: one ping per 5 minutes) answered with GOAWAY "too many pings", after which new clients of the process failed to
+#: connect. Pinging only during calls, at most every 5 minutes, keeps within that policy.
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}
+_LITE: dict[str, tuple] = {}
+_LITE_LOCK = threading.Lock()
+
+
 def manifest_of(state: dict) -> Manifest:
     return Manifest(state["model"], int(state["dimension"]), int(state["chunk_tokens"]), int(state["overlap"]),
                     state.get("layout", ""))
@@ -58,12 +66,28 @@ class Connection:
         self._loaded: set[str] = set()
         self._identities: OrderedDict[int, tuple[int, int, int]] = OrderedDict()
         # Milvus Lite in this process is one engine behind a Python API; its thread safety is not documented.
-        self._lock = threading.RLock() if uri.endswith(".db") else None
-        self.client = self._call(lambda: MilvusClient(uri=uri, token=token, timeout=timeout), "connect")
+        self._lock: threading.RLock | None = None
+        self.lite = uri.endswith(".db")
+
+        def connect():
+            return MilvusClient(uri=uri, token=token, timeout=timeout, grpc_options=GRPC_OPTIONS)
+
+        if self.lite:
+            # One client per Lite file and process, kept open: a second MilvusClient on the same file (the web
+            # app's sync beside its retriever, `qa migrate`) failed to connect to Lite's in-process server
+            # ("too many pings"). The engine is then shared, and so is its lock.
+            key = str(Path(uri).absolute())
+            with _LITE_LOCK:
+                if key not in _LITE:
+                    _LITE[key] = (self._call(connect, "connect"), threading.RLock())
+                self.client, self._lock = _LITE[key]
+        else:
+            self.client = self._call(connect, "connect")
         self.meta = f"{prefix}_meta"
 
     def close(self) -> None:
-        self._call(self.client.close, "close")
+        if not self.lite:  # a Lite file's client stays for the process (see __init__)
+            self._call(self.client.close, "close")
 
     def name(self, state: dict, kind: str) -> str:
         return f"{self.prefix}_{state['space']}_{kind}"
