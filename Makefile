@@ -39,9 +39,10 @@ test: $(BIN)/qa browser $(MILVUS_CORE)/.ready
 
 # Benchmarks (BENCHMARKS.md); `make bench BENCH_ARGS=--quick` for the short run (the soak: 10 minutes instead of 30).
 # txtai and matplotlib are bench-only.
-bench: $(BIN)/qa
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+bench: $(BIN)/qa $(MILVUS_CORE)/.ready
+	$(BIN)/pip install --quiet -e '.[test,bench,milvus]'
 	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.milvus
 	$(BIN)/python -m bench.load
 	$(MAKE) browser
 	$(BIN)/python -m bench.soak $(filter --quick,$(BENCH_ARGS))
