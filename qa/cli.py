@@ -129,6 +129,12 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="what the index holds and how it was built")
     status.add_argument("--index", help="index folder (default: index, or QA_INDEX)")
     status.set_defaults(run=_status)
+
+    migrate = commands.add_parser("migrate", help="copy the index to another backend, without re-embedding")
+    migrate.add_argument("--to", required=True, help="the backend to copy to: local or milvus (docs/scaling.md); "
+                         "QA_BACKEND names the one copied from")
+    migrate.add_argument("--index", help="index folder (default: index, or QA_INDEX)")
+    migrate.set_defaults(run=_migrate)
     return parser
 
 
@@ -215,6 +221,14 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     print(shown(f"model {m.model} ({m.dimension} dimensions), chunks of {m.chunk_tokens} tokens with "
                 f"{m.overlap} sentence(s) overlap, layout {m.layout}"))
     print(f"vector search: {info.search}" + (f"; {info.storage}" if info.storage else ""))
+    return 0
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.migrate import migrate
+
+    report = migrate(settings, args.to)
+    print(shown(report.summary(settings.backend, args.to)))
     return 0
 
 

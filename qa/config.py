@@ -12,6 +12,16 @@ Environment variables (all optional):
     QA_EXACT_LIMIT   chunks searched exactly; approximate (IVF) search above (default: 250000)
     QA_FOLLOW_LINKS  1: index files that links in the corpus point to outside it (default: 0, skipped)
     QA_BACKEND       where the index lives: a name in qa.store.BACKENDS (default: local, the --index folder)
+
+The Milvus backend (``QA_BACKEND=milvus``, docs/scaling.md; needs ``pip install -e '.[milvus]'``):
+
+    QA_MILVUS_URI     a file ending in .db (Milvus Lite in the process) or a server, http://host:19530
+                      (default: milvus.db inside QA_INDEX)
+    QA_MILVUS_TOKEN   "user:password" or an API key, for a server with authentication (default: none)
+    QA_MILVUS_PREFIX  start of the collections' names, so several archives share one server (default: qa)
+    QA_MILVUS_INDEX   the chunk vectors' index: FLAT (exact, as the local backend below QA_EXACT_LIMIT),
+                      HNSW, IVF_FLAT or AUTOINDEX (default: FLAT)
+    QA_MILVUS_TIMEOUT seconds one Milvus call may take before it is reported (default: 30)
 """
 
 from __future__ import annotations
@@ -53,6 +63,12 @@ class Settings:
     #: Whether a link in the corpus to a file outside it is followed. Off: a link to /etc/passwd was indexed
     #: and searchable without a warning, and the corpus folder is what users (and uploads) think they share.
     follow_links: bool = False
+    #: The Milvus backend's server or Lite file ("": milvus.db inside ``index``), credentials and names.
+    milvus_uri: str = ""
+    milvus_token: str = ""
+    milvus_prefix: str = "qa"
+    milvus_index: str = "FLAT"
+    milvus_timeout: float = 30.0
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -69,6 +85,11 @@ class Settings:
             backend=env.get("QA_BACKEND", "").strip() or DEFAULT_BACKEND,
             exact_limit=_env_int("QA_EXACT_LIMIT", cls.exact_limit),
             follow_links=_env_int("QA_FOLLOW_LINKS", 0) != 0,
+            milvus_uri=env.get("QA_MILVUS_URI", ""),
+            milvus_token=env.get("QA_MILVUS_TOKEN", ""),
+            milvus_prefix=env.get("QA_MILVUS_PREFIX", cls.milvus_prefix),
+            milvus_index=env.get("QA_MILVUS_INDEX", cls.milvus_index).upper(),
+            milvus_timeout=_env_int("QA_MILVUS_TIMEOUT", int(cls.milvus_timeout)),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         for key in ("corpus", "index"):
@@ -76,6 +97,10 @@ class Settings:
                 given[key] = Path(given[key])
         return replace(settings, **given)
 
+    @property
+    def milvus_target(self) -> str:
+        """Where the Milvus backend's collections live: ``milvus_uri``, or milvus.db inside the index folder."""
+        return self.milvus_uri or str(self.index / "milvus.db")
 
     @property
     def embed_device(self) -> str:

@@ -26,6 +26,14 @@ from qa.store import ArticleWrite, Commit, Hit, Manifest, Store, WritableStore, 
 STORE_BACKENDS: dict[str, Callable[[Path], Settings]] = {
     "local": lambda folder: Settings(index=folder / "index"),
 }
+try:  # the Milvus backend (issue 16): Lite in-process, Lite as a server, Milvus's C++ core as a server
+    import pymilvus  # noqa: F401
+    from milvus_servers import milvus_settings
+
+    STORE_BACKENDS |= {f"milvus-{kind}": (lambda folder, kind=kind: milvus_settings(folder, kind))
+                       for kind in ("file", "lite", "core")}
+except ImportError:
+    pass
 
 DIM = 16
 MANIFEST = Manifest("test-model", DIM, 128, 1)

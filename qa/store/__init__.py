@@ -36,8 +36,14 @@ def _local(settings: Settings, writable: bool) -> WritableStore:
     return LocalStore(settings.index, writable=writable, exact_limit=settings.exact_limit)
 
 
+def _milvus(settings: Settings, writable: bool) -> WritableStore:
+    from qa.store.milvus import MilvusStore  # needs the [milvus] extra, imported only when chosen
+
+    return MilvusStore.from_settings(settings)
+
+
 #: Backend name -> opener. Another backend adds one entry (and its optional extra in pyproject.toml).
-BACKENDS: dict[str, Callable[[Settings, bool], Store]] = {"local": _local}
+BACKENDS: dict[str, Callable[[Settings, bool], Store]] = {"local": _local, "milvus": _milvus}
 
 
 def open_store(settings: Settings | None = None, writable: bool = False, path: str | Path | None = None) -> Store:
