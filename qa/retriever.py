@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -17,6 +18,8 @@ import numpy as np
 from qa.config import Settings
 from qa.embedding import Embedder, load_embedder
 from qa.filters import Filters
+from qa.indexing import _file_of
+from qa.listing import MAX_PAGE_SIZE, PAGE_SIZE, SORT_KEYS, ArticlePage, ArticleRow, ArticleView
 from qa.store import (
     DB_NAME,
     FORMAT_VERSION,
@@ -273,6 +276,65 @@ class Retriever:
 
     def close(self) -> None:
         self._con.close()
+
+    def articles(self, query: str = "", sort: str = SORT_KEYS[0], descending: bool = True, offset: int = 0,
+                 limit: int = PAGE_SIZE) -> ArticlePage:
+        """A page of the archive's articles, sorted by ``sort`` (one of SORT_KEYS; undated articles last either
+        way), keeping those whose title, source or file holds ``query`` (case-insensitive); ``limit`` is capped
+        at MAX_PAGE_SIZE. Sorting by file orders by id, which starts with the file's name."""
+        if sort not in SORT_KEYS:
+            raise ValueError(f"cannot sort by {sort!r}; use one of {', '.join(SORT_KEYS)}")
+        offset, limit = max(0, int(offset)), max(1, min(int(limit), MAX_PAGE_SIZE))
+        words = " ".join(str(query or "").split())
+        where, args = "1", []
+        if words:
+            pattern = "%" + re.sub(r"([\\%_])", r"\\\1", words) + "%"
+            where = "(a.title LIKE ? ESCAPE '\\' OR a.source LIKE ? ESCAPE '\\' OR a.id LIKE ? ESCAPE '\\')"
+            args = [pattern] * 3
+        column = {"file": "a.id", "chunks": "chunks"}.get(sort, f"a.{sort}")
+        order = f"{column} IS NULL, {column} {'DESC' if descending else 'ASC'}, a.id"
+        with self._lock:
+            self._follow_rebuild()
+            with self._snapshot():
+                total = self._con.execute(f"SELECT count(*) FROM articles a WHERE {where}", args).fetchone()[0]
+                rows = self._con.execute(
+                    "SELECT a.id, a.title, a.date, a.source, (SELECT count(*) FROM chunks c WHERE c.article_id = a.id)"
+                    f" AS chunks, a.indexed_at FROM articles a WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+                    [*args, limit, offset]).fetchall()
+                files = self._files_of([r[0] for r in rows])
+        return ArticlePage(tuple(ArticleRow(r[0], r[1], r[2], r[3], files[r[0]], r[4], r[5]) for r in rows),
+                           total, offset)
+
+    def article(self, article_id: str) -> ArticleView | None:
+        """One article with its text and all its metadata; None when the index holds no such article."""
+        with self._lock:
+            self._follow_rebuild()
+            with self._snapshot():
+                row = self._con.execute(
+                    "SELECT a.id, a.title, a.date, a.source, (SELECT count(*) FROM chunks c WHERE c.article_id = a.id),"
+                    " a.indexed_at, a.text, a.url, a.author FROM articles a WHERE a.id = ?", (article_id,)).fetchone()
+                if row is None:
+                    return None
+                file = self._files_of([row[0]])[row[0]]
+        return ArticleView(*row[:4], file, *row[4:])
+
+    def sources(self) -> list[str]:
+        """The archive's sources, distinct and sorted."""
+        with self._lock, self._snapshot():
+            return [r[0] for r in self._con.execute(
+                "SELECT DISTINCT source FROM articles WHERE source IS NOT NULL ORDER BY source")]
+
+    def _files_of(self, ids: list[str]) -> dict[str, str]:
+        """The corpus file of each article id (as qa.indexing maps them): a file the index read, else the id up
+        to its first ``#``."""
+        candidates = {i[:at] for i in ids for at in [len(i), *(n for n, ch in enumerate(i) if ch == "#")]}
+        known: set[str] = set()
+        names = sorted(candidates)
+        for start in range(0, len(names), 500):
+            part = names[start:start + 500]
+            known.update(r[0] for r in self._con.execute(
+                f"SELECT path FROM files WHERE path IN ({','.join('?' * len(part))})", part))
+        return {i: _file_of(i, known) or i.partition("#")[0] for i in ids}
 
     def _follow_rebuild(self) -> None:
         """Move to the new database once a rebuild (which replaces the file) has committed its first generation."""

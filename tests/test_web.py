@@ -32,6 +32,7 @@ from qa.web import (
     sources_group,
     sources_html,
 )
+from qa.web.archive import take_back
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -98,7 +99,7 @@ def test_safe_name(name, expected):
     assert safe_name(name) == expected
 
 
-def test_save_upload_never_overwrites_and_stays_in_the_corpus(tmp_path):
+def test_save_upload_replaces_only_when_asked_and_stays_in_the_corpus(tmp_path):
     corpus = tmp_path / "corpus"
     outside = tmp_path / "evil.md"
     first = tmp_path / "up" / "story.md"
@@ -110,9 +111,14 @@ def test_save_upload_never_overwrites_and_stays_in_the_corpus(tmp_path):
     assert save_upload(first, corpus, "evil.md").existing  # same bytes: not saved twice
     second = tmp_path / "up" / "other.md"
     second.write_text("# Other\n\nA different text.")
-    renamed = save_upload(second, corpus, "evil.md")
-    assert renamed.name == "evil-2.md" and (corpus / "evil.md").read_text() == first.read_text()
-    assert sorted(p.name for p in corpus.iterdir()) == ["evil-2.md", "evil.md"]
+    conflict = save_upload(second, corpus, "evil.md")
+    assert conflict.conflict and conflict.name == "evil.md" and (corpus / "evil.md").read_text() == first.read_text()
+    replaced = save_upload(second, corpus, "evil.md", replace=True)
+    assert not replaced.conflict and (corpus / "evil.md").read_text() == second.read_text()
+    assert replaced.backup.read_text() == first.read_text()  # until the new version is indexed
+    take_back(replaced, corpus)  # nothing of it indexed: the old file comes back
+    assert (corpus / "evil.md").read_text() == first.read_text()
+    assert sorted(p.name for p in corpus.iterdir()) == ["evil.md"]  # never a -2 copy, no temporary file left
 
 
 def test_save_upload_rejects_bad_files_before_saving(tmp_path):
@@ -239,12 +245,11 @@ def upload(page, tmp_path: Path, name: str, text: str) -> str:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     page.get_by_role("tab", name="Articles").click()
+    before = page.evaluate("() => document.querySelector('#qa-upload-result .qa-report')?.dataset.at || ''")
     page.locator("#qa-upload input[type=file]").set_input_files(path)
-    page.wait_for_function(
-        """names => { const report = document.querySelector('#qa-upload-result');
-                      return !report.querySelector('.qa-progress') && report.querySelector('.qa-ok, .qa-bad, .qa-note')
-                             && names.some(n => report.textContent.includes(n)); }""",
-        arg=[name, safe_name(name)], timeout=60_000)
+    page.wait_for_function(  # a new report (each has its own data-at), not the previous upload's
+        """before => { const report = document.querySelector('#qa-upload-result .qa-report');
+                       return report && report.dataset.at !== before; }""", arg=before, timeout=60_000)
     text = page.locator("#qa-upload-result").inner_text()
     page.get_by_role("tab", name="Ask").click()
     return text

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a local app: no usage reports
@@ -14,21 +16,19 @@ import gradio as gr  # noqa: E402 - after the setting above
 
 from qa.assistant import Assistant  # noqa: E402
 from qa.config import DEFAULT_HOST, DEFAULT_PORT, Settings, WebSettings  # noqa: E402
+from qa.filters import FilterError, Filters  # noqa: E402
 from qa.indexing import CorpusNotFound, MassRemoval, sync  # noqa: E402
+from qa.listing import PAGE_SIZE, SORT_KEYS  # noqa: E402
 from qa.retriever import Retriever  # noqa: E402
-from qa.store import DB_NAME, DiskFull, IndexReadOnly, IndexUnusable  # noqa: E402
-from qa.web.archive import (  # noqa: E402
-    MAX_UPLOAD_BYTES,
-    UploadReport,
-    save_upload,
-    summarize_uploads,
-    upload_report_html,
-    withdraw,
-)
+from qa.store import DB_NAME, DiskFull, IndexReadOnly  # noqa: E402
+from qa.web import archive_tab, chats  # noqa: E402
+from qa.web.archive import MAX_UPLOAD_BYTES, safe_name  # noqa: E402
 from qa.web.render import (  # noqa: E402
     answer_markdown,
     chat_turns,
     escape_markdown,
+    filter_message,
+    filters_label,
     sources_group,
     sources_html,
     status_html,
@@ -65,68 +65,88 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
                secret: str = WebSettings.secret) -> gr.Blocks:
     """The Gradio app over ``settings``' corpus and index; one Assistant is shared by all sessions.
 
-    Launch it with :func:`launch` (it adds the page's style and script).
+    ``secret`` encrypts the chats each browser keeps (:mod:`qa.web.chats`). Launch the app with :func:`launch`
+    (it adds the page's style and script).
     """
     assistant = assistant or open_assistant(settings, embedder)
     retriever = assistant.retriever
 
     def status_and_sources():
-        info = retriever.info()
-        choices = [("All sources", "")] + [(s, s) for s in info.sources]
-        return status_html(info), gr.update(choices=choices)
+        choices = [("All sources", "")] + [(s, s) for s in retriever.sources()]
+        return status_html(retriever.info()), gr.update(choices=choices)
 
-    def respond(question: str, chat: list, turns: list, groups: list, source: str, since: str, until: str,
-                undated: bool = True):
+    def respond(question: str, store: dict, source: str, since: str | None, until: str | None, undated: bool):
+        """Stream the answer to ``question`` into the current chat; yields the page's outputs as it goes (a
+        partial answer at each step), saving the chat in the browser once the answer is known."""
+        store = chats.clean(store)
+        messages, groups, turns = chats.view(chats.answers(store))
         question = " ".join((question or "").split())
+        busy, idle = _busy(True), _busy(False)
         if not question:
-            yield "", chat, turns, groups, sources_html(groups)
+            yield "", messages, sources_html(groups), gr.skip(), *idle, gr.skip()
             return
-        chat = [*chat, {"role": "user", "content": escape_markdown(question)},
-                {"role": "assistant", "content": "*Searching the articles…*"}]
-        yield "", chat, turns, groups, sources_html(groups)
+        asked = [*messages, {"role": "user", "content": escape_markdown(question)}]
+        yield "", [*asked, {"role": "assistant", "content": "*Searching the articles…*"}], sources_html(groups), \
+            gr.skip(), *busy, gr.skip()
         try:
             answer = assistant.ask(question, history=chat_turns(turns), source=source or None,
                                    since=since or None, until=until or None, undated=bool(undated))
-        except ValueError as exc:  # a bad filter value
-            chat[-1] = {"role": "assistant", "content": escape_markdown(f"Cannot search: {exc}")}
-            yield "", chat, turns, groups, sources_html(groups)
+        except ValueError as exc:  # a bad filter value: said in the chat with the form's words, not saved
+            note = {"role": "assistant", "content": escape_markdown(f"Cannot search: {exc}")}
+            yield "", [*asked, note], sources_html(groups), gr.skip(), *idle, gr.skip()
             return
+        store = chats.add_answer(store, chats.compact(answer))
         turn = len(groups) + 1
         groups = [*groups, sources_group(answer, turn)]
-        turns = [*turns, {"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
         steps = range(1, len(answer.sentences) + 1) if not answer.abstained and answer.sentences else [None]
         for n in steps:
             if n and n > 1:
                 time.sleep(_STREAM_PAUSE)
-            chat[-1] = {"role": "assistant", "content": answer_markdown(answer, turn, n)}
-            yield "", chat, turns, groups, sources_html(groups)
+            saved = (store, gr.update(choices=chats.choices(store), value=store["current"])) if n in (None, 1) \
+                else (gr.skip(), gr.skip())
+            last = n is None or n == len(answer.sentences)
+            yield ("", [*asked, {"role": "assistant", "content": answer_markdown(answer, turn, n)}],
+                   sources_html(groups), saved[0], *(idle if last else busy), saved[1])
 
-    tracker = gr.Progress(track_tqdm=True)  # shows sync's embedding progress bar on the page
+    def stopped():
+        return _busy(False)
 
-    def add_articles(files: list[str] | None, progress=tracker):
-        files = files or []
-        if not files:
-            yield upload_report_html(UploadReport()), *status_and_sources()
-            return
-        status_now, sources_now = status_and_sources()
-        yield f'<div class="qa-progress">Checking {len(files)} file(s)…</div>', status_now, sources_now
-        progress(0.05, desc=f"Checking {len(files)} file(s)")
-        uploads = [save_upload(f, settings.corpus) for f in files]
-        report = None
-        if any(u.name and not u.existing for u in uploads):
-            yield '<div class="qa-progress">Indexing…</div>', status_now, sources_now
-            progress(0.2, desc="Indexing")
-            try:
-                report = sync(settings=settings, embedder=retriever.embedder, progress=True)
-                _log(f"upload synced: {report.summary()}")
-            except (IndexUnusable, ValueError) as exc:  # a full disk, a moved corpus: nothing is added, the app stays
-                _log(f"upload not indexed: {exc}")
-                uploads = [withdraw(u, settings.corpus, f"not indexed: {exc}") for u in uploads]
-        result = summarize_uploads(uploads, report, settings.corpus)
-        yield upload_report_html(result), *status_and_sources()
+    def again(store: dict):
+        store, question = chats.drop_last(store)
+        return store, question or ""
 
-    def pick_example(evt: gr.SelectData) -> str:
-        return evt.value["text"] if isinstance(evt.value, dict) else str(evt.value)
+    def show(store: dict):
+        """The current chat drawn again from the store (on load, and after choosing a chat)."""
+        store = chats.clean(store)
+        messages, groups, _ = chats.view(chats.answers(store))
+        chat = chats.current(store)
+        return (messages, sources_html(groups), gr.update(choices=chats.choices(store), value=store["current"]),
+                (chat or {}).get("title", ""), gr.update(interactive=bool(messages)))
+
+    def choose(chat_id: str, store: dict):
+        store = chats.clean(store)
+        if any(c["id"] == chat_id for c in store["chats"]):
+            store = {**store, "current": chat_id}
+        return store, *show(store)
+
+    def export(store: dict):
+        store = chats.clean(store)
+        chat = chats.current(store)
+        if chat is None:
+            return gr.update(value=None, visible=False)
+        title = str(chat.get("title") or "chat")
+        folder = Path(tempfile.mkdtemp(prefix="qa-chat-"))  # Gradio serves it once, as a download
+        path = folder / (safe_name(title.replace(" ", "-"))[:60] + ".md")
+        path.write_text(chats.export_markdown(title, chats.answers(store)), encoding="utf-8")
+        return gr.update(value=str(path), visible=True)
+
+    def check_filters(source: str, since: str | None, until: str | None, undated: bool):
+        """The Filters bar's badge, and what is wrong with a value as the form names it."""
+        try:
+            parsed = Filters.parse(source or None, since or None, until or None, bool(undated))
+        except FilterError as exc:
+            return gr.update(label="Filters · check the dates"), filter_message(str(exc))
+        return gr.update(label=filters_label(parsed)), ""
 
     def ask(question: str, history: list[dict] | None = None, source: str | None = None, since: str | None = None,
             until: str | None = None, undated: bool = True) -> dict:
@@ -139,66 +159,133 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
             answer = assistant.ask(question, history=chat_turns(history), source=source or None,
                                    since=since or None, until=until or None, undated=undated is not False)
         except ValueError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(str(exc), print_exception=False) from None
         return answer.to_dict()
 
+    def search(query: str, k: int = 5, source: str | None = None, since: str | None = None,
+               until: str | None = None, undated: bool = True, mode: str = "hybrid") -> list[dict]:
+        """The ``k`` passages most relevant to ``query`` (best first), with their articles' metadata.
+
+        Filters as for /ask; ``mode``: "hybrid", "dense" or "bm25".
+        """
+        try:
+            passages = retriever.search(query, k=max(1, min(int(k), 50)), mode=mode, source=source or None,
+                                        since=since or None, until=until or None, undated=undated is not False)
+        except ValueError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        return [asdict(p) for p in passages]
+
+    def articles(query: str = "", sort: str = SORT_KEYS[0], descending: bool = True, offset: int = 0,
+                 limit: int = PAGE_SIZE) -> dict:
+        """A page of the archive's articles: ``{"rows": [...], "total": n, "offset": o}``.
+
+        ``query`` keeps titles, sources or files that contain it; ``sort`` is one of date, title, source,
+        file, chunks, indexed_at; ``limit`` is at most 500.
+        """
+        try:
+            page = retriever.articles(query or "", sort, descending is not False, int(offset), int(limit))
+        except (ValueError, TypeError) as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        return {"rows": [asdict(r) for r in page.rows], "total": page.total, "offset": page.offset}
+
+    private = dict(api_visibility="private")
+    quiet = dict(api_visibility="private", show_progress="hidden")  # no spinner over the header or the filters
     with gr.Blocks(title="News archive Q&A") as app:
+        store = gr.BrowserState(chats.EMPTY_STORE, storage_key="qa-chats", secret=secret)
+        with gr.Sidebar(label="Chats", open=False, elem_id="qa-sidebar", width=280):
+            new_button = gr.Button("New chat", variant="primary", size="sm", elem_id="qa-new-chat")
+            chat_list = gr.Radio(label="Past chats (kept in this browser)", choices=[], elem_id="qa-chats")
+            title_box = gr.Textbox(label="Name of this chat", elem_id="qa-chat-title", max_lines=1)
+            with gr.Row():
+                rename_button = gr.Button("Rename", size="sm", elem_id="qa-rename")
+                delete_button = gr.Button("Delete chat", size="sm", variant="stop", elem_id="qa-delete-chat")
+            export_button = gr.Button("Export as Markdown", size="sm", elem_id="qa-export")
+            export_file = gr.File(label="The chat, with its citations", visible=False, elem_id="qa-export-file")
         with gr.Row(elem_id="qa-header"):
             gr.HTML('<h1 class="qa-h1">News archive Q&amp;A</h1>'
                     '<p class="qa-sub">Answers quote the articles; every sentence is cited.</p>', js_on_load=None)
             status = gr.HTML(status_html(retriever.info()), elem_id="qa-status", js_on_load=None)
         with gr.Tabs():
             with gr.Tab("Ask", id="ask"):
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=3, min_width=420):
+                with gr.Row(equal_height=False, elem_id="qa-ask-tab"):
+                    with gr.Column(scale=3, min_width=300, elem_id="qa-chat-col"):
                         chatbot = gr.Chatbot(
-                            elem_id="qa-chat", height="calc(100vh - 320px)", min_height=320, show_label=False,
+                            elem_id="qa-chat", height="calc(100vh - 330px)", min_height=300, show_label=False,
                             sanitize_html=True, allow_tags=False, latex_delimiters=[], feedback_options=None,
                             buttons=[],
                             placeholder="**Ask about the news articles.** Answers quote the articles and cite "
-                                        "them with numbered markers.",
+                                        "them with numbered markers. Try one of these:",
                             examples=[{"text": q} for q in EXAMPLES])
                         with gr.Row(elem_id="qa-ask-row"):
-                            question = gr.Textbox(placeholder="Ask a question, e.g. What ammunition was discussed?",
-                                                  show_label=False, scale=6, elem_id="qa-question", max_lines=3,
-                                                  autofocus=True)
-                            send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="qa-send")
-                        with gr.Accordion("Filters", open=False, elem_id="qa-filters"):
+                            question = gr.Textbox(placeholder="Ask a question", show_label=False, scale=6,
+                                                  elem_id="qa-question", max_lines=3, autofocus=True, min_width=160)
+                            send = gr.Button("Ask", variant="primary", scale=1, min_width=64, elem_id="qa-send")
+                            stop = gr.Button("Stop", variant="stop", scale=1, min_width=64, visible=False,
+                                             elem_id="qa-stop")
+                            again_button = gr.Button("Ask again", scale=1, min_width=64, interactive=False,
+                                                     elem_id="qa-again")
+                        with gr.Accordion("Filters", open=False, elem_id="qa-filters") as filters_box:
                             with gr.Row():
                                 source = gr.Dropdown(label="Source", choices=[("All sources", "")], value="",
-                                                     scale=2)
-                                since = gr.Textbox(label="From date", placeholder="YYYY-MM-DD", scale=1)
-                                until = gr.Textbox(label="To date", placeholder="YYYY-MM-DD", scale=1)
-                                undated = gr.Checkbox(label="Include undated articles", value=True, scale=1,
+                                                     scale=2, elem_id="qa-source", min_width=160)
+                                since = gr.DateTime(label="From date", include_time=False, type="string", scale=1,
+                                                    elem_id="qa-since")
+                                until = gr.DateTime(label="To date", include_time=False, type="string", scale=1,
+                                                    elem_id="qa-until")
+                            with gr.Row():
+                                undated = gr.Checkbox(label="Include undated articles", value=True, scale=2,
                                                       elem_id="qa-undated")
-                    with gr.Column(scale=2, min_width=320):
+                                clear = gr.Button("Clear filters", size="sm", scale=1, elem_id="qa-clear-filters")
+                            filter_note = gr.HTML("", elem_id="qa-filter-note", js_on_load=None)
+                    with gr.Column(scale=2, min_width=300, elem_id="qa-sources-col"):
                         sources = gr.HTML(sources_html([]), elem_id="qa-sources", js_on_load=None)
+                gr.HTML('<button type="button" id="qa-sources-toggle" aria-controls="qa-sources-col">Sources'
+                        "</button>", js_on_load=None, elem_id="qa-sources-toggle-box")
             with gr.Tab("Articles", id="articles"):
-                gr.HTML('<p class="qa-sub">Add news articles to the archive: Markdown or text (with optional '
-                        "front matter: title, date, source, url), HTML pages, or JSON / JSON Lines records with a "
-                        f"<code>text</code> field. Up to {MAX_UPLOAD_BYTES // 2**20} MB per file. They are saved "
-                        "in the corpus folder and indexed at once.</p>", js_on_load=None)
-                upload = gr.File(label="Upload articles (.md .txt .html .htm .json .jsonl)", file_count="multiple",
-                                 elem_id="qa-upload", height=140)
-                upload_result = gr.HTML("", elem_id="qa-upload-result", js_on_load=None)
+                listing = archive_tab.build(settings, retriever, status_and_sources, [status, source])
 
-        turns = gr.State([])
-        groups = gr.State([])
-        chat_io = dict(inputs=[question, chatbot, turns, groups, source, since, until, undated],
-                       outputs=[question, chatbot, turns, groups, sources], api_visibility="private")
-        question.submit(respond, **chat_io)
-        send.click(respond, **chat_io)
-        chatbot.example_select(pick_example, None, question, api_visibility="private").then(respond, **chat_io)
-        chatbot.clear(lambda: ([], [], sources_html([])), None, [turns, groups, sources], api_visibility="private")
-        upload.upload(add_articles, upload, [upload_result, status, source], api_visibility="private").then(
-            lambda: None, None, upload, api_visibility="private")
-        app.load(status_and_sources, None, [status, source], api_visibility="private")
+        buttons = [send, stop, again_button]
+        answered = gr.on([question.submit, send.click], respond,
+                         [question, store, source, since, until, undated],
+                         [question, chatbot, sources, store, *buttons, chat_list], trigger_mode="once", **private)
+        picked = chatbot.example_select(pick_example, None, question, **private).then(
+            respond, [question, store, source, since, until, undated],
+            [question, chatbot, sources, store, *buttons, chat_list], **private)
+        asked_again = again_button.click(again, store, [store, question], **private).then(
+            respond, [question, store, source, since, until, undated],
+            [question, chatbot, sources, store, *buttons, chat_list], **private)
+        stop.click(stopped, None, buttons, cancels=[answered, picked, asked_again], **private)
+        shown = [chatbot, sources, chat_list, title_box, again_button]
+        chat_list.input(choose, [chat_list, store], [store, *shown], **private)
+        new_button.click(chats.new_chat, store, store, **private).then(show, store, shown, **private)
+        rename_button.click(chats.rename, [store, title_box], store, **private).then(show, store, shown, **private)
+        title_box.submit(chats.rename, [store, title_box], store, **private).then(show, store, shown, **private)
+        delete_button.click(chats.delete, store, store, js="(s) => confirm('Delete this chat from this browser?') "
+                            "? s : null", **private).then(show, store, shown, **private)
+        export_button.click(export, store, export_file, **private)
+        for box in (source, since, until, undated):
+            box.change(check_filters, [source, since, until, undated], [filters_box, filter_note], **quiet)
+        clear.click(lambda: ("", None, None, True), None, [source, since, until, undated], **private)
+        app.load(show, store, shown, **quiet).then(status_and_sources, None, [status, source], **quiet).then(
+            **listing)
         gr.api(ask, api_name="ask")
+        gr.api(search, api_name="search")
+        gr.api(articles, api_name="articles")
     # Chosen on purpose (BENCHMARKS.md, "Load"): the work of an answer is serialized by the Assistant's locks
     # anyway, so a few events at a time only let streamed answers' pauses and HTTP overlap, not CPU work;
     # a bounded queue tells the 129th waiting request "queue full" instead of letting waits grow without end.
     app.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     return app
+
+
+def pick_example(evt: gr.SelectData) -> str:
+    return evt.value["text"] if isinstance(evt.value, dict) else str(evt.value)
+
+
+def _busy(busy: bool) -> tuple:
+    """The Ask, Stop and Ask again buttons while an answer is pending (``busy``) or not."""
+    return (gr.update(interactive=not busy, visible=not busy), gr.update(visible=busy),
+            gr.update(interactive=not busy))
 
 
 def theme() -> gr.themes.Base:

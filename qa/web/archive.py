@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import html
+import os
 import re
+import shutil
+import tempfile
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,15 +26,34 @@ class Upload:
     name: str | None = None
     reason: str | None = None
     existing: bool = False  # the same file was already in the corpus
+    conflict: bool = False  # another file of this name is in the corpus: not saved, ask whether to replace it
+    backup: Path | None = None  # the file this upload replaced, until the upload is indexed
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """The articles one uploaded file added, updated (it replaced a file) or removed (records it no longer has)."""
+
+    name: str
+    added: list[str]
+    updated: list[str]
+    removed: list[str]
 
 
 @dataclass
 class UploadReport:
     """The outcome of one batch of uploads, for the page."""
 
-    added: list[str] = field(default_factory=list)  # article ids indexed
+    files: list[FileResult] = field(default_factory=list)  # files indexed
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (file name, why)
     unchanged: list[str] = field(default_factory=list)  # files already in the archive
+    conflicts: list[str] = field(default_factory=list)  # names in the archive with other content: ask first
+    restored: bool = False  # a replaced file was put back: the index must be synced again
+
+    @property
+    def added(self) -> list[str]:
+        """The ids of all articles indexed (added or updated)."""
+        return [a for f in self.files for a in f.added + f.updated]
 
 
 def safe_name(name: str) -> str:
@@ -45,12 +67,13 @@ def safe_name(name: str) -> str:
     return stem[:100] + (f".{ext}" if ext else "")
 
 
-def save_upload(path: str | Path, corpus: str | Path, original: str | None = None) -> Upload:
-    """Check the uploaded file at ``path`` and copy it into ``corpus`` under a safe, unused name.
+def save_upload(path: str | Path, corpus: str | Path, original: str | None = None, replace: bool = False) -> Upload:
+    """Check the uploaded file at ``path`` and copy it into ``corpus`` under its safe name.
 
     Refused before saving: unsupported types, files over :data:`MAX_UPLOAD_BYTES`, and files the corpus
-    reader cannot turn into an article. A file with the same name but other content gets a ``-2``, ``-3``...
-    suffix; an identical file is not saved twice.
+    reader cannot turn into an article. An identical file is not saved twice. A file of the same name but other
+    content is a *conflict* (nothing saved) unless ``replace``: then it takes the old file's place at once
+    (``os.replace``), and the old file is kept in ``backup`` until the new one is indexed (:func:`settle`).
     """
     path, corpus = Path(path), Path(corpus)
     original = original or path.name
@@ -67,29 +90,49 @@ def save_upload(path: str | Path, corpus: str | Path, original: str | None = Non
     if not articles:
         return Upload(original, reason=reasons(problems) or "no article found in the file")
     data = path.read_bytes()
-    stem = Path(name).stem
+    target = corpus / name
     try:
         corpus.mkdir(parents=True, exist_ok=True)
-        for attempt in range(1, 1000):
-            candidate = corpus / (name if attempt == 1 else f"{stem}-{attempt}{suffix}")
-            if candidate.resolve().parent != corpus.resolve():
-                return Upload(original, reason="file name is not allowed")
-            try:
-                with open(candidate, "xb") as out:  # exclusive: never replaces a file
-                    try:
-                        out.write(data)
-                        out.flush()
-                    except BaseException:
-                        candidate.unlink(missing_ok=True)  # no half-saved file left in the corpus
-                        raise
-                return Upload(original, candidate.name)
-            except FileExistsError:
-                if candidate.is_file() and candidate.read_bytes() == data:
-                    return Upload(original, candidate.name, existing=True)
+        if target.resolve().parent != corpus.resolve():
+            return Upload(original, reason="file name is not allowed")
+        if target.is_file():
+            if target.read_bytes() == data:
+                return Upload(original, name, existing=True)
+            if not replace:
+                return Upload(original, name, conflict=True)
+        elif target.exists():
+            return Upload(original, reason=f"{name} is a folder in the corpus; rename the file")
+        temp = corpus / f".{name}.uploading"
+        try:
+            temp.write_bytes(data)
+            backup = None
+            if target.is_file():
+                backup = Path(tempfile.mkdtemp(prefix="qa-replaced-")) / name
+                shutil.copy2(target, backup)
+            os.replace(temp, target)  # readers (a sync) see the old file or the new one, never half of one
+        finally:
+            temp.unlink(missing_ok=True)
+        return Upload(original, name, backup=backup)
     except OSError as exc:  # a full or read-only disk: say so, and keep the app up
         return Upload(original, reason=f"could not be saved in the corpus folder ({exc.strerror or exc}); "
                                        "ask the administrator to free space or fix the folder")
-    return Upload(original, reason="too many files with this name in the corpus; rename the file")
+
+
+def take_back(upload: Upload, corpus: Path) -> None:
+    """Undo the saving of ``upload``: the replaced file comes back, a new one goes."""
+    if upload.name is None or upload.existing:
+        return
+    if upload.backup is not None:
+        shutil.move(upload.backup, corpus / upload.name)
+    else:
+        (corpus / upload.name).unlink(missing_ok=True)
+
+
+def settle(uploads: Sequence[Upload]) -> None:
+    """Forget the backups of replaced files once their uploads are indexed (or taken back)."""
+    for up in uploads:
+        if up.backup is not None and up.backup.exists():
+            shutil.rmtree(up.backup.parent, ignore_errors=True)
 
 
 #: Reasons listed per rejected file, and rejected files listed on the page; the rest are counted. A 900 KB
@@ -108,43 +151,86 @@ def withdraw(upload: Upload, corpus: Path, reason: str) -> Upload:
     """``upload`` taken back out of the corpus (unless it was there before) and rejected with ``reason``."""
     if upload.name is None or upload.existing:  # rejected already, or in the archive before (and unchanged)
         return upload
-    if not upload.existing:
-        (corpus / upload.name).unlink(missing_ok=True)
+    take_back(upload, corpus)
     return Upload(upload.original, reason=reason)
 
 
+def _of(name: str, ids: Sequence[str]) -> list[str]:
+    return [a for a in ids if a == name or a.startswith(name + "#")]
+
+
 def summarize_uploads(uploads: Sequence[Upload], report: SyncReport | None, corpus: Path) -> UploadReport:
-    """Which uploaded files were indexed, which were rejected (and why); duplicates are removed again."""
+    """Which uploaded files were indexed, which were rejected (and why); files of which nothing was indexed are
+    taken back (a replaced file comes back: see :attr:`UploadReport.restored`)."""
     out = UploadReport()
     for up in uploads:
         if up.name is None:
             out.rejected.append((up.original, up.reason or "rejected"))
             continue
-        mine = [a for a in (report.added + report.updated if report else [])
-                if a == up.name or a.startswith(up.name + "#")]
+        if up.conflict:
+            out.conflicts.append(up.name)
+            continue
+        added = _of(up.name, report.added if report else [])
+        updated = _of(up.name, report.updated if report else [])
+        removed = _of(up.name, report.removed if report else []) if up.backup else []
         problems = [p for p in (report.skipped if report else [])
                     if p.path == up.name or p.path.startswith((up.name + "#", up.name + " "))]
-        if mine:
-            out.added += mine
+        if added or updated:
+            out.files.append(FileResult(up.name, added, updated, removed))
             out.rejected += [(p.path, p.reason) for p in problems]  # e.g. one bad record of a JSON Lines file
         elif problems:
             if not up.existing:
-                (corpus / up.name).unlink(missing_ok=True)  # nothing of it was indexed: do not keep it
+                take_back(up, corpus)  # nothing of it was indexed: do not keep it (a replaced file comes back)
+                out.restored |= up.backup is not None
             out.rejected.append((up.original, reasons(problems)))
         elif up.existing:
             out.unchanged.append(up.name)
         else:
-            out.added.append(up.name)  # indexed by another sync that ran at the same moment
+            out.files.append(FileResult(up.name, [up.name], [], []))  # indexed by a sync that ran at the same moment
     return out
 
 
+#: Article ids listed under a file's line (folded); the rest are counted.
+SHOWN_IDS = 200
+
+
+def natural_key(text: str) -> list:
+    """Sorts a2 before a10 (a list of 300 ids read a0, a1, a10, a100 ... in text order)."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def _count(n: int, what: str = "article") -> str:
+    return f"{n:,} {what}{'s' * (n != 1)}"
+
+
+def _folded(ids: Sequence[str], label: str) -> str:
+    if len(ids) < 2:
+        return ""
+    shown = sorted(ids, key=natural_key)[:SHOWN_IDS]
+    items = "".join(f"<li>{html.escape(a)}</li>" for a in shown)
+    if len(ids) > SHOWN_IDS:
+        items += f"<li>and {len(ids) - SHOWN_IDS:,} more</li>"
+    return f'<details class="qa-details"><summary>{label}</summary><ul>{items}</ul></details>'
+
+
+def file_line(result: FileResult) -> str:
+    """One uploaded file's outcome, e.g. "Added 300 articles from bulk.jsonl" (the ids folded below)."""
+    name = f"<b>{html.escape(result.name)}</b>"
+    if result.updated and not result.added and not result.removed:
+        line = f"Updated {_count(len(result.updated))} from {name}"
+    elif result.updated or result.removed:
+        bits = [f"{len(x):,} {w}" for x, w in ((result.added, "added"), (result.updated, "updated"),
+                                                (result.removed, "removed")) if x]
+        line = f"Replaced {name}: {', '.join(bits)}"
+    else:
+        line = f"Added {_count(len(result.added))} from {name}"
+    ids = result.added + result.updated
+    return f'<div class="qa-ok">{line}{_folded(ids, f"Show the {len(ids):,} articles")}</div>'
+
+
 def upload_report_html(result: UploadReport) -> str:
-    """What an upload did, in a few escaped lines."""
-    lines = []
-    if result.added:
-        items = "".join(f"<li>{html.escape(a)}</li>" for a in result.added)
-        lines.append(f'<div class="qa-ok">Added {len(result.added)} article'
-                     f"{'s' * (len(result.added) != 1)}:<ul>{items}</ul></div>")
+    """What an upload did, one line per file, escaped; long lists folded."""
+    lines = [file_line(f) for f in result.files]
     if result.unchanged:
         items = "".join(f"<li>{html.escape(a)}</li>" for a in result.unchanged)
         lines.append(f'<div class="qa-note">Already in the archive, unchanged:<ul>{items}</ul></div>')
@@ -154,5 +240,29 @@ def upload_report_html(result: UploadReport) -> str:
         if len(result.rejected) > SHOWN_REJECTED:
             items += f"<li>and {len(result.rejected) - SHOWN_REJECTED:,} more</li>"
         lines.append(f'<div class="qa-bad">Not added:<ul>{items}</ul></div>')
+    if result.conflicts:
+        names = ", ".join(f"<b>{html.escape(n)}</b>" for n in result.conflicts)
+        lines.append(f'<div class="qa-ask">Already in the archive with other content: {names}. Replace '
+                     f"{'them' if len(result.conflicts) > 1 else 'it'} with the uploaded version?</div>")
     return "".join(lines) or '<div class="qa-note">No files were uploaded.</div>'
 
+
+def sync_report_html(report: SyncReport, what: str = "Synced with the folder") -> str:
+    """A sync's outcome in plain words: added / updated / removed / skipped, the ids folded."""
+    parts = [f"{what}:"]
+    counts = [(report.added, "added"), (report.updated, "updated"), (report.removed, "removed")]
+    bits = [f"{_count(len(ids))} {word}" for ids, word in counts if ids]
+    if report.skipped:
+        bits.append(f"{_count(len(report.skipped), 'file')} skipped")
+    parts.append(", ".join(bits) + "." if bits else "nothing changed; the index already matches the folder.")
+    if report.unchanged:
+        parts.append(f"{_count(report.unchanged)} unchanged.")
+    folds = "".join(_folded(ids, f"{word.capitalize()}: {len(ids):,}") if len(ids) > 1 else
+                    (f'<div class="qa-note">{word.capitalize()}: {html.escape(ids[0])}</div>' if ids else "")
+                    for ids, word in counts)
+    skipped = "".join(f"<li><b>{html.escape(p.path)}</b>: {html.escape(p.reason)}</li>"
+                      for p in report.skipped[:SHOWN_REJECTED])
+    if skipped:
+        folds += (f'<details class="qa-details"><summary>Skipped: {len(report.skipped):,}</summary>'
+                  f"<ul>{skipped}</ul></details>")
+    return f'<div class="qa-ok">{" ".join(parts)}</div>{folds}'

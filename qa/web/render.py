@@ -5,6 +5,7 @@ Everything that comes from articles or users is escaped here before it reaches t
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 from collections.abc import Sequence
@@ -12,6 +13,8 @@ from urllib.parse import urlparse
 
 from qa.answer import Answer, Citation
 from qa.conversation import Turn
+from qa.filters import Filters
+from qa.listing import ArticlePage, ArticleView
 from qa.retriever import IndexInfo, Passage
 
 _RELATED_CHARS = 320  # how much of a related passage to show when the answer abstains
@@ -137,7 +140,8 @@ def status_html(info: IndexInfo) -> str:
     updated = info.updated_at.strftime("%Y-%m-%d %H:%M") if info.updated_at else "never"
     articles = f"{info.articles} article{'s' * (info.articles != 1)}"
     bits = [f"<b>{articles}</b>", f"{info.chunks} chunks", f"model {html.escape(info.model)}", f"updated {updated}"]
-    return '<div class="qa-status">' + " · ".join(f"<span>{b}</span>" for b in bits) + "</div>"
+    # The dots come from CSS inside each part, so that a wrapped line never starts with a lone "·".
+    return '<div class="qa-status">' + "".join(f"<span>{b}</span>" for b in bits) + "</div>"
 
 
 def chat_turns(messages: Sequence | None) -> list[Turn]:
@@ -156,3 +160,81 @@ def chat_turns(messages: Sequence | None) -> list[Turn]:
             turns.append(item)
     return turns
 
+
+
+# --- The archive: the list of articles and one article opened --------------------------------------------
+
+#: Column headings of the Articles list, by sort key (qa.listing.SORT_KEYS), in the order shown.
+COLUMNS = {"title": "Title", "date": "Date", "source": "Source", "file": "File", "chunks": "Passages",
+           "indexed_at": "Indexed"}
+
+
+def _when(timestamp: float | None) -> str:
+    return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M") if timestamp else ""
+
+
+def articles_table(page: ArticlePage, sort: str, descending: bool) -> str:
+    """The list as an HTML table: headings sort (the server sorts every page, not just this one), a row opens
+    its article. Ids travel in escaped ``data-`` attributes only."""
+    arrow = " ▼" if descending else " ▲"
+    heads = "".join(f'<th><button type="button" class="qa-sort" data-sort="{key}" aria-sort='
+                    f'"{("descending" if descending else "ascending") if key == sort else "none"}">'
+                    f"{label}{arrow if key == sort else ''}</button></th>" for key, label in COLUMNS.items())
+    if not page.rows:
+        body = f'<tr><td colspan="{len(COLUMNS)}" class="qa-note">No articles match.</td></tr>'
+    else:
+        body = "".join(
+            f'<tr data-id="{html.escape(r.id, quote=True)}" tabindex="0"><td class="qa-col-title">{_text(r.title)}</td>'
+            f"<td>{html.escape(r.date or '—')}</td><td>{_text(r.source or '—')}</td>"
+            f'<td class="qa-col-file">{_text(r.file or "")}</td><td>{r.chunks}</td><td>{_when(r.indexed_at)}</td></tr>'
+            for r in page.rows)
+    return (f'<div class="qa-table-wrap"><table class="qa-table"><thead><tr>{heads}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
+
+
+def pager_text(page: ArticlePage, query: str = "") -> str:
+    if not page.total:
+        return "No articles" + (f" match “{_text(query)}”" if query else " yet")
+    last = page.offset + len(page.rows)
+    matching = f" matching “{_text(query)}”" if query else ""
+    return f"{page.offset + 1:,}–{last:,} of {page.total:,} article{'s' * (page.total != 1)}{matching}"
+
+
+def article_html(article: ArticleView, file_articles: int) -> str:
+    """One article to read: title, its metadata, and its text in paragraphs, all escaped."""
+    meta = [("Date", article.date), ("Source", article.source), ("Author", article.author),
+            ("File", article.file), ("Id", article.id), ("Passages", str(article.chunks)),
+            ("Indexed", _when(article.indexed_at))]
+    rows = "".join(f"<dt>{k}</dt><dd>{_text(v)}</dd>" for k, v in meta if v)
+    link = safe_url(article.url)
+    if link:
+        rows += (f'<dt>Link</dt><dd><a href="{html.escape(link)}" target="_blank" rel="noopener noreferrer nofollow">'
+                 f"{html.escape(link)}</a></dd>")
+    if file_articles > 1:
+        rows += f"<dt>In the file</dt><dd>{file_articles:,} articles</dd>"
+    paragraphs = "".join(f"<p>{_text(p)}</p>" for p in re.split(r"\n\s*\n", article.text) if p.strip())
+    return (f'<article class="qa-reader"><h2 class="qa-h2">{_text(article.title)}</h2><dl class="qa-dl">{rows}</dl>'
+            f'<div class="qa-reader-text">{paragraphs}</div></article>')
+
+
+def delete_question(file: str, file_articles: int) -> str:
+    """The confirmation asked before a delete: what goes, from where, in one step."""
+    what = (f"its {file_articles:,} articles" if file_articles > 1 else "its article")
+    return (f'<div class="qa-ask">Delete <b>{_text(file)}</b>? The file leaves the corpus folder and {what} '
+            "leave the index, in one step; the answers stop citing them. This cannot be undone from the page."
+            + (" (Every article of a JSON Lines or JSON file is in that one file: deleting one deletes the file.)"
+               if file_articles > 1 else "") + "</div>")
+
+
+# --- Filters ---------------------------------------------------------------------------------------------
+
+def filters_label(filters: Filters | None) -> str:
+    """The Filters bar's heading, with a badge of how many are on (visible while it is folded)."""
+    if filters is None or not filters.active:  # "undated" alone changes nothing: it applies to a date range
+        return "Filters"
+    count = bool(filters.source) + filters.dated
+    return f"Filters · {count} on: {filters.describe()}"
+
+
+def filter_message(error: str | None) -> str:
+    return f'<div class="qa-bad" role="alert">{html.escape(error)}</div>' if error else ""
