@@ -215,7 +215,8 @@ def page(browser, served):
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.dialogs = []
-    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.dismiss_dialogs = lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss())
+    page.on("dialog", page.dismiss_dialogs)
     page.goto(served[0])
     page.wait_for_selector("#qa-question textarea")
     yield page
@@ -232,8 +233,10 @@ def ask(page, question: str, turn: int) -> None:
             const bots = document.querySelectorAll('#qa-chat [data-testid="bot"]');
             return groups.length > 0 && document.querySelector('#qa-sources .qa-group[open] .qa-question')
                 .textContent === question && bots.length === turn
-                && !document.querySelector('.generating, .pending');  // the stream has ended
+                && !document.querySelector('.generating, .pending')  // the stream has ended
+                && document.querySelector('#qa-send').offsetParent !== null;  // Ask is back
         }""", arg=[turn, question], timeout=30_000)
+    page.wait_for_timeout(300)  # the event ends just after its last output; a question before that is ignored
 
 
 def last_answer(page) -> str:
@@ -290,7 +293,7 @@ def test_uploaded_article_is_indexed_and_cited(page, tmp_path, served):
     report = upload(page, tmp_path, "velmora lighthouse.md", article)
     assert "Added 1 article" in report and "velmora-lighthouse.md" in report
     assert (served[1].corpus / "velmora-lighthouse.md").read_text(encoding="utf-8") == article
-    assert "3 articles" in page.locator("#qa-status").inner_text()
+    page.wait_for_function("() => document.querySelector('#qa-status').innerText.includes('3 articles')")
 
     ask(page, "What colour was the Velmora Harbour lighthouse repainted?", turn=1)
     assert "teal" in last_answer(page) and "[1]" in last_answer(page)
@@ -342,17 +345,142 @@ def test_a_follow_up_uses_the_conversation_in_the_chat(page):
     assert "10,000" in last_answer(page)
 
 
+def set_date(page, which: str, value: str) -> None:
+    """Type into the From/To date picker (``since``/``until``) and leave it, as a user does."""
+    box = page.locator(f"#qa-{which} input")
+    box.fill(value)
+    box.press("Tab")
+
+
+def filters_bar(page) -> str:
+    return page.locator("#qa-filters").inner_text().split("\n")[0]
+
+
 @pytest.mark.browser
-def test_filters_that_keep_no_article_say_so_in_the_chat(page):
+def test_filters_badge_invalid_range_undated_and_clear(page):
     page.locator("#qa-filters").get_by_text("Filters").click()
-    page.get_by_label("From date").fill("2030-01-01")
+    set_date(page, "since", "2024-12-03")
+    page.wait_for_function("() => document.querySelector('#qa-filters').innerText.includes('1 on: from 2024-12-03')")
+    page.locator("#qa-filters").get_by_text("Filters").first.click()  # folded, the badge still shows
+    assert "Filters · 1 on: from 2024-12-03, undated articles included" in filters_bar(page)
+    ask(page, "What ammunition was discussed?", turn=1)  # the dated article (2024-11-27) is out, undated kept
+    dates = page.locator("#qa-sources .qa-group[open] .qa-card").all_inner_texts()
+    assert dates and not any("2024-11-27" in d for d in dates)
+
+    page.locator("#qa-filters").get_by_text("Filters").first.click()
     page.get_by_label("Include undated articles").uncheck()
+    page.wait_for_function("() => document.querySelector('#qa-filters').innerText.includes('undated articles left')")
     ask_and_wait_for_text(page, "What ammunition was discussed?", "No articles match these filters")
-    assert "from 2030-01-01, undated articles left out" in last_answer(page)
-    assert "do not answer" not in last_answer(page)
-    page.get_by_label("From date").fill("2030-13-01")
+    assert "from 2024-12-03, undated articles left out" in last_answer(page)
+
+    set_date(page, "until", "2024-11-01")  # before From: said at once, in the form's words
+    note = page.locator("#qa-filter-note")
+    note.get_by_text("From date 2024-12-03 is after To date 2024-11-01").wait_for()
+    assert "check the dates" in filters_bar(page)
+    set_date(page, "until", "2030-13-01")
+    note.get_by_text("To date '2030-13-01' is not a date").wait_for()
     ask_and_wait_for_text(page, "What ammunition was discussed?", "Cannot search")
-    assert "From date '2030-13-01' is not a date" in last_answer(page)
+    assert "To date '2030-13-01' is not a date; use YYYY-MM-DD" in last_answer(page)
+
+    page.click("#qa-clear-filters")  # one click: every filter off, undated included again
+    page.wait_for_function("() => document.querySelector('#qa-filters').innerText.split('\\n')[0] === 'Filters'")
+    assert page.locator("#qa-since input").input_value() == "" and page.locator("#qa-until input").input_value() == ""
+    assert page.get_by_label("Include undated articles").is_checked() and not note.inner_text()
+
+
+@pytest.mark.browser
+def test_a_conversation_survives_a_reload_and_past_chats_are_listed(page, served):
+    ask(page, "What ammunition was discussed?", turn=1)
+    ask(page, "Who proposed it?", turn=2)
+    page.reload()
+    page.wait_for_function("() => document.querySelectorAll('#qa-chat [data-testid=\"bot\"]').length === 2")
+    assert last_answer(page).startswith("Experts") and page.locator("#qa-src-1-1").count() == 1
+    ask(page, "How many troops has North Korea sent to Russia?", turn=3)  # goes on from where it was
+    page.locator("#qa-sidebar .toggle-button").click()
+    chats = page.locator("#qa-chats label")
+    assert chats.count() == 1 and "What ammunition was discussed?" in chats.first.inner_text()
+
+    page.click("#qa-new-chat")
+    page.wait_for_function("() => !document.querySelector('#qa-chat [data-testid=\"bot\"]')")
+    ask(page, "Who met in Seoul on November 27?", turn=1)
+    page.wait_for_function("() => document.querySelectorAll('#qa-chats label').length === 2")
+    page.fill("#qa-chat-title input", "Seoul meeting")
+    page.click("#qa-rename")
+    page.locator("#qa-chats label").get_by_text("Seoul meeting").wait_for()
+    with page.expect_download() as download:
+        page.click("#qa-export")
+        page.locator("#qa-export-file a").first.click()
+    markdown = Path(download.value.path()).read_text(encoding="utf-8")
+    assert markdown.startswith("# Seoul meeting") and "## Who met in Seoul on November 27?" in markdown
+    assert "[1] **" in markdown and "`yoon-umerov-seoul-meeting.md`" in markdown  # its citations
+
+    page.locator("#qa-chats label").get_by_text("What ammunition was discussed?").click()
+    page.wait_for_function("() => document.querySelectorAll('#qa-chat [data-testid=\"bot\"]').length === 3")
+    page.reload()  # the chosen chat and the list survive a reload; nothing of them is on the server
+    page.wait_for_function("() => document.querySelectorAll('#qa-chat [data-testid=\"bot\"]').length === 3")
+    page.locator("#qa-sidebar .toggle-button").click()
+    page.remove_listener("dialog", page.dismiss_dialogs)
+    page.once("dialog", lambda dialog: dialog.accept())  # "Delete this chat from this browser?"
+    page.click("#qa-delete-chat")
+    page.wait_for_function("() => document.querySelectorAll('#qa-chats label').length === 1")
+    assert page.locator("#qa-chat [data-testid=\"bot\"]").count() == 0
+
+
+@pytest.mark.browser
+def test_stop_while_streaming_ask_disabled_while_pending_and_ask_again(page, monkeypatch):
+    import qa.web.app
+
+    monkeypatch.setattr(qa.web.app, "_STREAM_PAUSE", 1.5)  # slow enough to press Stop in the middle
+    page.fill("#qa-question textarea", "What ammunition was discussed?")
+    page.keyboard.press("Enter")
+    page.locator("#qa-stop").wait_for()
+    assert not page.locator("#qa-send").is_visible()  # no second question while one is pending
+    page.wait_for_function("() => document.querySelectorAll('#qa-chat a[href^=\"#qa-src-1-\"]').length >= 1")
+    page.click("#qa-stop")
+    page.locator("#qa-send").wait_for()
+    assert page.locator("#qa-send").is_enabled() and not page.locator("#qa-stop").is_visible()
+    page.wait_for_timeout(2000)  # the stream is over: nothing more arrives
+    assert "[4]" not in last_answer(page) and page.locator("#qa-chat [data-testid=\"bot\"]").count() == 1
+
+    monkeypatch.setattr(qa.web.app, "_STREAM_PAUSE", 0.05)
+    page.click("#qa-again")  # the last question once more, in place of its answer
+    page.wait_for_function("() => document.querySelector('#qa-chat').innerText.includes('[4]')", timeout=30_000)
+    page.locator("#qa-send").wait_for()
+    assert page.locator("#qa-chat [data-testid=\"bot\"]").count() == 1
+    assert page.locator("#qa-chat [data-testid=\"user\"]").count() == 1
+
+
+@pytest.mark.browser
+def test_phone_layout_wraps_the_header_and_opens_sources_beside_the_chat(browser, served):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone = context.new_page()
+    try:
+        phone.goto(served[0])
+        phone.wait_for_selector("#qa-question textarea")
+        wide = "() => document.documentElement.scrollWidth"
+        assert phone.evaluate(wide) <= 390
+        status = phone.locator("#qa-status").bounding_box()
+        assert status["x"] >= 0 and status["x"] + status["width"] <= 390  # readable, not cut at the edge
+        assert not [t for t in phone.locator("#qa-status span").all_inner_texts() if t.strip() in ("·", "")]
+        box = phone.locator("#qa-question textarea").bounding_box()
+        send = phone.locator("#qa-send").bounding_box()
+        assert box["x"] + box["width"] <= send["x"] and send["x"] + send["width"] <= 390  # the input fits
+        ask(phone, "What ammunition was discussed?", turn=1)
+        assert not phone.locator("#qa-src-1-1").is_visible() or not phone.locator("#qa-src-1-1").bounding_box() \
+            or phone.locator("#qa-src-1-1").bounding_box()["x"] >= 390  # in the closed drawer
+        phone.locator('#qa-chat a[href="#qa-src-1-1"]').click()  # a marker opens the drawer at its card
+        phone.wait_for_function("""() => { const r = document.getElementById('qa-src-1-1').getBoundingClientRect();
+                                           return r.left >= 0 && r.right <= 390 && r.top >= 0 && r.top < 844; }""")
+        phone.click("#qa-sources-toggle")  # back to the chat, the question still in view
+        phone.wait_for_function("() => document.getElementById('qa-sources-col').getBoundingClientRect().left >= 390")
+        assert phone.locator("#qa-question textarea").is_visible()
+        ARTIFACTS.mkdir(exist_ok=True)
+        phone.screenshot(path=str(ARTIFACTS / "web-phone.png"))
+        phone.get_by_role("tab", name="Articles").click()
+        phone.wait_for_selector("#qa-articles tbody tr")
+        assert phone.evaluate(wide) <= 390
+    finally:
+        context.close()
 
 
 def ask_and_wait_for_text(page, question: str, text: str) -> None:
@@ -362,4 +490,6 @@ def ask_and_wait_for_text(page, question: str, text: str) -> None:
     page.wait_for_function(
         """text => { const bots = document.querySelectorAll('#qa-chat [data-testid="bot"]');
                      return bots.length && bots[bots.length - 1].innerText.includes(text)
-                            && !document.querySelector('.generating, .pending'); }""", arg=text, timeout=30_000)
+                            && !document.querySelector('.generating, .pending')
+                            && document.querySelector('#qa-send').offsetParent !== null; }""", arg=text, timeout=30_000)
+    page.wait_for_timeout(300)

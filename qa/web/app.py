@@ -96,17 +96,17 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
             yield "", [*asked, note], sources_html(groups), gr.skip(), *idle, gr.skip()
             return
         store = chats.add_answer(store, chats.compact(answer))
+        listed = gr.update(choices=chats.choices(store), value=store["current"])
         turn = len(groups) + 1
         groups = [*groups, sources_group(answer, turn)]
         steps = range(1, len(answer.sentences) + 1) if not answer.abstained and answer.sentences else [None]
         for n in steps:
             if n and n > 1:
                 time.sleep(_STREAM_PAUSE)
-            saved = (store, gr.update(choices=chats.choices(store), value=store["current"])) if n in (None, 1) \
-                else (gr.skip(), gr.skip())
             last = n is None or n == len(answer.sentences)
+            # The store goes with every step: Gradio may merge the steps of a fast stream into its last one.
             yield ("", [*asked, {"role": "assistant", "content": answer_markdown(answer, turn, n)}],
-                   sources_html(groups), saved[0], *(idle if last else busy), saved[1])
+                   sources_html(groups), store, *(idle if last else busy), listed)
 
     def stopped():
         return _busy(False)
