@@ -7,6 +7,7 @@ a missing browser fails these tests; elsewhere they are skipped with the reason.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -137,6 +138,41 @@ def test_save_upload_rejects_bad_files_before_saving(tmp_path):
     assert "no text" in reasons["empty.md"]
     assert "invalid JSON" in reasons["broken.json"]
     assert not corpus.exists() or not any(corpus.iterdir())
+
+
+def test_progress_words_read_the_sync_bars():
+    from tqdm import tqdm
+
+    from qa.web.jobs import progress_words
+
+    assert progress_words("Reading 3 files") == "Reading 3 files"  # no bar yet
+    with tqdm(total=899, desc="embedding", unit="chunk", disable=False, file=open(os.devnull, "w")) as bar:
+        bar.update(128)
+        words = progress_words("Reading 3 files")
+    assert words.startswith("Embedding 899 passages (about ") and " left): 128 done" in words
+    assert progress_words("Reading 3 files") == "Reading 3 files"  # the bar is closed
+
+
+def test_saved_chats_are_data_bounded_and_exported_with_citations():
+    from qa.web import chats
+
+    answer = Answer("What ammunition?", "155 mm shells. [1]", [AnswerSentence("155 mm shells.", (1,))],
+                    [_citation(1, title="Shells <b>", snippet="155 mm shells.", before="x" * 500)])
+    store = chats.add_answer(chats.EMPTY_STORE, chats.compact(answer))
+    assert store["current"] and chats.choices(store) == [("What ammunition?", store["current"])]
+    (saved,) = chats.answers(store)
+    assert saved.citations[0].snippet == "155 mm shells." and len(saved.citations[0].before) == 120
+    messages, groups, turns = chats.view([saved])
+    assert "&lt;b&gt;" in groups[0] and turns[1] == {"role": "assistant", "content": "155 mm shells. [1]"}
+    markdown = chats.export_markdown("Shells", [saved])
+    assert "## What ammunition?" in markdown and "[1] **Shells <b>** (2024-11-27, Wire) <https://example.org/a>" \
+        in markdown and "“155 mm shells.”" in markdown
+    damaged = {"chats": [{"id": "x", "answers": [{"question": 1}, "junk"]}, "junk"], "current": "x"}
+    assert chats.answers(chats.clean(damaged)) == [] and chats.clean("junk") == chats.EMPTY_STORE
+    big = chats.EMPTY_STORE
+    for _ in range(200):  # bounded: the store travels with every question (qa.guard refuses bodies over 256 KB)
+        big = chats.add_answer(chats.new_chat(big), answer)
+    assert len(json.dumps(big)) <= chats.MAX_STORE_CHARS and chats.current(big) is not None
 
 
 def test_cli_help_and_bad_options(capsys):
