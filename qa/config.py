@@ -22,6 +22,14 @@ The Milvus backend (``QA_BACKEND=milvus``, docs/scaling.md; needs ``pip install 
     QA_MILVUS_INDEX   the chunk vectors' index: FLAT (exact, as the local backend below QA_EXACT_LIMIT),
                       HNSW, IVF_FLAT or AUTOINDEX (default: FLAT)
     QA_MILVUS_TIMEOUT seconds one Milvus call may take before it is reported (default: 30)
+
+The web chat (``python app.py``, :class:`WebSettings`; its flags --host, --port, --auth win over these):
+
+    QA_HOST          address to listen on              (default: 127.0.0.1, this machine only; 0.0.0.0 for all)
+    QA_PORT          port                              (default: 7860)
+    QA_AUTH          require this login, user:password (default: none)
+    QA_WEB_SECRET    key the browser's saved chats are encrypted with (default: a fixed key, so that saved chats
+                     survive a restart; set your own when others could read this browser's local storage)
 """
 
 from __future__ import annotations
@@ -120,6 +128,50 @@ def detect_device() -> str:
         return "cuda"
     mps = getattr(torch.backends, "mps", None)
     return "mps" if mps is not None and mps.is_available() else "cpu"
+
+
+#: The web chat's defaults: this machine only, Gradio's usual port.
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7860
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """Where the web chat listens, its login, and the key of the chats it keeps in the browser."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    auth: tuple[str, str] | None = None
+    secret: str = "qa-news-archive-chats"
+
+    @classmethod
+    def from_env(cls) -> WebSettings:
+        """Defaults, then ``QA_HOST``, ``QA_PORT``, ``QA_AUTH``, ``QA_WEB_SECRET``; a bad value exits with the fix."""
+        env = os.environ
+        try:
+            port = parse_port(env.get("QA_PORT") or str(DEFAULT_PORT))
+            auth = parse_auth(env["QA_AUTH"]) if env.get("QA_AUTH") else None
+        except ValueError as exc:
+            raise SystemExit(f"{'QA_PORT' if 'port' in str(exc) else 'QA_AUTH'}: {exc}") from None
+        return cls(env.get("QA_HOST") or DEFAULT_HOST, port, auth, env.get("QA_WEB_SECRET") or cls.secret)
+
+
+def parse_port(value: str) -> int:
+    """A TCP port from text; ValueError says what is wrong and what to give."""
+    try:
+        port = int(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number; give a port such as {DEFAULT_PORT}") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range; use 1-65535")
+    return port
+
+
+def parse_auth(value: str) -> tuple[str, str]:
+    """``user:password`` (the password may hold colons); ValueError when either part is empty."""
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise ValueError("must be user:password (both non-empty), e.g. alice:s3cret")
+    return user, password
 
 
 def _env_int(name: str, default: int | None) -> int | None:

@@ -18,7 +18,7 @@ import numpy as np
 from qa.errors import IndexUnusable
 from qa.files import storage_error, storage_trouble, wal_has_data
 from qa.filters import Filters
-from qa.listing import MAX_PAGE_SIZE, SORT_KEYS, ArticlePage, ArticleRow, ArticleView
+from qa.listing import MAX_PAGE_SIZE, SORT_KEYS, ArticlePage, ArticleRow, ArticleView, check_sort
 from qa.store.protocol import ArticleWrite, Hit, Manifest, Passage, Sentence
 
 DB_NAME = "qa.sqlite"
@@ -193,8 +193,7 @@ assert set(_SORT_SQL) == set(SORT_KEYS), "every sort key of qa.listing has its S
 
 def article_page(con: sqlite3.Connection, query: str, sort: str, descending: bool, offset: int,
                  limit: int) -> ArticlePage:
-    if sort not in _SORT_SQL:
-        raise ValueError(f"sort {sort!r} is not one of {', '.join(SORT_KEYS)}")
+    check_sort(sort)
     offset, limit = max(0, int(offset)), max(0, min(int(limit), MAX_PAGE_SIZE))
     condition, args = "1", []
     if query.strip():

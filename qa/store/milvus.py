@@ -33,7 +33,7 @@ import numpy as np
 from qa.config import Settings
 from qa.errors import ConfigError, IndexUnusable
 from qa.filters import Filters
-from qa.listing import PAGE_SIZE, SORT_KEYS, ArticlePage, ArticleRow, ArticleView
+from qa.listing import PAGE_SIZE, SORT_KEYS, ArticlePage, ArticleRow, ArticleView, check_sort
 from qa.store import milvus_schema as ms
 from qa.store.milvus_io import Connection, manifest_of
 from qa.store.protocol import NO_FILTERS, Commit, CompactReport, Hit, Manifest, Passage, Sentence, Status
@@ -196,8 +196,7 @@ class MilvusStore:
                  limit: int = PAGE_SIZE) -> ArticlePage:
         """The article list, sorted here: Milvus queries have no ORDER BY, so each page reads the list's
         columns of every article (about 0.3 s per 100,000 articles; docs/scaling.md)."""
-        if sort not in SORT_KEYS:
-            raise ValueError(f"sort {sort!r} is not one of {', '.join(SORT_KEYS)}")
+        check_sort(sort)
         state = self._state()
         if not state:
             return ArticlePage((), 0, offset)
