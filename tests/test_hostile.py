@@ -206,7 +206,8 @@ def fill(disk: Path, leave_kb: int) -> Path:
     return filler
 
 
-@pytest.mark.parametrize("leave_kb", [0, 40, 100])
+# 100 KB free used to fail inside FAISS's writer too; a sync now writes only what changed, and one article fits.
+@pytest.mark.parametrize("leave_kb", [0, 20, 40])
 def test_a_full_disk_is_reported_as_a_full_disk_and_the_index_survives(tmp_path, seed_index, embedder, capsys,
                                                                        leave_kb):
     corpus = tmp_path / "corpus"
@@ -229,7 +230,8 @@ def test_a_full_disk_is_reported_as_a_full_disk_and_the_index_survives(tmp_path,
         assert main(["index", "--rebuild", "--corpus", str(corpus), "--index", str(index), "--quiet"]) == 2
         assert "is full" in capsys.readouterr().err
         assert articles_of(index) == before  # the rebuild deleted nothing
-        assert not list(index.glob("*.tmp")) and not list(index.glob("vectors-2*"))  # nothing half-written left
+        assert not list(index.glob("*.tmp")) and not list(index.glob("seg-2-*"))  # nothing half-written left
+        assert not list(index.glob("lexical-2-*"))
 
         filler.unlink()
         assert main(["index", "--corpus", str(corpus), "--index", str(index), "--quiet"]) == 0

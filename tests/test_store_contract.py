@@ -99,8 +99,11 @@ def test_what_was_written_reads_back(written):
     _, store = written
     status = store.status()
     assert (status.articles, status.chunks, status.manifest.model) == (6, 12, "test-model")
-    assert status.updated_at and set(status.sources) == {"Gazette", "Herald"}
+    assert status.updated_at and set(status.sources) == {"Gazette", "Herald"} and status.sentences == 12
     for n, write in enumerate(six()):
+        chunks = store.chunks(write.article.id)
+        assert [(p.start, p.end, p.text, p.score) for p in chunks] == [(c.start, c.end, c.text, 0.0)
+                                                                       for c in write.chunks]
         hits = store.dense(write.chunk_vectors[1], 1)
         passage = store.passages(hits)[0]
         assert passage.article_id == write.article.id and passage.text == write.article.text[passage.start:passage.end]
@@ -113,6 +116,7 @@ def test_what_was_written_reads_back(written):
         assert sentences[0].text == write.article.text[sentences[0].start:sentences[0].end]
         assert np.allclose(sentences[0].vector, write.sentence_vectors[1], atol=2e-3)  # float16 is allowed
     assert not store.chunk_vectors([10**9]).any()  # an id not held: zeros, not an error
+    assert store.chunks("missing.md") == []
     assert store.passages([Hit(10**9, 1.0)]) == []
 
 

@@ -163,6 +163,13 @@ def passages(con: sqlite3.Connection, hits: Sequence[Hit]) -> list[Passage]:
             for h in hits if h.chunk_id in by_id]
 
 
+def article_chunks(con: sqlite3.Connection, article_id: str) -> list[Passage]:
+    rows = con.execute("SELECT c.id, a.title, a.date, a.source, a.url, a.id, c.start, c.\"end\", "
+                       "substr(a.text, c.start + 1, c.\"end\" - c.start) FROM chunks c JOIN articles a "
+                       "ON a.id = c.article_id WHERE a.id = ? ORDER BY c.position", (article_id,)).fetchall()
+    return [Passage(0.0, *r[1:6], r[0], *r[6:]) for r in rows]
+
+
 def sentences(con: sqlite3.Connection, chunk_ids: Sequence[int]) -> dict[int, list[Sentence]]:
     out: dict[int, list[Sentence]] = {}
     for chunk_id in dict.fromkeys(chunk_ids):

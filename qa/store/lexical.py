@@ -17,12 +17,15 @@ document here counts only while the database holds its chunk, so the caller filt
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import tantivy
 
 from qa.errors import IndexUnusable
+from qa.files import is_read_only, storage_error
 from qa.filters import Filters
 
 #: In an index of at least COMMON_MIN documents, query words found in more than COMMON_SHARE of them are left out
@@ -64,6 +67,7 @@ class LexicalIndex:
 
     def __init__(self, folder: Path, create: bool = False):
         self.folder = folder
+        self._copy: tempfile.TemporaryDirectory | None = None
         try:
             if create:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -71,13 +75,22 @@ class LexicalIndex:
             else:
                 if not (folder / "meta.json").is_file():
                     raise FileNotFoundError(folder / "meta.json")
-                self.index = tantivy.Index.open(str(folder))
+                try:
+                    self.index = tantivy.Index.open(str(folder))
+                except ValueError:
+                    if not is_read_only(folder):
+                        raise
+                    # tantivy locks its folder even to read, which a read-only mount refuses: read a copy.
+                    self._copy = tempfile.TemporaryDirectory(prefix="qa-lexical-")
+                    copy = Path(self._copy.name) / folder.name
+                    shutil.copytree(folder, copy)
+                    self.index = tantivy.Index.open(str(copy))
             self.index.config_reader(reload_policy="Manual")
             self.index.reload()
             self.searcher = self.index.searcher()
-        except (OSError, ValueError) as exc:
-            raise IndexUnusable(f"the lexical index in {folder} is missing or damaged ({exc}); "
-                                "run `qa index --rebuild`") from None
+        except (OSError, ValueError) as exc:  # a full or read-only disk first: rebuilding would not help there
+            raise storage_error(folder, exc) or IndexUnusable(
+                f"the lexical index in {folder} is missing or damaged ({exc}); run `qa index --rebuild`") from None
 
     def refresh(self) -> None:
         self.index.reload()

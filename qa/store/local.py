@@ -214,7 +214,8 @@ class LocalStore:
         with self.snapshot():
             self._loaded()
             con = self._con
-            articles = con.execute("SELECT count(*) FROM articles").fetchone()[0]
+            articles, sentences = con.execute(
+                "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM sentences)").fetchone()
             updated = float(self._meta.get(db.UPDATED_AT, 0)) or None
             segments, dead = list(self._segments), len(self._dead)
             sources = tuple(db.sources(con))
@@ -222,7 +223,7 @@ class LocalStore:
         ivf = [s.index for s in segments if is_approximate(s.index)]
         search = (f"approximate (IVF: {ivf[0].nlist} lists, {ivf[0].nprobe} probed per query)" if ivf else "exact")
         storage = f"{len(segments)} vector segment{'s' * (len(segments) != 1)}, {dead} deleted chunks to compact"
-        return Status(articles, chunks, manifest, updated, sources, search, storage)
+        return Status(articles, chunks, manifest, updated, sources, search, storage, sentences)
 
     def dense(self, vector: np.ndarray, k: int, filters: Filters = NO_FILTERS) -> list[Hit]:
         with self.snapshot():
@@ -263,6 +264,10 @@ class LocalStore:
     def count(self, filters: Filters = NO_FILTERS) -> int:
         with self.snapshot():
             return db.count_articles(self._con, filters)
+
+    def chunks(self, article_id: str) -> list[Passage]:
+        with self.snapshot():
+            return db.article_chunks(self._con, article_id)
 
     def articles(self, query: str = "", sort: str = SORT_KEYS[0], descending: bool = True, offset: int = 0,
                  limit: int = PAGE_SIZE) -> ArticlePage:
@@ -329,7 +334,7 @@ class LocalStore:
             return db.files(self._con)
 
     def record_files(self, stats: Mapping[str, tuple[int, int]]) -> None:
-        with self._lock:
+        with self._lock, self._storage_errors():
             db.record_files(self._connection(), stats)
 
     def prepare_rebuild(self) -> None:
@@ -354,14 +359,28 @@ class LocalStore:
 
     def commit(self, change: Commit) -> None:
         """Apply ``change`` as the next generation, in one transaction (see the module docstring)."""
-        with self._lock:
+        with self._lock, self._storage_errors():
             self._commit(change, compact=False)
+
+    @contextmanager
+    def _storage_errors(self) -> Iterator[None]:
+        """A full or read-only disk reported as such (SQLite, FAISS and tantivy each word it their own way), and
+        a database that cannot be read as damaged, with the fix."""
+        try:
+            yield
+        except (OSError, RuntimeError, ValueError, sqlite3.Error) as exc:
+            problem = storage_error(self.path, exc)
+            if problem is not None:
+                raise problem from exc
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise damaged(self.path, exc) from exc
+            raise
 
     def compact(self) -> CompactReport:
         """Merge every segment into one without dead vectors, as one commit; the lexical index merges its own
         segments as it goes (tantivy's merge policy) and loses deleted documents just after each commit."""
         started = time.perf_counter()
-        with self._lock:
+        with self._lock, self._storage_errors():
             before = self.status().storage
             manifest = self.manifest
             if manifest is not None:
@@ -428,14 +447,11 @@ class LocalStore:
                           **{_RETIRED: json.dumps(retired)})
             fsync_dir(self.path)
             con.execute("COMMIT")
-        except BaseException as exc:
+        except BaseException:
             with suppress(sqlite3.Error):  # a failed COMMIT (a full disk) may have rolled back already
                 con.execute("ROLLBACK")
             for path in written:  # give back the space now: on a full disk it is what is missing
                 shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-            problem = storage_error(self.path, exc) if isinstance(exc, Exception) else None
-            if problem is not None:
-                raise problem from exc
             raise
         db.discard_set_aside(self.path)
         with suppress(OSError, sqlite3.Error, ValueError):  # cleaning: the next writer does it otherwise

@@ -23,7 +23,8 @@ Promises every backend keeps (the contract suite checks them):
 
 Changes to this file are additive; each is noted here.
 
-* after the first version: ``ArticleWrite.check`` (backends call it before writing anything).
+* after the first version: ``ArticleWrite.check`` (backends call it before writing anything);
+  ``Store.chunks`` (an article's passages, for benchmarks and checks); ``Status.sentences``.
 """
 
 from __future__ import annotations
@@ -157,6 +158,7 @@ class Status:
     search: str = "exact"
     #: The backend's own words on its storage (e.g. "3 vector segments, 120 deleted chunks to compact").
     storage: str = ""
+    sentences: int = 0
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,10 @@ class Store(Protocol):
 
     def count(self, filters: Filters = NO_FILTERS) -> int:
         """How many articles ``filters`` keep."""
+        ...
+
+    def chunks(self, article_id: str) -> list[Passage]:
+        """Every chunk of an article as a passage (score 0), in article order; [] for an unknown id."""
         ...
 
     def articles(self, query: str = "", sort: str = SORT_KEYS[0], descending: bool = True, offset: int = 0,
