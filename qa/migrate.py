@@ -19,7 +19,7 @@ from qa.config import Settings
 from qa.corpus import Article
 from qa.errors import ConfigError, IndexUnusable
 from qa.listing import MAX_PAGE_SIZE
-from qa.store import BACKENDS, ArticleWrite, Commit, Hit, Store, open_store
+from qa.store import BACKENDS, ArticleWrite, Commit, Store, open_store
 
 
 @dataclass(frozen=True)
@@ -76,12 +76,11 @@ def export(store: Store) -> Iterator[ArticleWrite]:
 
 def _article(store: Store, article_id: str) -> ArticleWrite | None:
     view = store.article(article_id)
-    ids = store.chunks_of(article_id)
-    if view is None or not ids:
+    passages = store.chunks(article_id)
+    if view is None or not passages:
         return None
     article = Article(view.id, view.title, view.text, view.date, view.source, view.url, view.author)
-    passages = store.passages([Hit(i, 0.0) for i in ids])
-    by_chunk = store.sentences(ids)
+    by_chunk = store.sentences([p.chunk_id for p in passages])
     sentences = {s.position: s for found in by_chunk.values() for s in found}
     chunks = []
     for position, p in enumerate(passages):

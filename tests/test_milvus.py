@@ -7,7 +7,12 @@ Vectors are synthetic (unit rows of a fixed seed): these tests are about storage
 from __future__ import annotations
 
 import itertools
+import signal
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,15 +124,38 @@ def test_update_is_seen_whole_by_a_concurrent_reader(store, uri):
     assert store.status().articles == 11 and store.status().chunks == 13
 
 
-@TWO
-def test_a_failed_commit_leaves_the_previous_one_and_the_next_repairs(store):
+_WRITER = """
+import sys
+sys.path.insert(0, sys.argv[3])
+from test_milvus import article, commit, MilvusStore
+store = MilvusStore(sys.argv[1], prefix=sys.argv[2], timeout=20)
+commit(store, [article(f"n{i}.md", [f"Ferry news number {i}."], seed=i) for i in range(2000)], remove=["a.md"])
+"""
+
+
+@pytest.mark.parametrize("uri", ["lite-server", "core-server"], indirect=True)
+def test_a_writer_killed_mid_commit_leaves_the_previous_commit_and_the_next_repairs(store, uri):
+    """SIGKILL a `qa index` writing a large commit once its first rows are in: readers keep the old commit, and
+    the next commit removes what the dead one left."""
     commit(store, [article("a.md", ["The harbor ferry runs at dawn."])])
-    broken = article("b.md", ["A ferry with the wrong vectors."], dim=DIM + 1)  # Milvus refuses its chunk rows
-    with pytest.raises(IndexUnusable):
-        commit(store, [article("c.md", ["Another ferry story."]), broken])
-    assert store.status().articles == 1
+    state = store.db.read_state()
+    name = store.db.name(state, "articles")
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, uri, store.db.prefix, str(Path(__file__).parent)])
+    try:
+        deadline = time.monotonic() + 120
+        while store.db.count(name, f"gen > {state['generation']}") == 0 and writer.poll() is None:
+            assert time.monotonic() < deadline, "the writer wrote nothing in 120 s"
+            time.sleep(0.05)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert writer.returncode == -signal.SIGKILL, "the writer finished before it could be killed; make it bigger"
+    assert store.db.count(name, f"gen > {state['generation']}") > 0  # its rows are there...
+    assert store.status().articles == 1  # ...but no reader sees them
     assert texts(store, "ferry") == [("a.md", "The harbor ferry runs at dawn.")]
     assert set(store.indexed()) == {"a.md"}
+    # The dead writer's lease would run out after LEASE_SECONDS; the test ends it now.
+    store.db.drop_lease(store.db._meta_get("lease")["token"])
     commit(store, [article("c.md", ["Another ferry story."])])
     assert [a for a, _ in texts(store, "ferry")] == ["a.md", "c.md"]
     assert store.status().chunks == 2

@@ -288,12 +288,6 @@ class LocalStore:
                 self._con.close()
                 self._con = None
 
-    def chunks_of(self, article_id: str) -> list[int]:
-        """The ids of an article's chunks, in article order (for ``qa migrate``)."""
-        with self.snapshot():
-            return [r[0] for r in self._con.execute("SELECT id FROM chunks WHERE article_id = ? ORDER BY position",
-                                                    (article_id,))]
-
     def verify(self) -> tuple[list[int], list[int], list[int]]:
         """(chunk ids in the database, live ids in the vector segments, live ids in the lexical index), sorted:
         for tests and ``qa status --verify``-like checks; the three must be equal."""

@@ -100,7 +100,7 @@ class MilvusStore:
         return Status(state["articles"], state["chunks"], manifest_of(state), state["updated_at"],
                       tuple(state["sources"]), search,
                       f"Milvus at {self.db.where}, collections {self.db.prefix}_{state['space']}_*, "
-                      f"commit {state['generation']}")
+                      f"commit {state['generation']}", state.get("sentences", 0))
 
     def _where(self, state: dict, filters: Filters, extra: str = "") -> str:
         return " and ".join(p for p in (ms.visible(state["generation"]), ms.expression(filters), extra) if p)
@@ -225,7 +225,7 @@ class MilvusStore:
                            r["chunks"], r["indexed_at"], "".join(p["text"] for p in parts), r["url"] or None,
                            r["author"] or None)
 
-    def chunks_of(self, article_id: str) -> list[int]:
+    def chunks(self, article_id: str) -> list[Passage]:
         state = self._state()
         if not state:
             return []
@@ -233,7 +233,7 @@ class MilvusStore:
         one = {r["position"]: r["id"] for r in self.db.scan(self.db.name(state, "chunks"), where,
                                                             ["article_id", "position"])
                if r["article_id"] == article_id}  # a row and its copy share a position
-        return [one[p] for p in sorted(one)]
+        return self.passages([Hit(one[p], 0.0) for p in sorted(one)])
 
     def sources(self) -> list[str]:
         state = self._state()
@@ -282,6 +282,8 @@ class MilvusStore:
     def commit(self, change: Commit) -> None:
         from qa.store.milvus_write import apply_commit
 
+        for write in change.add:  # before anything is written: a bad shape changes nothing
+            write.check(change.manifest.dimension)
         self.db.renew_lease(self._lease_token, LEASE_SECONDS)
         apply_commit(self.db, change, self.index_type, self.layout)
 

@@ -81,10 +81,12 @@ def apply_commit(db: Connection, change: Commit, index_type: str, layout: str) -
     sources = Counter() if fresh else Counter(state.get("source_counts", {}))
     articles = 0 if fresh else int(state["articles"])
     chunks = 0 if fresh else int(state["chunks"])
+    sentences = 0 if fresh else int(state.get("sentences", 0))
     if not fresh and change.remove:
-        gone_articles, gone_chunks, gone_sources = _retire(db, state, set(change.remove), n)
+        gone_articles, gone_chunks, gone_sentences, gone_sources = _retire(db, state, set(change.remove), n)
         articles -= gone_articles
         chunks -= gone_chunks
+        sentences -= gone_sentences
         sources.subtract(gone_sources)
     now = time.time()
     rows: dict[str, list[dict]] = {kind: [] for kind in KINDS}
@@ -92,6 +94,7 @@ def apply_commit(db: Connection, change: Commit, index_type: str, layout: str) -
         _rows(write, n, now, rows)
         articles += 1
         chunks += len(write.chunks)
+        sentences += len(write.sentences) if write.sentence_vectors is not None else 0
         if write.article.source:
             sources[write.article.source] += 1
     for kind in KINDS:
@@ -101,7 +104,8 @@ def apply_commit(db: Connection, change: Commit, index_type: str, layout: str) -
     counts = {s: c for s, c in sources.items() if c > 0}
     db.write_state({"model": m.model, "dimension": m.dimension, "chunk_tokens": m.chunk_tokens,
                     "overlap": m.overlap, "layout": layout, "generation": n, **new, "updated_at": now,
-                    "articles": articles, "chunks": chunks, "sources": sorted(counts), "source_counts": counts})
+                    "articles": articles, "chunks": chunks, "sentences": sentences, "sources": sorted(counts),
+                    "source_counts": counts})
     collect(db, {**new, "generation": n})
 
 
@@ -117,8 +121,8 @@ def collect(db: Connection, state: dict) -> None:
             db.drop(collection)
 
 
-def _retire(db: Connection, state: dict, removed: set[str], n: int) -> tuple[int, int, Counter]:
-    """Step 2 for the articles ``removed``: (articles, chunks, sources) found and marked."""
+def _retire(db: Connection, state: dict, removed: set[str], n: int) -> tuple[int, int, int, Counter]:
+    """Step 2 for the articles ``removed``: (articles, chunks, sentences, sources) found and marked."""
     g = int(state["generation"])
     keys = sorted({ms.key(a) for a in removed})
     found = {kind: 0 for kind in KINDS}
@@ -137,7 +141,7 @@ def _retire(db: Connection, state: dict, removed: set[str], n: int) -> tuple[int
                 found[kind] += len(rows)
             _rewrite(db, name, rows, n, n << ms.ID_SHIFT | ms.RETIRED_IDS + copies[kind])
             copies[kind] += len(rows)
-    return found["articles"], found["chunks"], sources
+    return found["articles"], found["chunks"], found["sentences"], sources
 
 
 def _rows(write: ArticleWrite, n: int, now: float, out: dict[str, list[dict]]) -> None:

@@ -233,10 +233,6 @@ class Store(Protocol):
         """The distinct sources of the indexed articles, sorted."""
         ...
 
-    def chunks_of(self, article_id: str) -> list[int]:
-        """The ids of an article's chunks, in article order; [] for an article not held."""
-        ...
-
     def close(self) -> None:
         ...
 
