@@ -10,6 +10,14 @@ Environment variables (all optional):
     QA_BATCH_SIZE    embedding batch size              (default: 32)
     QA_EXACT_LIMIT   chunks searched exactly; approximate (IVF) search above (default: 250000)
     QA_FOLLOW_LINKS  1: index files that links in the corpus point to outside it (default: 0, skipped)
+
+A language model that writes the answer (optional; README, "Written answers"; needs the ``[llm]`` extra):
+
+    QA_LLM_URL       an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 (llama-server) or
+                     http://127.0.0.1:11434/v1 (Ollama)  (default: unset: quotes only, offline and instant)
+    QA_LLM_MODEL     the model name the endpoint serves  (default: the first one it lists)
+    QA_LLM_API_KEY   sent as a bearer token               (default: none)
+    QA_LLM_TIMEOUT   seconds an answer may take before the quotes are shown instead (default: 60)
 """
 
 from __future__ import annotations
@@ -40,6 +48,13 @@ class Settings:
     #: Whether a link in the corpus to a file outside it is followed. Off: a link to /etc/passwd was indexed
     #: and searchable without a warning, and the corpus folder is what users (and uploads) think they share.
     follow_links: bool = False
+    #: An OpenAI-compatible chat endpoint that writes answers (:mod:`qa.written`); None: the extractive answerer.
+    llm_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    #: The whole written answer, first byte to last: on these 2 CPU cores Qwen2.5-0.5B needs 5-15 s (BENCHMARKS.md,
+    #: "Written answers"), a 7-8B model on a GPU about as long; past this the reader gets the quotes.
+    llm_timeout: float = 60.0
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -54,6 +69,10 @@ class Settings:
             batch_size=_env_int("QA_BATCH_SIZE", cls.batch_size),
             exact_limit=_env_int("QA_EXACT_LIMIT", cls.exact_limit),
             follow_links=_env_int("QA_FOLLOW_LINKS", 0) != 0,
+            llm_url=env.get("QA_LLM_URL", "").strip() or None,
+            llm_model=env.get("QA_LLM_MODEL", "").strip() or None,
+            llm_api_key=env.get("QA_LLM_API_KEY", "").strip() or None,
+            llm_timeout=_env_seconds("QA_LLM_TIMEOUT", cls.llm_timeout),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         for key in ("corpus", "index"):
@@ -70,6 +89,19 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SystemExit(f"{name}={raw!r} is not a whole number; unset it or give e.g. {name}={default}") from None
+
+
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise SystemExit(f"{name}={raw!r} is not a number of seconds; unset it or give e.g. {name}={default:g}")
+    return value
 
 
 def resolve_model(name: str) -> str:
