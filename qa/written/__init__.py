@@ -5,3 +5,8 @@ Optional (the ``[llm]`` extra, ``QA_LLM_URL``); with it unset the extractive ans
 :mod:`qa.written.client` how it is reached, :mod:`qa.written.answerer` the order of it all, and
 :mod:`qa.written.local` a llama.cpp server with a bundled small model for the tests and benchmarks.
 """
+
+from qa.written.answerer import WrittenAnswerer
+from qa.written.client import Endpoint, ModelUnavailable
+
+__all__ = ["Endpoint", "ModelUnavailable", "WrittenAnswerer"]
