@@ -43,7 +43,7 @@ test: $(BIN)/qa browser llm
 
 # Benchmarks (BENCHMARKS.md); `make bench BENCH_ARGS=--quick` for the short run (the soak: 10 minutes instead of 30).
 # txtai and matplotlib are bench-only.
-bench: $(BIN)/qa
+bench: $(BIN)/qa llm
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.load

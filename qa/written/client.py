@@ -109,8 +109,8 @@ class ChatClient:
             raise ModelUnavailable(self._malformed())
 
     def _malformed(self) -> str:
-        return (f"the language model at {self.endpoint.url} sent no usable answer (is it an OpenAI-compatible "
-                "/v1 endpoint?); showing quotes")
+        return (f"the language model at {self.endpoint.url} sent a reply that is not a chat stream (is QA_LLM_URL "
+                "its OpenAI-compatible /v1 address?); showing quotes")
 
     def _why(self, exc: Exception) -> str:
         import openai
@@ -126,4 +126,4 @@ class ChatClient:
             return f"the language model at {url} answered HTTP {exc.status_code}; {hint}; showing quotes"
         if isinstance(exc, openai.APIConnectionError):
             return f"the language model at {url} could not be reached (is it running?) or broke off; showing quotes"
-        return f"the language model at {url} sent a reply that is not a chat stream; showing quotes"
+        return self._malformed()
