@@ -13,8 +13,14 @@ For each question, both answerers over one index, side by side:
   kept sentence with a number changed, (b) the same sentence citing a sentence of another question's article;
 - time to first token and total time per answer (median), the quotes' time beside them.
 
-It also prints the similarity calibration of ``qa.written.check.SIMILAR_ABOVE``: for thresholds around it, the
-share of fact-passing written sentences kept and of planted (b) sentences caught.
+It also prints the similarity calibration of ``qa.written.check.SIMILAR_ABOVE`` on the real model's sentences: for
+thresholds around it, the share of kept sentences that would still be kept and of planted (b) sentences caught.
+
+    python -m bench.llm --calibrate              # the calibration SIMILAR_ABOVE was set by (no model; ~2 min)
+
+``--calibrate`` uses the 81 news dev questions whose quoted answer holds the gold answer: a short answer sentence
+made of the question and its gold answer ("Votes did Tomas Verhoeven receive 99,870."), as a small model writes
+them, against the quoted sentence (supported) and against a sentence of another article (not supported).
 """
 
 from __future__ import annotations
@@ -191,6 +197,47 @@ def render(results: dict) -> str:
     return "\n".join(lines)
 
 
+def calibrate() -> dict:
+    """Cosine of short answer sentences to the sentence that supports them and to another article's (see above)."""
+    from qa import Assistant, Retriever, sync
+    from qa.config import configure_offline
+    from qa.embedding import load_embedder
+
+    configure_offline()
+    embedder = load_embedder("all-MiniLM-L6-v2")
+    pairs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = newsqa.build_corpus(Path(tmp) / "news")
+        sync(corpus, Path(tmp) / "index", embedder=embedder)
+        retriever = Retriever(Path(tmp) / "index", embedder)
+        assistant = Assistant(retriever)
+        for record in newsqa.load("dev"):
+            if record.get("expect_abstain") or record.get("history") or not record.get("expect_any"):
+                continue
+            answer = assistant.ask(record["question"])
+            if answer.abstained or not answer.sentences:
+                continue
+            gold = next((g for g in record["expect_any"] if g.lower() in answer.sentences[0].text.lower()), None)
+            if gold:
+                statement = _QUESTION_WORD.sub("", record["question"].rstrip("?"))
+                pairs.append((f"{statement[:1].upper()}{statement[1:]} {gold}.", answer.citations[0].snippet,
+                              answer.citations[0].article_id))
+        vectors = retriever.embed_texts([p[0] for p in pairs] + [p[1] for p in pairs])
+        retriever.close()
+    n = len(pairs)
+    supported = [float(vectors[i] @ vectors[n + i]) for i in range(n)]
+    other = []
+    for i, (_, _, article) in enumerate(pairs):
+        j = next((i + k) % n for k in range(1, n) if pairs[(i + k) % n][2] != article)
+        other.append(float(vectors[i] @ vectors[n + j]))
+    return {"n": n, "table": [{"threshold": t, "kept": _rate([s >= t for s in supported]),
+                               "caught": _rate([s < t for s in other])} for t in THRESHOLDS]}
+
+
+_QUESTION_WORD = re.compile(r"^(how many|how much|what|which|who|when|where|why|did|does|do|is|was|has|have)\b\s*",
+                            re.IGNORECASE)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.llm", description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="an OpenAI-compatible endpoint (default: start llama-server here)")
@@ -199,7 +246,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--news", type=int, default=40, help="news dev questions (default: the first 40)")
     parser.add_argument("--squad", type=int, default=30, help="SQuAD sample questions (default: 30, seeded)")
     parser.add_argument("--out", type=Path, default=RESULTS / "llm.json")
+    parser.add_argument("--calibrate", action="store_true", help="only the calibration of SIMILAR_ABOVE (no model)")
     args = parser.parse_args(argv)
+    if args.calibrate:
+        result = calibrate()
+        print(f"{result['n']} sentences: " + ", ".join(f"{c['threshold']:.2f} keeps {c['kept']:.1%} / rejects "
+                                                       f"{c['caught']:.1%}" for c in result["table"]))
+        return 0
     results = run_with_server(args.url, args.model, args.local_model, args.news, args.squad)
     print(render(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -66,7 +66,7 @@ class WrittenAnswerer:
             yield Answer(evidence.question, ABSTAIN_TEXT, abstained=True, related=evidence.passages,
                          reason=UNANSWERED, answerer=WRITTEN, model=model)
             return
-        verdicts = check.check(check.parse(reply, numbered), numbered, self.embed)
+        verdicts = check.check(check.parse(reply, numbered), numbered, self.embed, evidence.reading.focus)
         answer = self._compose(evidence.question, numbered, verdicts, model)
         kept = iter(answer.sentences)
         for v in verdicts:
