@@ -50,18 +50,19 @@ class Assistant:
 
     def ask(self, question: str, history: Sequence | None = None, *, source: str | None = None,
             since: str | None = None, until: str | None = None, undated: bool = True,
-            filters: Filters | None = None) -> Answer:
+            filters: Filters | None = None, quotes: bool = False) -> Answer:
         """Answer ``question``; ``history`` holds the earlier turns ({"role", "content"} messages or Turn objects).
 
         ``filters`` (or ``source``/``since``/``until``/``undated``) narrow the articles searched; a bad value
-        raises :class:`qa.filters.FilterError` (a ValueError) that names the field.
+        raises :class:`qa.filters.FilterError` (a ValueError) that names the field. ``quotes``: answer with quoted
+        sentences even when a language model is configured (the web chat's "Quotes" switch).
         """
         return final(self.stream(question, history, source=source, since=since, until=until, undated=undated,
-                                 filters=filters))
+                                 filters=filters, quotes=quotes))
 
     def stream(self, question: str, history: Sequence | None = None, *, source: str | None = None,
                since: str | None = None, until: str | None = None, undated: bool = True,
-               filters: Filters | None = None) -> Iterator[Event]:
+               filters: Filters | None = None, quotes: bool = False) -> Iterator[Event]:
         """As :meth:`ask`, as it is written: :class:`~qa.answer.Token` pieces of a written answer, then a
         :class:`~qa.answer.Checked` per written sentence, then the :class:`~qa.answer.Answer` (always last, and
         the only event of the extractive answerer)."""
@@ -76,11 +77,17 @@ class Assistant:
                                    "to search the whole archive.", abstained=True, reason=NO_MATCH)
             return
         evidence = self.evidence(question, normalize_history(history), filters)
-        streaming = getattr(self.answerer, "stream", None)
+        answerer = self.judge if quotes else self.answerer
+        streaming = getattr(answerer, "stream", None)
         if streaming is None:
-            yield self.answerer.answer(evidence)
+            yield answerer.answer(evidence)
             return
         yield from streaming(evidence)
+
+    @property
+    def writes(self) -> bool:
+        """Whether a language model writes the answers (``QA_LLM_URL``); ``ask(..., quotes=True)`` still quotes."""
+        return self.answerer is not self.judge
 
     def evidence(self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None) -> Evidence:
         """The evidence for the reading of ``question`` that the articles support best."""

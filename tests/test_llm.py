@@ -244,3 +244,13 @@ def test_no_supported_sentence_gives_the_quotes_and_says_why(fake, retriever):
         Assistant(retriever).evidence(QUESTION)))
     assert answer.answerer == QUOTES and answer.citations and "no sentence fake wrote was supported" in answer.notice
     assert [u.text for u in answer.unsupported] == ["North Korea sent 50,000 troops."]
+
+
+def test_quotes_switch_answers_without_the_model(fake, retriever):
+    handler, url = fake
+    handler.body = (200, "text/event-stream", _sse("North Korea sent troops [8]."))
+    assistant = written(retriever, url, model="fake")
+    assert assistant.writes and not Assistant(retriever).writes
+    answer = assistant.ask(QUESTION, quotes=True)
+    assert answer == Assistant(retriever).ask(QUESTION) and handler.requests == []
+    assert assistant.answerer.model_name() == "fake"

@@ -40,6 +40,14 @@ class WrittenAnswerer:
         self.embed = embed  # texts -> unit vectors, the index's own model (the retriever's embed_texts)
         self.judge = judge or ExtractiveAnswerer()
 
+    def model_name(self) -> str | None:
+        """The model's name for the reader ("Written by ..."): as configured, else as the endpoint lists it; None
+        while it cannot be reached."""
+        try:
+            return self.client.model()
+        except ModelUnavailable:
+            return None
+
     def answer(self, evidence: Evidence) -> Answer:
         return final(self.stream(evidence))
 
