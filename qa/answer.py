@@ -7,6 +7,7 @@ say) implements the same protocol, and retrieval and the UI stay as they are.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -21,6 +22,8 @@ ABSTAIN_TEXT = "The articles in the archive do not answer this question."
 UNKNOWN_TEXT = "The articles do not say; they report:"
 #: Why an answer abstained, in ``Answer.reason``.
 UNANSWERED, NO_MATCH, EMPTY = "unanswered", "no_match", "empty"
+#: Who wrote an answer, in ``Answer.answerer``: quoted sentences, or a language model (``Answer.model``).
+QUOTES, WRITTEN = "quotes", "written"
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,14 @@ class AnswerSentence:
 
 
 @dataclass(frozen=True)
+class Unsupported:
+    """A sentence the language model wrote that its citations do not support: left out of the answer."""
+
+    text: str
+    reason: str  # one line, e.g. "states 12000, which the cited sentences do not"
+
+
+@dataclass(frozen=True)
 class Answer:
     """An answer, its citations (numbered in order of first use), and whether the articles answer at all."""
 
@@ -68,9 +79,51 @@ class Answer:
     #: Why the answer abstained: UNANSWERED (the articles do not say), NO_MATCH (no article passes the filters),
     #: EMPTY (no question); None when it answers.
     reason: str | None = None
+    answerer: str = QUOTES  # QUOTES or WRITTEN
+    model: str | None = None  # the language model that wrote it, when WRITTEN
+    #: One line when the configured language model could not answer and these are the quotes instead.
+    notice: str | None = None
+    unsupported: list[Unsupported] = field(default_factory=list)  # written sentences left out, and why
+
+    @property
+    def author(self) -> str:
+        """For the reader: "Quotes" or "Written by <model>"."""
+        return f"Written by {self.model}" if self.answerer == WRITTEN else "Quotes"
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Token:
+    """Streamed: a piece of the written answer as the model sends it (not yet checked)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Checked:
+    """Streamed after the tokens: one written sentence and its verdict. ``citations`` are numbered as in the final
+    :class:`Answer` (empty when the sentence is left out)."""
+
+    text: str
+    supported: bool
+    citations: tuple[int, ...] = ()
+    reason: str | None = None
+
+
+#: What :meth:`qa.assistant.Assistant.stream` yields: tokens, then checked sentences, then the Answer (always last).
+Event = Token | Checked | Answer
+
+
+def final(events: Iterable[Event]) -> Answer:
+    """The Answer that ends a stream of events (the events before it consumed)."""
+    answer = None
+    for answer in events:  # noqa: B007 - the last one is the answer
+        pass
+    if not isinstance(answer, Answer):
+        raise TypeError("a stream of answer events must end with its Answer")
+    return answer
 
 
 class Answerer(Protocol):

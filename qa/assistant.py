@@ -3,19 +3,26 @@
 One question goes one way: readings (:mod:`qa.conversation`) -> search and evidence (:mod:`qa.evidence`) ->
 the reading the articles support better -> the configured answerer. The extractive answerer's judgement is
 also the gate that decides which reading wins, whichever answerer then writes the answer.
+
+With an :class:`~qa.written.Endpoint` (``QA_LLM_URL``) a language model writes the answer
+(:class:`qa.written.WrittenAnswerer`); :meth:`Assistant.stream` shows it as it is written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from qa.answer import EMPTY, NO_MATCH, Answer, Answerer
+from qa.answer import EMPTY, NO_MATCH, Answer, Answerer, Event, final
 from qa.conversation import Turn, normalize_history, readings
 from qa.evidence import Evidence, gather
 from qa.extractive import ExtractiveAnswerer
 from qa.filters import Filters
 from qa.retriever import MAX_QUERY_CHARS, Retriever
+
+if TYPE_CHECKING:
+    from qa.written import Endpoint
 
 #: A reading that uses the conversation is kept unless reading the question alone is supported this much better:
 #: a follow-up that points back ("Who proposed it?") is usually meant as one.
@@ -25,9 +32,15 @@ CONTEXT_PREFERENCE = 0.05
 class Assistant:
     """Answers questions from one index. Safe to share between threads (see :class:`Retriever`)."""
 
-    def __init__(self, retriever: Retriever, answerer: Answerer | None = None, k: int = 5):
+    def __init__(self, retriever: Retriever, answerer: Answerer | None = None, k: int = 5,
+                 writer: Endpoint | None = None):
+        """``writer``: a language model's endpoint; it then answers (unless ``answerer`` is given)."""
         self.retriever = retriever
         self.judge = answerer if isinstance(answerer, ExtractiveAnswerer) else ExtractiveAnswerer()
+        if answerer is None and writer is not None:
+            from qa.written import WrittenAnswerer
+
+            answerer = WrittenAnswerer(writer, retriever.embed_texts, self.judge)
         self.answerer = answerer or self.judge
         self.k = k
 
@@ -37,21 +50,44 @@ class Assistant:
 
     def ask(self, question: str, history: Sequence | None = None, *, source: str | None = None,
             since: str | None = None, until: str | None = None, undated: bool = True,
-            filters: Filters | None = None) -> Answer:
+            filters: Filters | None = None, quotes: bool = False) -> Answer:
         """Answer ``question``; ``history`` holds the earlier turns ({"role", "content"} messages or Turn objects).
 
         ``filters`` (or ``source``/``since``/``until``/``undated``) narrow the articles searched; a bad value
-        raises :class:`qa.filters.FilterError` (a ValueError) that names the field.
+        raises :class:`qa.filters.FilterError` (a ValueError) that names the field. ``quotes``: answer with quoted
+        sentences even when a language model is configured (the web chat's "Quotes" switch).
         """
+        return final(self.stream(question, history, source=source, since=since, until=until, undated=undated,
+                                 filters=filters, quotes=quotes))
+
+    def stream(self, question: str, history: Sequence | None = None, *, source: str | None = None,
+               since: str | None = None, until: str | None = None, undated: bool = True,
+               filters: Filters | None = None, quotes: bool = False) -> Iterator[Event]:
+        """As :meth:`ask`, as it is written: :class:`~qa.answer.Token` pieces of a written answer, then a
+        :class:`~qa.answer.Checked` per written sentence, then the :class:`~qa.answer.Answer` (always last, and
+        the only event of the extractive answerer)."""
         filters = filters or Filters.parse(source, since, until, undated)
         # Cut before any work: a 20 MB question through the API must cost no more than a long one.
         question = " ".join(str(question or "")[:2 * MAX_QUERY_CHARS].split())[:MAX_QUERY_CHARS]
         if not question:
-            return Answer("", "Please type a question about the news articles.", abstained=True, reason=EMPTY)
+            yield Answer("", "Please type a question about the news articles.", abstained=True, reason=EMPTY)
+            return
         if filters.active and not self.retriever.count(filters):
-            return Answer(question, f"No articles match these filters: {filters.describe()}. Clear or widen them "
-                                    "to search the whole archive.", abstained=True, reason=NO_MATCH)
-        return self.answerer.answer(self.evidence(question, normalize_history(history), filters))
+            yield Answer(question, f"No articles match these filters: {filters.describe()}. Clear or widen them "
+                                   "to search the whole archive.", abstained=True, reason=NO_MATCH)
+            return
+        evidence = self.evidence(question, normalize_history(history), filters)
+        answerer = self.judge if quotes else self.answerer
+        streaming = getattr(answerer, "stream", None)
+        if streaming is None:
+            yield answerer.answer(evidence)
+            return
+        yield from streaming(evidence)
+
+    @property
+    def writes(self) -> bool:
+        """Whether a language model writes the answers (``QA_LLM_URL``); ``ask(..., quotes=True)`` still quotes."""
+        return self.answerer is not self.judge
 
     def evidence(self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None) -> Evidence:
         """The evidence for the reading of ``question`` that the articles support best."""

@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
                                      model=getattr(args, "model", None),
                                      chunk_tokens=getattr(args, "chunk_tokens", None),
                                      overlap=getattr(args, "overlap", None),
-                                     follow_links=getattr(args, "follow_links", None))
+                                     follow_links=getattr(args, "follow_links", None),
+                                     llm_url=getattr(args, "llm", None), llm_model=getattr(args, "llm_model", None),
+                                     llm_timeout=getattr(args, "llm_timeout", None))
     except SystemExit as exc:  # a QA_* variable that is not a number: a usage error, exit 2 like the others
         print(f"qa: error: {exc}", file=sys.stderr)
         return 2
@@ -90,6 +92,16 @@ def _count(value: str) -> int:
     return k
 
 
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds; give e.g. --llm-timeout 60")
+    return seconds
+
+
 #: The most passages `qa search -k` returns: more is no longer a reading list (and each costs a lookup).
 MAX_K = 1000
 
@@ -124,6 +136,11 @@ def _parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="answer a question with cited sentences from the articles")
     ask.add_argument("question")
     _filters(ask)
+    ask.add_argument("--llm", metavar="URL", help="an OpenAI-compatible endpoint that writes the answer, e.g. "
+                     "http://127.0.0.1:8080/v1 (or QA_LLM_URL; its key only as QA_LLM_API_KEY)")
+    ask.add_argument("--llm-model", metavar="NAME", help="the model it serves (default: the first it lists)")
+    ask.add_argument("--llm-timeout", metavar="SECONDS", type=_seconds,
+                     help="how long a written answer may take before the quotes are shown (default: 60)")
     ask.set_defaults(run=_ask)
 
     status = commands.add_parser("status", help="what the index holds and how it was built")
@@ -190,13 +207,21 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
     from qa.assistant import Assistant
+    from qa.written import Endpoint
 
     filters = _filters_of(args)
-    answer = Assistant.open(settings.index).ask(repair(args.question), **filters)
+    writer = Endpoint.from_settings(settings)
+    answer = Assistant.open(settings.index, writer=writer).ask(repair(args.question), **filters)
+    if answer.notice:
+        print(shown(f"qa: note: {answer.notice}"), file=sys.stderr)
     if args.json:
         print(_json(answer.to_dict()))
         return 0
+    if writer is not None:
+        print(shown(f"{answer.author}:"))
     print(_lines(answer.text))
+    for left in answer.unsupported:
+        print(shown(f"(left out, {left.reason}: \"{left.text}\")"))
     if answer.citations:
         print("\nSources:")
     for c in answer.citations:

@@ -30,6 +30,14 @@ The web chat (``python app.py``, :class:`WebSettings`; its flags --host, --port,
     QA_AUTH          require this login, user:password (default: none)
     QA_WEB_SECRET    key the browser's saved chats are encrypted with (default: a fixed key, so that saved chats
                      survive a restart; set your own when others could read this browser's local storage)
+
+A language model that writes the answer (optional; README, "Written answers"; needs the ``[llm]`` extra):
+
+    QA_LLM_URL       an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1 (llama-server) or
+                     http://127.0.0.1:11434/v1 (Ollama)  (default: unset: quotes only, offline and instant)
+    QA_LLM_MODEL     the model name the endpoint serves  (default: the first one it lists)
+    QA_LLM_API_KEY   sent as a bearer token               (default: none)
+    QA_LLM_TIMEOUT   seconds an answer may take before the quotes are shown instead (default: 60)
 """
 
 from __future__ import annotations
@@ -77,6 +85,13 @@ class Settings:
     milvus_prefix: str = "qa"
     milvus_index: str = "FLAT"
     milvus_timeout: float = 30.0
+    #: An OpenAI-compatible chat endpoint that writes answers (:mod:`qa.written`); None: the extractive answerer.
+    llm_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    #: The whole written answer, first byte to last: on these 2 CPU cores Qwen2.5-0.5B needs 5-15 s (BENCHMARKS.md,
+    #: "Written answers"), a 7-8B model on a GPU about as long; past this the reader gets the quotes.
+    llm_timeout: float = 60.0
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -98,6 +113,10 @@ class Settings:
             milvus_prefix=env.get("QA_MILVUS_PREFIX", cls.milvus_prefix),
             milvus_index=env.get("QA_MILVUS_INDEX", cls.milvus_index).upper(),
             milvus_timeout=_env_int("QA_MILVUS_TIMEOUT", int(cls.milvus_timeout)),
+            llm_url=env.get("QA_LLM_URL", "").strip() or None,
+            llm_model=env.get("QA_LLM_MODEL", "").strip() or None,
+            llm_api_key=env.get("QA_LLM_API_KEY", "").strip() or None,
+            llm_timeout=_env_seconds("QA_LLM_TIMEOUT", cls.llm_timeout),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         for key in ("corpus", "index"):
@@ -192,6 +211,19 @@ def _env_choice(name: str, choices: tuple[str, ...]) -> str | None:
     if raw not in choices:
         raise SystemExit(f"{name}={raw!r} is not one of {', '.join(choices)}; unset it to use what torch finds")
     return raw
+
+
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise SystemExit(f"{name}={raw!r} is not a number of seconds; unset it or give e.g. {name}={default:g}")
+    return value
 
 
 def resolve_model(name: str) -> str:

@@ -93,7 +93,7 @@ class ExtractiveAnswerer:
         if facts.is_unknown(best.sentence.text):
             # The article says it does not know ("The company has not said how much the vaccine would cost."):
             # no answer, but the reader sees the sentence that says so.
-            citation = self._cite(1, best)
+            citation = self.cite(1, best)
             return Answer(evidence.question, f"{UNKNOWN_TEXT} {_one_line(best.sentence.text)} [1]",
                           [AnswerSentence(best.sentence.text, (1,))], [citation], abstained=True, caveat=UNKNOWN_TEXT,
                           reason=UNANSWERED)
@@ -216,7 +216,7 @@ class ExtractiveAnswerer:
                 key = (c.part, c.sentence.article_id, c.sentence.position)
                 if key not in numbers:
                     numbers[key] = len(citations) + 1
-                    citations.append(self._cite(numbers[key], c))
+                    citations.append(self.cite(numbers[key], c))
                 refs.append(numbers[key])
             sentences.append(AnswerSentence(j.candidates[group[0]].sentence.text, tuple(refs)))
         caveat = _differ(j, chosen[0][0], rival, sentences) if rival is not None else None
@@ -249,7 +249,7 @@ class ExtractiveAnswerer:
                 return i
         return None
 
-    def _cite(self, number: int, c: Candidate) -> Citation:
+    def cite(self, number: int, c: Candidate) -> Citation:
         p, s = c.passage, c.sentence
         if c.part == TITLE:
             return Citation(number, p.article_id, p.title, p.date, p.source, p.url, s.start, s.end, s.text, part=TITLE)

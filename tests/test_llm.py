@@ -1,0 +1,256 @@
+"""Written answers against a real llama.cpp server with a real small model (Qwen2.5-0.5B, qa/written/local.py).
+
+The server is llama.cpp's ``llama-server``, compiled by ``make llm`` (which ``make test`` runs); the model is
+assembled from PyPI packages and its sha256 checked. The failure tests use the same real server (stopped
+mid-answer, too slow for a short timeout) and tiny HTTP servers of their own that send what no chat server
+should (garbage, a 500, an empty stream).
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from qa import Assistant, Retriever
+from qa.answer import QUOTES, WRITTEN, Answer, Checked, Token, final
+from qa.config import Settings
+from qa.written import Endpoint, WrittenAnswerer, check, prompt
+from qa.written.client import ChatClient
+from qa.written.local import LocalModelError, LocalServer, free_port
+
+QUESTION = "How many troops has North Korea sent to Russia?"
+
+
+def _server(name: str, tmp_path_factory) -> LocalServer:
+    try:
+        return LocalServer(name, log=tmp_path_factory.mktemp("llama") / "server.log").start()
+    except LocalModelError as exc:  # only where `make llm` has not run: it says so
+        pytest.skip(f"no local llama.cpp server: {exc}")
+
+
+@pytest.fixture(scope="session")
+def llama(tmp_path_factory) -> Iterator[LocalServer]:
+    server = _server("qwen2.5-0.5b", tmp_path_factory)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def retriever(seed_index, embedder):
+    return Retriever(seed_index, embedder)
+
+
+@pytest.fixture(scope="module")
+def article_texts(seed_index):
+    from qa.store import connect
+
+    con = connect(seed_index, readonly=True)
+    return dict(con.execute("SELECT id, text FROM articles").fetchall())
+
+
+def written(retriever, url: str, timeout: float = 60.0, model: str | None = None) -> Assistant:
+    return Assistant(retriever, writer=Endpoint(url, model, None, timeout))
+
+
+def test_unset_url_changes_nothing(retriever, monkeypatch):
+    monkeypatch.delenv("QA_LLM_URL", raising=False)
+    assert Endpoint.from_settings(Settings.from_env()) is None
+    plain, default = Assistant(retriever), Assistant(retriever, writer=Endpoint.from_settings(Settings.from_env()))
+    events = list(default.stream(QUESTION))
+    assert len(events) == 1 and isinstance(events[0], Answer)  # quotes: the answer, nothing streamed before it
+    assert events[0] == plain.ask(QUESTION)
+    assert events[0].answerer == QUOTES and events[0].author == "Quotes" and events[0].notice is None
+
+
+def test_written_answer_streams_tokens_then_checked_sentences(llama, retriever, article_texts):
+    events = list(written(retriever, llama.url).stream(QUESTION))
+    tokens = [e for e in events if isinstance(e, Token)]
+    checked = [e for e in events if isinstance(e, Checked)]
+    answer = events[-1]
+    assert isinstance(answer, Answer) and answer.answerer == WRITTEN and answer.model == "qwen2.5-0.5b"
+    assert answer.author == "Written by qwen2.5-0.5b"
+    assert len(tokens) > 3, "streamed in pieces, not as one finished text"
+    assert events.index(checked[0]) > events.index(tokens[-1]), "sentences are checked after the text arrives"
+    assert "10,000" in answer.text or "10000" in answer.text, answer.text
+    assert [c.text for c in checked if c.supported] == [s.text for s in answer.sentences]
+    assert [c.citations for c in checked if c.supported] == [s.citations for s in answer.sentences]
+    assert sorted({n for s in answer.sentences for n in s.citations}) == [c.number for c in answer.citations]
+    for c in answer.citations:  # the source cards and highlights work as for quotes
+        assert article_texts[c.article_id][c.start:c.end] == c.snippet
+    assert any("10,000" in c.snippet for c in answer.citations)
+
+
+def _numbered(retriever, question: str = QUESTION) -> prompt.Numbered:
+    assistant = Assistant(retriever)
+    evidence = assistant.evidence(question)
+    return prompt.select(evidence, assistant.judge.judge(evidence))
+
+
+def _cited(numbered: prompt.Numbered, needle: str) -> int:
+    return next(n for n, c in enumerate(numbered.sentences, 1) if needle in c.sentence.text)
+
+
+def test_a_sentence_the_model_writes_wrongly_is_caught(llama, retriever):
+    numbered = _numbered(retriever)
+    n = _cited(numbered, "reportedly sent over 10,000")
+    client = ChatClient(Endpoint(llama.url))
+
+    def say(sentence: str) -> list[check.Verdict]:  # the real model, told what to write
+        reply = "".join(client.stream([{"role": "user", "content": f"Repeat exactly, nothing else: {sentence}"}], 60))
+        return check.check(check.parse(reply, numbered), numbered, retriever.embed_texts)
+
+    wrong = say(f"North Korea has sent 50,000 troops to Russia. [{n}]")
+    assert wrong and not wrong[0].supported and "50000" in wrong[0].reason, wrong
+    right = say(f"North Korea has sent more than 10000 troops to Russia. [{n}]")  # "10000" = "10,000"
+    assert right and right[0].supported, right
+    other = say(f"Seoul has 3.4 million 105mm shells. [{n}]")  # a true fact, cited to a sentence that lacks it
+    assert other and not other[0].supported, other
+
+
+def test_sentence_checks_on_the_evidence(retriever):
+    numbered = _numbered(retriever)
+    n, shells = _cited(numbered, "Pyongyang sent more than 10,000"), _cited(numbered, "155 mm and 105 mm")
+    verdicts = check.check(check.parse(
+        f"Pyongyang sent more than 10,000 troops [{n}][99]. It sent them on Nov. 27 [{n}]. "
+        f"Experts say South Korea could provide 155 mm and 105 mm rounds [{shells}]. Weapons were discussed [42]. "
+        "No citation here.",
+        numbered), numbered, retriever.embed_texts)
+    assert [v.supported for v in verdicts] == [True, False, True, False, False], verdicts
+    assert verdicts[0].written.cited == (n,) and verdicts[0].written.dangling == (99,)  # [99] points nowhere
+    assert "november 27" in verdicts[1].reason  # the date is in no cited sentence ("Nov. 27" normalised)
+    assert verdicts[3].reason == "cites only sentence numbers that do not exist"
+    assert verdicts[4].reason == "cites no sentence"
+
+
+def test_off_topic_sentence_is_not_close_in_meaning(retriever):
+    numbered = _numbered(retriever)
+    n = _cited(numbered, "10,000")
+    [v] = check.check(check.parse(f"The weather was pleasant [{n}].", numbered), numbered, retriever.embed_texts)
+    assert not v.supported and "not close in meaning" in v.reason and v.similarity < check.SIMILAR_ABOVE
+
+
+def test_server_stopped_mid_answer_gives_the_quotes(retriever, tmp_path_factory):
+    server = _server("smollm2-135m", tmp_path_factory)
+    try:
+        events = []
+        for event in written(retriever, server.url).stream(QUESTION):
+            events.append(event)
+            if isinstance(event, Token) and len(events) == 2:
+                server.process.kill()
+        answer = events[-1]
+    finally:
+        server.stop()
+    assert any(isinstance(e, Token) for e in events)
+    assert answer.answerer == QUOTES and not answer.abstained and answer.citations
+    assert answer.notice and "broke off" in answer.notice and "\n" not in answer.notice
+
+
+def test_timeout_gives_the_quotes(llama, retriever):
+    answer = written(retriever, llama.url, timeout=0.3).ask(QUESTION)
+    assert answer.answerer == QUOTES and answer.citations
+    assert answer.notice == (f"the language model at {llama.url} did not answer within 0.3 s (QA_LLM_TIMEOUT); "
+                             "showing quotes")
+
+
+class _Fake(http.server.BaseHTTPRequestHandler):
+    """A chat server of the test's own: answers every request with ``body`` (status, content type, bytes)."""
+
+    body: tuple[int, str, bytes] = (200, "text/event-stream", b"")
+    requests: list[str]
+
+    def do_GET(self):  # noqa: N802 - /v1/models
+        self._send(200, "application/json", json.dumps({"object": "list", "data": [{"id": "fake"}]}).encode())
+
+    def do_POST(self):  # noqa: N802
+        self.requests.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
+        self._send(*self.body)
+
+    def _send(self, status: int, kind: str, data: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def fake():
+    handler = type("Handler", (_Fake,), {"requests": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield handler, f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def _sse(*contents: str) -> bytes:
+    chunks = [{"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "fake",
+               "choices": [{"index": 0, "delta": {"content": c}, "finish_reason": None}]} for c in contents]
+    return b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+
+
+@pytest.mark.parametrize("body, says", [
+    ((200, "text/event-stream", b"\x00\xffgarbage\nnot: an event\n\n"), "not a chat stream"),
+    ((200, "text/event-stream", b"data: [DONE]\n\n"), "not a chat stream"),
+    ((200, "text/event-stream", b'data: {"choices": 7}\n\ndata: [DONE]\n\n'), "not a chat stream"),
+    ((200, "application/json", b"<html>hello</html>"), "not a chat stream"),
+    ((500, "application/json", b'{"error": {"message": "boom"}}'), "answered HTTP 500; see the server's log"),
+    ((404, "text/plain", b"no such route"), "HTTP 404; check QA_LLM_URL"),
+], ids=["garbage", "empty", "bad-chunk", "not-sse", "500", "404"])
+def test_a_broken_endpoint_gives_the_quotes(fake, retriever, body, says):
+    handler, url = fake
+    handler.body = body
+    answer = written(retriever, url, model="fake").ask(QUESTION)
+    assert answer.answerer == QUOTES and answer.citations and handler.requests
+    assert answer.notice and says in answer.notice and "\n" not in answer.notice, answer.notice
+
+
+def test_unreachable_endpoint_gives_the_quotes(retriever):
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    answer = written(retriever, url, timeout=5).ask(QUESTION)
+    assert answer.answerer == QUOTES and answer.citations
+    assert answer.notice == f"the language model at {url} could not be reached (is it running?) or broke off; " \
+                            "showing quotes"
+
+
+def test_the_gate_refuses_without_calling_the_model(fake, retriever):
+    handler, url = fake
+    handler.body = (200, "text/event-stream", _sse("Tulips [1]."))
+    answer = written(retriever, url, model="fake").ask("What did the mayor of Rotterdam say about tulips?")
+    assert answer.abstained and handler.requests == []  # no model time for what the archive cannot answer
+
+
+def test_the_models_refusal_is_an_abstention(fake, retriever):
+    handler, url = fake
+    handler.body = (200, "text/event-stream", _sse("I cannot", " answer."))
+    answer = written(retriever, url, model="fake").ask(QUESTION)
+    assert answer.abstained and answer.answerer == WRITTEN and not answer.citations and answer.notice is None
+    sent = json.loads(handler.requests[0])
+    assert sent["stream"] is True and sent["model"] == "fake"
+    assert "[1]" in sent["messages"][1]["content"] and QUESTION in sent["messages"][1]["content"]
+
+
+def test_no_supported_sentence_gives_the_quotes_and_says_why(fake, retriever):
+    handler, url = fake
+    handler.body = (200, "text/event-stream", _sse("North Korea sent 50,000 troops", " [1]."))
+    answer = final(WrittenAnswerer(Endpoint(url, "fake"), retriever.embed_texts).stream(
+        Assistant(retriever).evidence(QUESTION)))
+    assert answer.answerer == QUOTES and answer.citations and "no sentence fake wrote was supported" in answer.notice
+    assert [u.text for u in answer.unsupported] == ["North Korea sent 50,000 troops."]
+
+
+def test_quotes_switch_answers_without_the_model(fake, retriever):
+    handler, url = fake
+    handler.body = (200, "text/event-stream", _sse("North Korea sent troops [8]."))
+    assistant = written(retriever, url, model="fake")
+    assert assistant.writes and not Assistant(retriever).writes
+    answer = assistant.ask(QUESTION, quotes=True)
+    assert answer == Assistant(retriever).ask(QUESTION) and handler.requests == []
+    assert assistant.answerer.model_name() == "fake"
