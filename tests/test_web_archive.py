@@ -36,8 +36,8 @@ def archive(tmp_path_factory, embedder, seed_index):
     app.close()
 
 
-@pytest.fixture
-def page(browser, archive):  # noqa: F811
+@pytest.fixture(scope="module")
+def page(browser, archive):  # noqa: F811 - one page for the module's tests, in order (a page load costs 5-10 s)
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.goto(archive[0])
