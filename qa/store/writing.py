@@ -189,6 +189,8 @@ class Writing:
     def _merge(self, con: sqlite3.Connection, infos: list[seg.SegmentInfo], dimension: int, gen: int, token: str,
                written: list[Path], everything: bool = False) -> list[seg.SegmentInfo]:
         """Merge the segments :func:`qa.store.segments.plan` names (all of them for ``everything``)."""
+        if everything and len(infos) == 1 and not infos[0].dead:
+            return infos  # already one segment without dead vectors: nothing to rewrite
         groups = [list(range(len(infos)))] if everything and infos else seg.plan(infos)
         if not groups:
             return infos
