@@ -37,4 +37,4 @@ bench: $(BIN)/qa
 	$(BIN)/python -m bench.soak $(filter --quick,$(BENCH_ARGS))
 
 clean:
-	rm -rf $(VENV) index/qa.sqlite* index/vectors-* index/bm25-* artifacts
+	rm -rf $(VENV) index/qa.sqlite* index/seg-* index/lexical-* index/vectors-* index/bm25-* artifacts
