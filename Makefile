@@ -62,4 +62,4 @@ bench: $(BIN)/qa $(MILVUS_CORE)/.ready llm
 	$(BIN)/python -m bench.soak $(filter --quick,$(BENCH_ARGS))
 
 clean:
-	rm -rf $(VENV) $(MILVUS_CORE) index/qa.sqlite* index/vectors-* index/bm25-* artifacts
+	rm -rf $(VENV) $(MILVUS_CORE) index/qa.sqlite* index/seg-* index/lexical-* index/vectors-* index/bm25-* artifacts

@@ -1,8 +1,10 @@
 """Every benchmark in one run: quality (bench.eval, bench.newsqa), defaults (bench.tune), speed (bench.speed), FAISS
-(bench.ann), written answers beside quotes (bench.llm; needs `make llm`).
+(bench.ann), the cost of one sync against the index size (bench.sync_cost), written answers beside quotes
+(bench.llm; needs `make llm`).
 
     python -m bench            # make bench; long the first time (it builds and caches the 20k-chunk index)
-    python -m bench --quick    # 100 questions, stages up to 5k chunks, 100k vectors
+    python -m bench --quick    # 100 questions, stages up to 5k chunks, 100k vectors, sync cost at 2k and 20k
+    python -m bench --only sync_cost --old /tmp/qa-old   # the old design beside (a worktree of an older commit)
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ import sys
 import time
 from pathlib import Path
 
-from bench import ann, llm, newsqa, speed, tune
+from bench import ann, llm, newsqa, speed, sync_cost, tune
 from bench import eval as quality
 from bench.data import RESULTS
 from bench.plot import PLOT, plot
 from bench.report import save_json
 from qa.config import configure_offline
 
-PARTS = ("eval", "newsqa", "tune", "speed", "ann", "llm")
+PARTS = ("eval", "newsqa", "tune", "speed", "ann", "sync_cost", "llm")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-peer", action="store_true", help="leave txtai out")
     parser.add_argument("--hnsw-1m", action="store_true", help="build HNSW at 1M vectors too (minutes)")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts: {','.join(PARTS)}")
+    parser.add_argument("--old", type=Path, help="sync_cost: a checkout of the design before issue 15, run beside")
     parser.add_argument("--out", type=Path, default=RESULTS / "bench.json")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
@@ -62,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         results["ann"] = ann.run(args.quick, args.hnsw_1m)
         results["seconds"]["ann"] = time.perf_counter() - started
         sections.append(("FAISS at scale (python -m bench.ann)", ann.render(results["ann"])))
+    if "sync_cost" in parts:
+        started = time.perf_counter()
+        results["sync_cost"] = sync_cost.run((2_000, 20_000) if args.quick else sync_cost.SIZES, args.old)
+        results["seconds"]["sync_cost"] = time.perf_counter() - started
+        sections.append(("One sync against the index size (python -m bench.sync_cost)",
+                         sync_cost.render(results["sync_cost"])))
     if "llm" in parts:
         started = time.perf_counter()
         results["llm"] = llm.run_with_server(None, None, "qwen2.5-0.5b", 20 if args.quick else 40,

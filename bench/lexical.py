@@ -44,7 +44,7 @@ def _latency(search, questions) -> dict:
 
 def tantivy_run(docs: list[str], questions: list[str], folder: Path) -> dict:
     from qa.filters import Filters
-    from qa.store.lexical import LexicalIndex, LexicalWriter
+    from qa.store.lexical import LexicalIndex, LexicalWriter, words
 
     started = time.perf_counter()
     writer = LexicalWriter(folder, create=True)
@@ -60,10 +60,18 @@ def tantivy_run(docs: list[str], questions: list[str], folder: Path) -> dict:
     writer.close()
     commit = time.perf_counter() - t
     index = LexicalIndex(folder)
-    return {"build_s": built, "commit_s": commit, **_latency(lambda q: index.search(q, 50, Filters()), questions)}
+    out = {"build_s": built, "commit_s": commit, **_latency(lambda q: index.search(q, 50, Filters()), questions)}
+    full = _latency(lambda q: index._search(words(q), 50, Filters()), questions)
+    out.update(all_words_p50_ms=full["p50_ms"], all_words_p90_ms=full["p90_ms"])
+    # How much of the full ranking's top 10 the common-word cutoff (used from COMMON_MIN chunks) keeps.
+    shared = [len({i for i, _ in index.search(q, 50, Filters())[:10]} & {i for i, _ in index._search(
+        words(q), 50, Filters())[:10]}) / 10 for q in questions if words(q)]
+    out["cutoff_overlap_at_10"] = statistics.mean(shared)
+    return out
 
 
 def fts5_run(docs: list[str], questions: list[str], folder: Path) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(folder / "fts.sqlite", isolation_level=None)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("CREATE VIRTUAL TABLE lex USING fts5(text, content='', tokenize='unicode61 remove_diacritics 2')")

@@ -1,6 +1,6 @@
 """The file system under an index: durable writes, and telling a full or read-only disk from a damaged index.
 
-A full disk and a read-only mount make SQLite, FAISS and bm25s fail with errors that look like damage
+A full disk and a read-only mount make SQLite, FAISS and tantivy fail with errors that look like damage
 ("disk I/O error", "unable to open database file", a FAISS write assertion). Advising `qa index --rebuild`
 then is harmful: on a full disk the rebuild cannot finish either. :func:`storage_trouble` recognises these
 cases from the error and the file system's own state, so the caller can say what is really wrong.
