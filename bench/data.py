@@ -135,8 +135,9 @@ def pipeline_version() -> str:
     import hashlib
 
     digest = hashlib.sha256()
-    for name in ("chunking.py", "corpus.py", "embedding.py", "indexing.py", "store.py"):
-        digest.update((ROOT / "qa" / name).read_bytes())
+    files = [ROOT / "qa" / name for name in ("chunking.py", "corpus.py", "embedding.py", "indexing.py")]
+    for path in files + sorted((ROOT / "qa" / "store").glob("*.py")):
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:8]
 
 

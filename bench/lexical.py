@@ -64,6 +64,7 @@ def tantivy_run(docs: list[str], questions: list[str], folder: Path) -> dict:
 
 
 def fts5_run(docs: list[str], questions: list[str], folder: Path) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(folder / "fts.sqlite", isolation_level=None)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("CREATE VIRTUAL TABLE lex USING fts5(text, content='', tokenize='unicode61 remove_diacritics 2')")

@@ -220,7 +220,9 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     print(shown(f"{info.articles} articles, {info.chunks} chunks in {settings.index}; updated {updated}"))
     print(shown(f"model {m.model} ({m.dimension} dimensions), chunks of {m.chunk_tokens} tokens with "
                 f"{m.overlap} sentence(s) overlap, layout {m.layout}"))
-    print(f"vector search: {info.search}" + (f"; {info.storage}" if info.storage else ""))
+    if info.storage:
+        print(f"storage: {info.storage}")
+    print(f"vector search: {info.search}")
     return 0
 
 

@@ -15,6 +15,7 @@ from conftest import EVAL, write
 from qa import Retriever, sync
 from qa.config import Settings
 from qa.store.faiss_index import fit_vector_index, ivf_lists, vector_ids
+from qa.store.local import LocalStore
 
 PASSAGES = [json.loads(line) for line in (EVAL / "squad2_sample_passages.jsonl").read_text().splitlines()][:40]
 LIMIT = 40
@@ -40,7 +41,12 @@ def index(tmp_path, corpus, embedder):
 
 
 def _stored(index) -> faiss.Index:
-    return faiss.read_index(str(max(index.glob("vectors-*.faiss"), key=lambda p: int(p.stem.split("-")[1]))))
+    """The largest vector segment in use (a sync adds a small one beside it: qa/store/segments.py)."""
+    store = LocalStore(index)
+    try:
+        return max(store.vector_indexes(), key=lambda i: i.ntotal)
+    finally:
+        store.close()
 
 
 def _chunk_text(retriever: Retriever, title: str) -> str:

@@ -140,6 +140,7 @@ def test_status(capsys, seed_index, embedder):
     assert out.startswith(f"{n_articles} articles, {n_chunks} chunks in {seed_index}; updated 20")
     assert "model all-MiniLM-L6-v2 (384 dimensions), chunks of 128 tokens with 1 sentence(s) overlap" in out
     assert out.rstrip().endswith("vector search: exact")
+    assert "\nstorage: 1 vector segment, 0 deleted chunks to compact\n" in out
 
 
 def test_no_command_prints_help_and_exits_2(capsys):

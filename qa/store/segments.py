@@ -101,7 +101,7 @@ def merge(indexes: Sequence[faiss.Index], dead: np.ndarray, exact_limit: int) ->
     """One index of the live vectors of ``indexes`` (the first, the largest, is extended rather than copied)."""
     base = indexes[0]
     if len(dead):
-        base.remove_ids(faiss.IDSelectorBatch(np.asarray(dead, dtype=np.int64)))
+        base.remove_ids(np.asarray(dead, dtype=np.int64))  # an array: what an IVF index with a hash table takes
     for other in indexes[1:]:
         ids = vector_ids(other)
         keep = ~np.isin(ids, dead)
