@@ -44,9 +44,13 @@ def start_core() -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen([str(binary), str(folder / "core.db"), f"127.0.0.1:{port}", "ERROR"], cwd=folder,
                                env={**os.environ, "LD_LIBRARY_PATH": str(binary.parent)})
     uri = f"http://127.0.0.1:{port}"
+    from qa.store.milvus_io import GRPC_OPTIONS
+
     for _ in range(120):
         try:
-            MilvusClient(uri=uri, timeout=2).list_collections(timeout=2)
+            client = MilvusClient(uri=uri, timeout=2, grpc_options=GRPC_OPTIONS, dedicated=True)
+            client.list_collections(timeout=2)
+            client.close()
             return process, uri
         except Exception:  # noqa: BLE001 - not listening yet
             time.sleep(0.5)

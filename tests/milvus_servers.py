@@ -42,12 +42,14 @@ def core_binary() -> Path | None:
 def _wait_ready(process: subprocess.Popen, uri: str, log: Path, seconds: float = 60) -> None:
     from pymilvus import MilvusClient
 
+    from qa.store.milvus_io import GRPC_OPTIONS
+
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"Milvus server exited with {process.returncode}: {log.read_text()[-2000:]}")
         try:
-            client = MilvusClient(uri=uri, timeout=2)
+            client = MilvusClient(uri=uri, timeout=2, grpc_options=GRPC_OPTIONS, dedicated=True)
             client.list_collections(timeout=2)
             client.close()
             return

@@ -70,7 +70,10 @@ class Connection:
         self.lite = uri.endswith(".db")
 
         def connect():
-            return MilvusClient(uri=uri, token=token, timeout=timeout, grpc_options=GRPC_OPTIONS)
+            # dedicated: pymilvus shares one channel per address and token, set up with the options of the
+            # first client made; ours must not take another's (pinging every 10 s, see GRPC_OPTIONS).
+            return MilvusClient(uri=uri, token=token, timeout=timeout, grpc_options=GRPC_OPTIONS,
+                                dedicated=not self.lite)
 
         if self.lite:
             # One client per Lite file and process, kept open: a second MilvusClient on the same file (the web
