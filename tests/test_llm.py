@@ -52,7 +52,7 @@ def article_texts(seed_index):
     return dict(con.execute("SELECT id, text FROM articles").fetchall())
 
 
-def written(retriever, url: str, timeout: float = 60.0, model: str | None = None) -> Assistant:
+def written(retriever, url: str, timeout: float = 300.0, model: str | None = None) -> Assistant:
     return Assistant(retriever, writer=Endpoint(url, model, None, timeout))
 
 
