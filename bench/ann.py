@@ -1,8 +1,8 @@
 """FAISS at scale: exact search against HNSW and the store's IVF, in recall@10 and ms per query.
 
 The store searches exactly up to ``Settings.exact_limit`` chunks and switches to IVF above it
-(``qa.store.fit_vector_index``); the IVF rows here are built by that same function, so their build time is what
-the one sync that crosses the limit pays, and the "(store)" row is the recall the store keeps.
+(``qa.store.faiss_index.fit_vector_index``); the IVF rows here are built by that same function, so their build
+time is what the one sync that crosses the limit pays, and the "(store)" row is the recall the store keeps.
 
     python -m bench.ann               # 100k, 250k and 1M synthetic vectors, plus the real vectors of a cached stage
     python -m bench.ann --quick       # 100k only
@@ -30,7 +30,7 @@ from bench.data import RESULTS
 from bench.metrics import percentiles
 from bench.report import fmt, machine, save_json, table
 from bench.report import log as _log
-from qa.store import fit_vector_index
+from qa.store.faiss_index import fit_vector_index
 
 DIM = 384
 K = 10
@@ -55,20 +55,22 @@ class Fitted:
 
 def real_squad_vectors(embedder=None) -> np.ndarray:
     """Chunk and sentence vectors of the cached SQuAD index (built when missing)."""
+    from bench.reader import chunks, open_index
     from bench.speed import squad_index
     from qa.config import DEFAULT_MODEL, configure_offline
     from qa.embedding import load_embedder
-    from qa.store import connect
 
     configure_offline()
-    index = squad_index(embedder or load_embedder(DEFAULT_MODEL))
-    flat = faiss.read_index(str(_vector_file(index)))
-    chunks = flat.index.reconstruct_n(0, flat.ntotal) if hasattr(flat, "index") else flat.reconstruct_n(0, flat.ntotal)
-    con = connect(index, readonly=True)
-    sentences = [np.frombuffer(b, dtype=np.float16) for (b,) in con.execute(
-        "SELECT vector FROM sentences WHERE vector IS NOT NULL")]
-    con.close()
-    return np.vstack([chunks, *(v.reshape(1, -1) for v in sentences)]).astype(np.float32)
+    store = open_index(squad_index(embedder or load_embedder(DEFAULT_MODEL)))
+    try:
+        ids = [p.chunk_id for p in chunks(store)]
+        vectors = store.chunk_vectors(ids)
+        # Each sentence once (neighbouring chunks share one), as the index stores them.
+        unique = {(s.article_id, s.position): s.vector for found in store.sentences(ids).values() for s in found}
+        sentences = list(unique.values())
+    finally:
+        store.close()
+    return np.vstack([vectors, *(v.reshape(1, -1) for v in sentences)]).astype(np.float32)
 
 
 def centres(count: int, rng: np.random.Generator) -> np.ndarray:
@@ -136,7 +138,8 @@ def compare(name: str, data: np.ndarray, queries: np.ndarray, hnsw: bool = True,
             found, times = search_each(index, queries)
             rows.append(_row(name, n, "HNSW32", f"efSearch={ef}", built, recall(found, truth), times, index))
         log(f"{name}: HNSW built in {built:.0f}s")
-    # The store's own switch (qa.store.fit_vector_index): its lists, k-means and nprobe, timed as a sync meets it.
+    # The store's own switch (qa.store.faiss_index.fit_vector_index): its lists, k-means and nprobe, timed as a sync
+    # meets it.
     flat = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
     flat.add_with_ids(data, np.arange(n, dtype=np.int64))
     start = time.perf_counter()
@@ -177,23 +180,16 @@ def real_vectors(log: Callable[[str], None] = print) -> tuple[np.ndarray, np.nda
     from qa.embedding import load_embedder
 
     configure_offline()
+    from bench.reader import chunks, open_index
+
     stage = stages[max(stages)]
-    index = faiss.read_index(str(_vector_file(Path(stage.index))))
-    vectors = index.index.reconstruct_n(0, index.ntotal) if hasattr(index, "index") else index.reconstruct_n(
-        0, index.ntotal)
+    store = open_index(stage.index)
+    try:
+        vectors = store.chunk_vectors([p.chunk_id for p in chunks(store)])
+    finally:
+        store.close()
     questions = [q.question for q in squad_questions()][:200]
     return np.ascontiguousarray(vectors, dtype=np.float32), load_embedder(DEFAULT_MODEL).encode(questions)
-
-
-def _vector_file(index: Path) -> Path:
-    from qa.store import connect, read_manifest, vectors_path
-
-    con = connect(index, readonly=True)
-    try:
-        _, generation, _ = read_manifest(con)
-    finally:
-        con.close()
-    return vectors_path(index, generation)
 
 
 def run(quick: bool = False, hnsw_1m: bool = False, log: Callable[[str], None] | None = None) -> dict:

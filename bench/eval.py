@@ -226,11 +226,10 @@ def build_index(workdir: Path, passages: dict[str, str], settings: Settings, emb
     corpus, index = workdir / "corpus", workdir / "index"
     write_squad_corpus(corpus, passages)
     report = _sync(corpus, index, settings, embedder)
-    from qa.store import connect
+    from bench.reader import status
 
-    con = connect(index, readonly=True)
-    chunks, sentences = con.execute("SELECT (SELECT count(*) FROM chunks), (SELECT count(*) FROM sentences)").fetchone()
-    con.close()
+    held = status(index)
+    chunks, sentences = held.chunks, held.sentences
     return {"path": str(index), "articles": len(passages), "chunks": chunks, "sentences": sentences,
             "chunks_embedded_now": report.chunks_embedded, "seconds": report.seconds}
 

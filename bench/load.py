@@ -5,10 +5,11 @@
 
 Starts ``app.py`` on a free local port over a temporary copy of the bundled corpus, then runs ``--clients``
 gradio_client clients at once, each asking ``--questions`` questions through the ``/ask`` API. Halfway, a new
-article is written into the corpus folder and ``qa index`` is run beside the app (the web upload panel's
-handler is private to the page, so the same sync under the same writer lock stands in for an upload).
-Reports latency percentiles, errors, and whether a question about the new article is answered from it
-afterwards, without restarting the app.
+article is written into the corpus folder, another one is deleted from it, and ``qa index`` is run beside the
+app (the page's upload and delete handlers are private to the page, so the same sync under the same writer lock
+stands in for them). Reports latency percentiles, errors, whether a question about the new article is answered
+from it afterwards, and whether ``/articles`` lists the new article and no longer the deleted one, without
+restarting the app.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ NEW_ARTICLE = ("---\ntitle: Lighthouse Keeper Retires\ndate: 2024-12-01\nsource:
                "After forty-one years, the keeper of the Skerrow lighthouse retired on Sunday.\n\n"
                "The Skerrow lighthouse will now be run automatically from the mainland.\n")
 NEW_QUESTION = "When did the keeper of the Skerrow lighthouse retire?"
+OLD_ARTICLE = ("---\ntitle: Ferry Timetable Withdrawn\ndate: 2024-11-20\nsource: Coast Gazette\n---\n"
+               "The winter ferry timetable for the Skerrow crossing was withdrawn for corrections.\n")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -48,6 +51,7 @@ def run(clients: int, questions: int) -> int:
     work = Path(tempfile.mkdtemp(prefix="qa-load-"))
     corpus, index = work / "corpus", work / "index"
     shutil.copytree(ROOT / "corpus", corpus)
+    (corpus / "withdrawn.md").write_text(OLD_ARTICLE)  # deleted halfway
     port = free_port()
     app = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--corpus", str(corpus),
                             "--index", str(index)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -96,9 +100,10 @@ def run(clients: int, questions: int) -> int:
         started = time.perf_counter()
         for t in threads:
             t.start()
-        for _ in range(clients * questions // 2):  # halfway: a new article arrives and is indexed
+        for _ in range(clients * questions // 2):  # halfway: a new article arrives, another goes
             asked.acquire()
         (corpus / "lighthouse.md").write_text(NEW_ARTICLE)
+        (corpus / "withdrawn.md").unlink()
         sync_started = time.perf_counter()
         sync = subprocess.run([sys.executable, "-m", "qa.cli", "index", "--corpus", str(corpus), "--index",
                                str(index), "--quiet"], env=env, capture_output=True, text=True)
@@ -108,6 +113,8 @@ def run(clients: int, questions: int) -> int:
         wall = time.perf_counter() - started
         after = Client(url, verbose=False).predict(NEW_QUESTION, api_name="/ask")
         found = any(c["article_id"] == "lighthouse.md" for c in after.get("citations", []))
+        listed = {r["id"] for r in Client(url, verbose=False).predict(api_name="/articles")["rows"]}
+        listing_right = "lighthouse.md" in listed and "withdrawn.md" not in listed
 
         total = clients * questions
         print(f"{clients} clients x {questions} questions = {total} asks in {wall:.1f}s "
@@ -117,9 +124,10 @@ def run(clients: int, questions: int) -> int:
         print(f"qa index beside the app: exit {sync.returncode} in {sync_seconds:.1f}s: "
               f"{sync.stdout.splitlines()[0] if sync.stdout else sync.stderr.strip()}")
         print(f"question about the new article answered from it: {found}")
+        print(f"/articles lists the new article and not the deleted one: {listing_right}")
         for line in errors[:10]:
             print("  " + line)
-        return 0 if not errors and found and sync.returncode == 0 else 1
+        return 0 if not errors and found and listing_right and sync.returncode == 0 else 1
     finally:
         stop(app)
         shutil.rmtree(work, ignore_errors=True)

@@ -25,15 +25,14 @@ class PeerUnavailable(RuntimeError):
 
 def chunk_texts(index: Path) -> list[tuple[int, str, str]]:
     """(chunk id, article id, text as our model embeds it: title, newline, chunk) of every chunk of ``index``."""
-    from qa.store import connect
+    from bench.reader import chunks, open_index
+    from qa.chunking import chunk_string
 
-    con = connect(index, readonly=True)
+    store = open_index(index)
     try:
-        return con.execute(
-            "SELECT c.id, a.id, a.title || char(10) || substr(a.text, c.start + 1, c.\"end\" - c.start) "
-            "FROM chunks c JOIN articles a ON a.id = c.article_id ORDER BY c.id").fetchall()
+        return [(p.chunk_id, p.article_id, chunk_string(p.title, p.text)) for p in chunks(store)]
     finally:
-        con.close()
+        store.close()
 
 
 class TxtaiIndex:

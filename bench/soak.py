@@ -232,20 +232,20 @@ def delete_loop(corpus: Path, index: Path, env: dict, tally: Tally, stop_at: flo
 
 def index_contents(index: Path) -> dict[str, object]:
     """What an index holds, in a form two indexes can be compared by (chunk ids differ between builds)."""
-    from qa.store import connect, load_vectors, read_manifest
+    from bench.reader import open_index, rows
 
-    con = connect(index, readonly=True)
+    store = open_index(index)
     try:
-        manifest, generation, _ = read_manifest(con)
-        articles = sorted(con.execute("SELECT id, hash FROM articles"))
-        chunks = con.execute('SELECT id, article_id, position, start, "end" FROM chunks ORDER BY article_id, '
-                             "position").fetchall()
-        sentences = sorted(con.execute('SELECT article_id, position, start, "end" FROM sentences'))
+        views = [store.article(r.id) for r in rows(store)]
+        articles = sorted((v.id, v.title, v.text, v.date, v.source, v.url, v.author) for v in views)
+        passages = sorted((p for v in views for p in store.chunks(v.id)), key=lambda p: (p.article_id, p.start))
+        by_chunk = store.sentences([p.chunk_id for p in passages])
+        sentences = sorted({(s.article_id, s.position, s.start, s.end) for found in by_chunk.values() for s in found})
+        matrix = store.chunk_vectors([p.chunk_id for p in passages]) if passages else np.zeros((0, 1))
     finally:
-        con.close()
-    vectors = load_vectors(index, generation, manifest.dimension)
-    matrix = np.vstack([vectors.reconstruct(int(c[0])) for c in chunks]) if chunks else np.zeros((0, 1))
-    return {"articles": articles, "chunks": [c[1:] for c in chunks], "sentences": sentences, "vectors": matrix}
+        store.close()
+    return {"articles": articles, "chunks": [(p.article_id, p.start, p.end) for p in passages],
+            "sentences": sentences, "vectors": matrix}
 
 
 def compare(live: Path, fresh: Path) -> list[str]:

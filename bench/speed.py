@@ -227,12 +227,12 @@ def build_stages(targets: Sequence[int], log: Callable[[str], None], real_vector
 
 def _scale_child(targets: Sequence[int], real_vectors: bool) -> dict:
     """Grow one index through the stages, copying each finished stage into the cache."""
+    from bench.reader import open_index, rows, status
     from bench.synth import HashedVectors, generate, write_corpus
     from qa.chunking import Chunker
     from qa.corpus import parse_text
     from qa.embedding import load_embedder
     from qa.indexing import sync
-    from qa.store import connect
 
     root = scale_root(real_vectors)
     model = load_embedder(DEFAULT_MODEL)
@@ -244,9 +244,9 @@ def _scale_child(targets: Sequence[int], real_vectors: bool) -> dict:
     start = max((t for t in have if t < min(targets)), default=None)
     shutil.copytree(have[start].index if start is not None else squad_index(model), work / "index",
                     ignore=shutil.ignore_patterns(".lock"))
-    con = connect(work / "index", readonly=True)
-    squad_chunks = con.execute("SELECT count(*) FROM chunks WHERE article_id LIKE 'squad.jsonl#%'").fetchone()[0]
-    con.close()
+    store = open_index(work / "index")
+    squad_chunks = sum(r.chunks for r in rows(store) if r.id.startswith("squad.jsonl#"))
+    store.close()
     articles, total, counts = generate(int(max(targets) / 3.5) + 500), squad_chunks, []
     for a in articles:  # chunks per generated article, to know how many articles make each stage
         counts.append(len(chunker.split(parse_text(a.markdown(), a.name))[1]))
@@ -267,10 +267,8 @@ def _scale_child(targets: Sequence[int], real_vectors: bool) -> dict:
         corpus = _link_tree(pool, folder / "corpus", ["squad.jsonl"] + [a.name for a in articles[:n]])
         report = sync(corpus, work / "index", settings=Settings(), embedder=embedder)
         shutil.copytree(work / "index", folder / "index", ignore=shutil.ignore_patterns(".lock"))
-        con = connect(folder / "index", readonly=True)
-        chunks, sentences, count = con.execute("SELECT (SELECT count(*) FROM chunks), (SELECT count(*) FROM "
-                                               "sentences), (SELECT count(*) FROM articles)").fetchone()
-        con.close()
+        held = status(folder / "index")
+        chunks, sentences, count = held.chunks, held.sentences, held.articles
         stage = Stage(target, chunks, sentences, count, str(corpus), str(folder / "index"), report.seconds,
                       report.chunks_embedded, memory()["peak_rss_mib"], "model" if real_vectors else "hashed")
         (folder / "stage.json").write_text(json.dumps(asdict(stage), indent=2))
@@ -335,30 +333,22 @@ def _files(corpus: Path) -> list[str]:
 
 
 def sync_parts(stage: Stage) -> dict[str, float]:
-    """The O(corpus) steps every sync repeats, each timed on its own at the stage's size (seconds).
+    """The O(corpus) steps every sync still repeats, each timed on its own at the stage's size (seconds).
 
-    A sync lists the corpus and stats every file (only changed ones are read); a commit then loads the FAISS
-    file, writes the whole next one, and rebuilds BM25 over every chunk's text from SQLite (see qa/store.py).
+    A sync lists the corpus and stats every file (only changed ones are read) and reads what the index holds
+    (article hashes, file stats). A commit no longer rewrites the vectors or rebuilds BM25 (qa/store/local.py):
+    bench/sync_cost.py measures what it costs instead.
     """
-    import faiss
-
     from qa.corpus import list_files
-    from qa.store import Bm25, connect, load_vectors, read_manifest
+    from qa.store import open_store
 
     out: dict[str, float] = {}
     _, out["list and stat corpus files"] = timed(lambda: [path.stat() for _, path in list_files(Path(stage.corpus))[0]])
-    index = Path(stage.index)
-    con = connect(index, readonly=True)
-    manifest, generation, _ = read_manifest(con)
-    rows, out["select chunk texts (SQLite)"] = timed(lambda: con.execute(
-        "SELECT c.id, a.title || char(10) || substr(a.text, c.start + 1, c.\"end\" - c.start) "
-        "FROM chunks c JOIN articles a ON a.id = c.article_id ORDER BY c.id").fetchall())
-    con.close()
-    bm25, out["rebuild BM25"] = timed(lambda: Bm25.build([r[0] for r in rows], [r[1] for r in rows]))
-    vectors, out["load FAISS file"] = timed(lambda: load_vectors(index, generation, manifest.dimension))
-    with tempfile.TemporaryDirectory() as tmp:
-        _, out["save BM25"] = timed(lambda: bm25.save(Path(tmp) / "bm25"))
-        _, out["write FAISS file"] = timed(lambda: faiss.write_index(vectors, str(Path(tmp) / "v.faiss")))
+    store = open_store(Settings(index=Path(stage.index)), writable=True)
+    try:
+        _, out["read indexed articles and files"] = timed(lambda: (store.indexed(), store.files()))
+    finally:
+        store.close()
     return out
 
 
@@ -428,11 +418,9 @@ def cli_index_memory(corpus: Path) -> dict:
                                "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=1800)
         chunks = None
         if (Path(tmp) / "qa.sqlite").exists():
-            from qa.store import connect
+            from bench.reader import status
 
-            con = connect(Path(tmp), readonly=True)
-            chunks = con.execute("SELECT count(*) FROM chunks").fetchone()[0]
-            con.close()
+            chunks = status(tmp).chunks
     line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH ")), None)
     if line is None:
         return {"error": (done.stderr or done.stdout)[-400:]}

@@ -151,8 +151,8 @@ class _Run:
 
     def indexes(self, chunk_tokens: int, overlap: int) -> dict:
         """The SQuAD and seed indexes at this chunking (built, or found in the cache), and retrievers on them."""
+        from bench.reader import status
         from qa.retriever import Retriever
-        from qa.store import connect
 
         key = (chunk_tokens, overlap)
         if key in self._opened:
@@ -165,9 +165,7 @@ class _Run:
         if seed is None:
             seed = workdir / "seed-index"
             _sync(SEED_CORPUS, seed, settings, self.embedder)
-        con = connect(seed, readonly=True)
-        seed_chunks = con.execute("SELECT count(*) FROM chunks").fetchone()[0]
-        con.close()
+        seed_chunks = status(seed).chunks
         self.log(f"chunking {chunk_tokens}/{overlap}: {build['chunks']} SQuAD chunks ({build['chunks_embedded_now']} "
                  f"embedded now), {seed_chunks} seed chunks ({time.perf_counter() - started:.0f}s)")
         self._opened[key] = opened = {

@@ -13,12 +13,12 @@ from qa.assistant import Assistant
 from qa.config import Settings
 from qa.conversation import Turn
 from qa.corpus import Article, Problem
+from qa.errors import IndexUnusable, QAError
 from qa.filters import Filters
 from qa.indexing import SyncReport, sync
 from qa.retriever import Passage, Retriever
-from qa.store import IndexUnusable
 
 __all__ = [
-    "Answer", "Article", "Assistant", "Citation", "Filters", "IndexUnusable", "Passage", "Problem", "Retriever",
-    "Settings", "SyncReport", "Turn", "sync",
+    "Answer", "Article", "Assistant", "Citation", "Filters", "IndexUnusable", "Passage", "Problem", "QAError",
+    "Retriever", "Settings", "SyncReport", "Turn", "sync",
 ]

@@ -49,7 +49,12 @@ class Chunk:
 
     def embed_text(self, title: str) -> str:
         """What the model sees: the title gives every chunk its article's context."""
-        return f"{title}\n{self.text}" if title else self.text
+        return chunk_string(title, self.text)
+
+
+def chunk_string(title: str, text: str) -> str:
+    """A chunk as the model embeds it and lexical search indexes it: the title gives it its article's context."""
+    return f"{title}\n{text}" if title else text
 
 
 def split_sentences(text: str) -> list[Span]:

@@ -39,10 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qa: error: {exc}", file=sys.stderr)
         return 2
     configure_offline(settings.model)
-    import sqlite3
-
-    from qa.embedding import ModelError
-    from qa.store import IndexUnusable, damaged, storage_error
+    from qa.errors import IndexUnusable, ModelError
+    from qa.files import storage_error
 
     try:
         return args.run(args, settings)
@@ -51,9 +49,6 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except (IndexUnusable, ModelError, ValueError) as exc:
         print(f"qa: error: {shown(str(exc))}", file=sys.stderr)
-        return 2
-    except sqlite3.DatabaseError as exc:  # e.g. `qa index` on a database damaged past its manifest
-        print(f"qa: error: {shown(str(damaged(settings.index, exc)))}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. an index folder that cannot be written, a full disk
         problem = storage_error(settings.index, exc)
@@ -126,6 +121,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="index files that links in the corpus point to outside it (or QA_FOLLOW_LINKS=1)")
     index.add_argument("--allow-mass-removal", action="store_true",
                        help="let this sync remove more than half of a large index (over 100 articles) at once")
+    index.add_argument("--compact", action="store_true",
+                       help="only merge what past syncs left behind (small vector segments, deleted chunks)")
     index.add_argument("--quiet", action="store_true", help="no progress bar")
     index.set_defaults(run=_index)
 
@@ -149,6 +146,12 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="what the index holds and how it was built")
     status.add_argument("--index", help="index folder (default: index, or QA_INDEX)")
     status.set_defaults(run=_status)
+
+    migrate = commands.add_parser("migrate", help="copy the index to another backend, without re-embedding")
+    migrate.add_argument("--to", required=True, help="the backend to copy to: local or milvus (docs/scaling.md); "
+                         "QA_BACKEND names the one copied from")
+    migrate.add_argument("--index", help="index folder (default: index, or QA_INDEX)")
+    migrate.set_defaults(run=_migrate)
     return parser
 
 
@@ -163,8 +166,11 @@ def _filters(cmd: argparse.ArgumentParser) -> None:
 
 
 def _index(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.indexing import sync
+    from qa.indexing import compact, sync
 
+    if args.compact:
+        print(shown(compact(settings)))
+        return 0
     report = sync(settings=settings, rebuild=args.rebuild, progress=not args.quiet,
                   allow_mass_removal=args.allow_mass_removal)
     print(_lines(report.summary()))
@@ -184,7 +190,7 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
     from qa.retriever import Retriever
 
     filters = _filters_of(args)
-    retriever = Retriever.open(settings.index)
+    retriever = Retriever(settings.index, settings=settings)
     passages = retriever.search(repair(args.query), k=args.k, mode=args.mode, **filters)
     if args.json:
         print(_json([dataclasses.asdict(p) for p in passages]))
@@ -232,14 +238,22 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 def _status(args: argparse.Namespace, settings: Settings) -> int:
     from qa.retriever import Retriever
 
-    retriever = Retriever.open(settings.index)
+    retriever = Retriever(settings.index, settings=settings)
     info = retriever.info()
     m = retriever.manifest
     updated = info.updated_at.strftime("%Y-%m-%d %H:%M") if info.updated_at else "never"
     print(shown(f"{info.articles} articles, {info.chunks} chunks in {settings.index}; updated {updated}"))
     print(shown(f"model {m.model} ({m.dimension} dimensions), chunks of {m.chunk_tokens} tokens with "
-                f"{m.overlap} sentence(s) overlap, format {m.format}"))
-    print(f"vector search: {info.search}")
+                f"{m.overlap} sentence(s) overlap, layout {m.layout}"))
+    print(f"vector search: {info.search}" + (f"; {info.storage}" if info.storage else ""))
+    return 0
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.migrate import migrate
+
+    report = migrate(settings, args.to)
+    print(shown(report.summary(settings.backend, args.to)))
     return 0
 
 

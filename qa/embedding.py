@@ -8,20 +8,18 @@ from functools import lru_cache
 
 import numpy as np
 
-from qa.config import configure_offline, resolve_model
+from qa.config import DEVICE_BATCH, configure_offline, detect_device, resolve_model
+from qa.errors import ModelError
 
 #: Inputs up to this many texts are encoded on one thread.
 SMALL_BATCH = 4
-
-
-class ModelError(RuntimeError):
-    """The configured model could not be loaded."""
+__all__ = ["Embedder", "ModelError", "load_embedder"]
 
 
 class Embedder:
     """Encodes texts into unit-length float32 vectors, and counts and splits text in model tokens."""
 
-    def __init__(self, model: str, batch_size: int = 32):
+    def __init__(self, model: str, batch_size: int | None = None, device: str | None = None):
         configure_offline(model)
         import transformers
         from sentence_transformers import SentenceTransformer
@@ -30,9 +28,12 @@ class Embedder:
         transformers.logging.set_verbosity_error()  # e.g. "sequence longer than maximum" when counting tokens
 
         self.name = model
-        self.batch_size = batch_size
+        self.device = device or detect_device()
+        if self.device not in DEVICE_BATCH:
+            raise ModelError(f"device {self.device!r} is not one of {', '.join(DEVICE_BATCH)}; set QA_DEVICE to one")
+        self.batch_size = batch_size or DEVICE_BATCH[self.device]
         try:
-            self.model = SentenceTransformer(resolve_model(model), device="cpu")
+            self.model = SentenceTransformer(resolve_model(model), device=self.device)
         except Exception as exc:  # the library raises many kinds; all mean "cannot load"
             raise ModelError(
                 f"cannot load embedding model {model!r}: {exc}. Give a sentence-transformers name or a local "
@@ -78,11 +79,11 @@ class Embedder:
                                         show_progress_bar=False)
         offsets = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens,
                                  return_offsets_mapping=True)["offset_mapping"]
-        text_vectors = np.stack([o["sentence_embedding"].float().numpy() for o in outputs])
+        text_vectors = np.stack([o["sentence_embedding"].float().cpu().numpy() for o in outputs])
         text_vectors /= np.linalg.norm(text_vectors, axis=1, keepdims=True)
         span_vectors = []
         for out, marks, wanted in zip(outputs, offsets, spans, strict=True):
-            tokens = out["token_embeddings"][:len(marks)].float().numpy()
+            tokens = out["token_embeddings"][:len(marks)].float().cpu().numpy()
             starts = np.array([a for a, b in marks])
             ends = np.array([b for a, b in marks])
             real = ends > starts  # special tokens have empty offsets
@@ -117,11 +118,12 @@ class Embedder:
         return pieces or [(0, len(text))]
 
 
-def load_embedder(model: str, batch_size: int = 32) -> Embedder:
-    """One shared instance per model: loading takes seconds and hundreds of MB."""
-    return _load_embedder(model, batch_size)  # positional, so f(m) and f(m, 32) share one cache entry
+def load_embedder(model: str, batch_size: int | None = None, device: str | None = None) -> Embedder:
+    """One shared instance per model, batch size and device: loading takes seconds and hundreds of MB."""
+    device = device or detect_device()
+    return _load_embedder(model, batch_size or DEVICE_BATCH.get(device, 32), device)  # one cache entry per value
 
 
 @lru_cache(maxsize=4)
-def _load_embedder(model: str, batch_size: int) -> Embedder:
-    return Embedder(model, batch_size)
+def _load_embedder(model: str, batch_size: int, device: str) -> Embedder:
+    return Embedder(model, batch_size, device)

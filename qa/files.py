@@ -13,6 +13,8 @@ import os
 import sqlite3
 from pathlib import Path
 
+from qa.errors import DiskFull, IndexReadOnly, IndexUnusable
+
 #: Below this much free space, an I/O error from SQLite or FAISS is taken to be the full disk. SQLite's
 #: shared-memory file alone needs 32 KB; with 40-100 KB free a sync failed inside FAISS's writer.
 LOW_SPACE_BYTES = 1024 * 1024
@@ -59,6 +61,32 @@ def storage_trouble(path: Path, exc: BaseException) -> str | None:
     if code in _DENIED_ERRNOS:
         return "denied"
     return None
+
+
+def storage_error(path: Path, exc: BaseException) -> IndexUnusable | None:
+    """The error to report when ``exc`` came from a full or read-only disk rather than a damaged index."""
+    if isinstance(exc, IndexUnusable):  # already says what is wrong (other settings, a damaged file...)
+        return exc if isinstance(exc, DiskFull | IndexReadOnly) else None
+    trouble = storage_trouble(path, exc)
+    if trouble == "full":
+        free = free_bytes(path)
+        left = f"{free / 2**10:,.0f} KB free" if free is not None else "no space left"
+        return DiskFull(f"the disk holding {path} is full ({left}); free some space and run the command again. "
+                        "The index was not changed.")
+    if trouble == "read-only":
+        return IndexReadOnly(f"{path} is on a read-only file system: it can be searched but not updated; run "
+                             "`qa index` on a writable copy, or remount it read-write. The index was not changed.")
+    if trouble == "denied":
+        return IndexReadOnly(f"no permission to write in {path}; run as a user who may, or give a writable "
+                             "--index. The index was not changed.")
+    return None
+
+
+def damaged(path: Path, exc: BaseException) -> IndexUnusable:
+    """The error for a database SQLite cannot read (a disk fault, a truncated copy, another program's file),
+    unless it came from a full or read-only disk: rebuilding cannot help there, and would lose the index."""
+    return storage_error(path, exc) or IndexUnusable(
+        f"the index database in {path} is damaged or unreadable ({exc}); run `qa index --rebuild` to build it again")
 
 
 def wal_has_data(db: Path) -> bool:

@@ -10,10 +10,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from qa.corpus import parse_date
+from qa.errors import FilterError
 
-
-class FilterError(ValueError):
-    """A filter value that is not usable; the message names the field as the user saw it and the fix."""
+__all__ = ["LABELS", "FilterError", "Filters"]
 
 
 #: How each field is named in messages: the web form's labels (the CLI's flags say the same in --help).

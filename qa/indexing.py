@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 import time
 from collections.abc import Iterable
@@ -15,17 +14,11 @@ from qa.chunking import Chunk, Chunker, Span
 from qa.config import Settings
 from qa.corpus import Article, Problem, list_files, read_file
 from qa.embedding import Embedder, load_embedder
-from qa.store import (
-    IndexUnusable,
-    Manifest,
-    Writer,
-    connect,
-    discard_set_aside,
-    read_manifest,
-    set_aside,
-    storage_error,
-    writer_lock,
-)
+from qa.errors import CorpusNotFound, MassRemoval, QAError, SettingsMismatch
+from qa.files import storage_error
+from qa.store import ArticleWrite, Commit, Manifest, WritableStore, open_store
+
+__all__ = ["CorpusNotFound", "MassRemoval", "SettingsMismatch", "SyncReport", "compact", "sync"]
 
 
 @dataclass
@@ -51,18 +44,6 @@ class SyncReport:
         return line + "".join(f"\n  skipped {p}" for p in self.skipped)
 
 
-class SettingsMismatch(IndexUnusable):
-    """The index was built with other settings; mixing vectors would give wrong results."""
-
-
-class CorpusNotFound(ValueError):
-    """The corpus folder does not exist; syncing would remove every article from the index."""
-
-
-class MassRemoval(ValueError):
-    """A sync would remove most of the archive at once: more often a wrong or half-mounted folder than intent."""
-
-
 #: A sync that would remove more than this share of the indexed articles, and more than MASS_REMOVAL_MIN of
 #: them, stops unless ``allow_mass_removal``: a corpus folder moved away while a sync waited for the lock once
 #: removed all 422 articles of an index. Small indexes are exempt, so a test or a new archive can be emptied.
@@ -82,67 +63,81 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
     """
     settings = settings or Settings.from_env()
     corpus = Path(corpus) if corpus is not None else settings.corpus
-    index = Path(index) if index is not None else settings.index
+    if index is not None:
+        settings = replace(settings, index=Path(index))
     try:
-        return _sync(corpus, index, settings, rebuild, progress, embedder, allow_mass_removal)
-    except (OSError, sqlite3.Error, RuntimeError) as exc:  # RuntimeError: FAISS's write errors
-        problem = storage_error(index, exc)  # a full or read-only disk is not a damaged index
+        return _sync(corpus, settings, rebuild, progress, embedder, allow_mass_removal)
+    except (OSError, RuntimeError) as exc:  # RuntimeError: an engine's write errors
+        problem = storage_error(settings.index, exc)  # a full or read-only disk is not a damaged index
         if problem is None:
             raise
         raise problem from None
 
 
-def _sync(corpus: Path, index: Path, settings: Settings, rebuild: bool, progress: bool, embedder: Embedder | None,
+def _sync(corpus: Path, settings: Settings, rebuild: bool, progress: bool, embedder: Embedder | None,
           allow_mass_removal: bool) -> SyncReport:
     started = time.perf_counter()
-    with writer_lock(index, on_wait=lambda: _log(f"waiting for another `qa index` on {index} to finish...")):
-        if not corpus.is_dir():  # a mistyped path must not empty the index; checked under the lock, after any wait
-            raise CorpusNotFound(f"corpus folder {corpus} not found; give an existing folder with --corpus or "
-                                 "QA_CORPUS (the index was left as it was)")
-        if not rebuild and check_settings(index, settings):
-            _log(f"the index in {index} was written in another format by another version of qa; rebuilding it")
-            rebuild = True
-        if rebuild:
-            # Load the model and check the chunk settings first: a bad --model or --chunk-tokens must fail
-            # while the old index is still there. The old index itself is replaced in one commit.
-            embedder = embedder or load_embedder(settings.model, settings.batch_size)
-            Chunker(embedder, settings.chunk_tokens, settings.overlap, embedder.max_tokens)
-            if not _readable(index):
-                set_aside(index)  # too damaged to replace in one transaction; deleted once the new one commits
-        writer = Writer(index, settings.exact_limit)
-        try:
-            indexed = writer.indexed()
-            articles, kept, stats, problems = _read_changed(corpus, writer, indexed, rebuild, settings.follow_links,
-                                                            progress)
+    index = settings.index
+    store = open_store(settings, writable=True)
+    try:
+        with store.lock(on_wait=lambda: _log(f"waiting for another `qa index` on {index} to finish...")):
+            if not corpus.is_dir():  # a mistyped path must not empty the index; checked under the lock, after a wait
+                raise CorpusNotFound(f"corpus folder {corpus} not found; give an existing folder with --corpus or "
+                                     "QA_CORPUS (the index was left as it was)")
+            if not rebuild and check_settings(store, settings):
+                _log(f"the index in {index} was written in another format by another version of qa; rebuilding it")
+                rebuild = True
+            if rebuild:
+                # Load the model and check the chunk settings first: a bad --model or --chunk-tokens must fail
+                # while the old index is still there. The old index itself is replaced in one commit.
+                embedder = embedder or load_embedder(settings.model, settings.batch_size, settings.device)
+                Chunker(embedder, settings.chunk_tokens, settings.overlap, embedder.max_tokens)
+                store.prepare_rebuild()
+            indexed = store.indexed()
+            articles, kept, stats, problems, origin = _read_changed(corpus, store, indexed, rebuild,
+                                                                    settings.follow_links, progress, exclude=index)
             articles, duplicates = _drop_duplicates(articles, kept, set(indexed))
             for problem in duplicates:
                 stats.pop(_file_of(problem.path, stats), None)  # read again next time: the original may go
             report = SyncReport(skipped=problems + duplicates)
             _check_removals(report, indexed, articles, kept, corpus, allow_mass_removal)
-            _apply(writer, indexed, articles, set(kept), embedder, settings, report, progress, rebuild)
+            _apply(store, indexed, articles, set(kept), embedder, settings, report, progress, rebuild, origin)
             for problem in report.skipped[len(problems) + len(duplicates):]:
                 stats.pop(_file_of(problem.path, stats), None)
-            discard_set_aside(index)
             try:
-                writer.record_files(stats)
-            except (OSError, sqlite3.Error) as exc:  # the sync is committed: without the table files are re-read
+                store.record_files(stats)
+            except (OSError, QAError) as exc:  # the sync is committed: without the table files are re-read
                 _log(f"could not record the files read ({exc}); the next sync reads them again")
-        finally:
-            writer.close()
+    finally:
+        store.close()
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _read_changed(corpus: Path, writer: Writer, indexed: dict[str, tuple[str, str]], rebuild: bool,
-                  follow_links: bool = False, progress: bool = False
-                  ) -> tuple[list[Article], dict[str, str], dict[str, tuple[int, int]], list[Problem]]:
+def compact(settings: Settings | None = None) -> str:
+    """Merge what the deltas of past syncs left behind (``qa index --compact``); returns a line saying what."""
+    settings = settings or Settings.from_env()
+    store = open_store(settings, writable=True)
+    try:
+        with store.lock(on_wait=lambda: _log(f"waiting for another `qa index` on {settings.index} to finish...")):
+            if store.manifest is None:
+                return f"nothing to compact: the index in {settings.index} is empty"
+            done = store.compact()
+    finally:
+        store.close()
+    return f"compacted in {done.seconds:.1f}s: {done.before} before, {done.after} now"
+
+
+def _read_changed(corpus: Path, writer: WritableStore, indexed: dict[str, tuple[str, str]], rebuild: bool,
+                  follow_links: bool = False, progress: bool = False, exclude: Path | None = None
+                  ) -> tuple[list[Article], dict[str, str], dict[str, tuple[int, int]], list[Problem], dict[str, str]]:
     """Read the corpus files that changed since the last sync (all of them for a rebuild).
 
     A file whose modification time and size are as recorded when its articles were indexed is not read
     again: its articles are kept as indexed. Returns the articles read, the kept articles (id -> text
-    hash), the files' (mtime_ns, size) to record, and the problems found.
+    hash), the files' (mtime_ns, size) to record, the problems found, and the file each article read came from.
     """
-    files, problems = list_files(corpus, follow_links=follow_links, exclude=writer.path)
+    files, problems = list_files(corpus, follow_links=follow_links, exclude=exclude)
     known = {} if rebuild else writer.files()
     by_file: dict[str, list[str]] = {}
     names = {rel for rel, _ in files}
@@ -188,7 +183,7 @@ def _read_changed(corpus: Path, writer: Writer, indexed: dict[str, tuple[str, st
     for rel, problem in clashes:
         stats.pop(rel, None)  # read again next time: the other article may go
         problems.append(problem)
-    return articles, kept, stats, problems
+    return articles, kept, stats, problems, {a.id: rel for a, rel in reversed(read)}
 
 
 def _drop_id_clashes(read: list[tuple[Article, str]], kept: dict[str, str]
@@ -237,9 +232,9 @@ def _file_of(article_id: str, files: Iterable[str]) -> str | None:
     return None
 
 
-def _apply(writer: Writer, before: dict[str, tuple[str, str]], articles: list[Article], kept: set[str],
+def _apply(writer: WritableStore, before: dict[str, tuple[str, str]], articles: list[Article], kept: set[str],
            embedder: Embedder | None, settings: Settings, report: SyncReport, progress: bool,
-           rebuild: bool = False) -> None:
+           rebuild: bool = False, origin: dict[str, str] | None = None) -> None:
     indexed = {} if rebuild else before  # a rebuild embeds everything again, replacing the old in one commit
     current = {a.id for a in articles} | kept
     report.removed = sorted(i for i in before if i not in current)
@@ -247,12 +242,13 @@ def _apply(writer: Writer, before: dict[str, tuple[str, str]], articles: list[Ar
     report.updated = sorted(a.id for a in todo if a.id in indexed)
     report.added = sorted(a.id for a in todo if a.id not in indexed)
     report.unchanged = len(kept) + len(articles) - len(todo)
-    if not todo and not report.removed and writer.manifest is not None:
+    current_manifest = writer.manifest
+    if not todo and not report.removed and current_manifest is not None:
         return  # nothing to do: the model is not even loaded
-    embedder = embedder or load_embedder(settings.model, settings.batch_size)
+    embedder = embedder or load_embedder(settings.model, settings.batch_size, settings.device)
     manifest = Manifest(settings.model, embedder.dimension, settings.chunk_tokens, settings.overlap)
-    if not rebuild and writer.manifest is not None and writer.manifest.differences(manifest):
-        raise SettingsMismatch(mismatch_message(writer.path, writer.manifest, manifest))
+    if not rebuild and current_manifest is not None and current_manifest.differences(manifest):
+        raise SettingsMismatch(mismatch_message(settings.index, current_manifest, manifest))
     chunker = Chunker(embedder, settings.chunk_tokens, settings.overlap, embedder.max_tokens)
     added: list[tuple[Article, list[Span], list[Chunk]]] = []
     chunk_texts: list[str] = []
@@ -280,7 +276,13 @@ def _apply(writer: Writer, before: dict[str, tuple[str, str]], articles: list[Ar
         bar.close()
     vectors, sentence_vectors = _encode(embedder, chunk_texts, spans, progress)
     report.chunks_embedded = len(chunk_texts)
-    writer.commit(manifest, report.removed + report.updated, added, vectors, sentence_vectors, fresh=rebuild)
+    writes, chunk_at, sentence_at = [], 0, 0
+    for article, sentences, chunks in added:
+        writes.append(ArticleWrite(article, tuple(sentences), tuple(chunks), vectors[chunk_at:chunk_at + len(chunks)],
+                                   sentence_vectors[sentence_at:sentence_at + len(sentences)],
+                                   (origin or {}).get(article.id)))
+        chunk_at, sentence_at = chunk_at + len(chunks), sentence_at + len(sentences)
+    writer.commit(Commit(manifest, tuple(report.removed + report.updated), tuple(writes), fresh=rebuild))
 
 
 def _not_indexed(article: Article, reason: str, report: SyncReport, todo: list[Article]) -> None:
@@ -349,44 +351,19 @@ def _drop_duplicates(articles: list[Article], kept: dict[str, str], indexed: set
     return keep, problems
 
 
-def _readable(index: Path) -> bool:
-    """Whether an existing index's database can be opened and read (a rebuild can then replace it atomically)."""
-    if not (index / "qa.sqlite").exists():
-        return True
-    try:
-        con = connect(index, readonly=True)
-        try:
-            read_manifest(con)
-            # Every page, not just the manifest's: deleting the old rows must not hit a damaged one.
-            verdict = con.execute("PRAGMA quick_check").fetchall()
-        finally:
-            con.close()
-        return verdict == [("ok",)]
-    except Exception as exc:
-        if isinstance(exc, (OSError, sqlite3.Error)) and storage_error(index, exc) is not None:
-            raise  # a full or read-only disk: the index is fine, and a rebuild could not be written anyway
-        return False
-
-
-def check_settings(index: Path, settings: Settings) -> bool:
+def check_settings(store: WritableStore, settings: Settings) -> bool:
     """Raise :class:`SettingsMismatch` before any work if the index was built with other settings.
 
-    True when only the index's format differs (another version of qa wrote it): the index is derived from
+    True when only the index's layout differs (another version of qa wrote it): the index is derived from
     the corpus, so it is simply rebuilt.
     """
-    if not (index / "qa.sqlite").exists():
-        return False
-    con = connect(index, readonly=True)
-    try:
-        current, _, _ = read_manifest(con)
-    finally:
-        con.close()
+    current = store.manifest
     if current is None:
         return False
     wanted = Manifest(settings.model, current.dimension, settings.chunk_tokens, settings.overlap)
-    if replace(current, format=wanted.format).differences(wanted):
-        raise SettingsMismatch(mismatch_message(index, current, wanted))
-    return current.format != wanted.format
+    if current.differences(wanted):
+        raise SettingsMismatch(mismatch_message(settings.index, current, wanted))
+    return current.layout != store.layout
 
 
 def mismatch_message(index: Path, current: Manifest, wanted: Manifest) -> str:

@@ -15,6 +15,13 @@ PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 
 
+def check_sort(sort: str) -> str:
+    """``sort`` if it is one of :data:`SORT_KEYS`; a ValueError that names them otherwise."""
+    if sort not in SORT_KEYS:
+        raise ValueError(f"cannot sort by {sort!r}; use one of {', '.join(SORT_KEYS)}")
+    return sort
+
+
 @dataclass(frozen=True)
 class ArticleRow:
     """One article as the list shows it."""

@@ -19,7 +19,7 @@ def assistant(seed_index, embedder):
 
 @pytest.fixture(scope="module")
 def article_texts(seed_index):
-    from qa.store import connect
+    from qa.store.database import connect
 
     con = connect(seed_index, readonly=True)
     return dict(con.execute("SELECT id, text FROM articles").fetchall())
@@ -71,7 +71,7 @@ def test_every_sentence_has_a_vector_close_to_its_own_embedding(seed_index, embe
     """Sentence vectors are pooled from the chunk pass; they must still mean what the sentence says."""
     import numpy as np
 
-    from qa.store import connect
+    from qa.store.database import connect
 
     con = connect(seed_index, readonly=True)
     rows = con.execute("SELECT substr(a.text, s.start + 1, s.\"end\" - s.start), s.vector FROM sentences s "

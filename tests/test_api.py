@@ -74,3 +74,32 @@ def test_login_is_required_when_auth_is_set(embedder, seed_index):
         assert result["citations"]
     finally:
         app.close()
+
+
+def test_search_returns_passages_with_filters(client):
+    passages = client.predict("What ammunition was discussed?", 3, api_name="/search")
+    assert 1 <= len(passages) <= 3 and passages[0]["score"] >= passages[-1]["score"]
+    assert any("155" in p["text"] for p in passages) and all(p["article_id"].endswith(".md") for p in passages)
+    dated = client.predict("What ammunition was discussed?", 5, None, "2024-11-27", "2024-11-27", False,
+                           api_name="/search")
+    assert dated and {p["date"] for p in dated} == {"2024-11-27"}
+
+
+def test_articles_lists_the_archive(client):
+    page = client.predict(api_name="/articles")
+    assert page["total"] == 2 and page["offset"] == 0
+    assert [r["date"] for r in page["rows"]] == ["2024-11-27", None]  # newest first, undated last
+    assert all(r["file"] == r["id"] and r["chunks"] > 0 for r in page["rows"])
+    found = client.predict("yoon", "title", False, 0, 10, api_name="/articles")
+    assert found["total"] == 1 and found["rows"][0]["title"] == "Yoon and Umerov Meet in Seoul"
+
+
+def test_bad_values_get_a_clear_error_and_no_traceback_in_the_log(client, capfd):
+    capfd.readouterr()
+    for call in (lambda: client.predict("What ammunition was discussed?", 5, None, "2024-13-45", api_name="/search"),
+                 lambda: client.predict("Who met?", None, None, None, "last week", api_name="/ask")):
+        with pytest.raises(Exception, match="is not a date; use YYYY-MM-DD"):
+            call()
+    with pytest.raises(Exception, match="cannot sort by 'size'"):
+        client.predict("", "size", api_name="/articles")
+    assert "Traceback" not in capfd.readouterr().err

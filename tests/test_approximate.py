@@ -14,7 +14,7 @@ from conftest import EVAL, write
 
 from qa import Retriever, sync
 from qa.config import Settings
-from qa.store import fit_vector_index, ivf_lists, vector_ids
+from qa.store.faiss_index import fit_vector_index, ivf_lists, vector_ids
 
 PASSAGES = [json.loads(line) for line in (EVAL / "squad2_sample_passages.jsonl").read_text().splitlines()][:40]
 LIMIT = 40

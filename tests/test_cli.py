@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT
 
 from qa.cli import main
-from qa.store import connect
+from qa.store.database import connect
 
 SUMMARY = re.compile(r"^(\d+) added, (\d+) updated, (\d+) removed, (\d+) unchanged, (\d+) skipped; "
                      r"(\d+) chunks embedded in \d+\.\ds$")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
-import faiss
 import numpy as np
 import pytest
 from conftest import CORPUS, write
@@ -15,7 +15,8 @@ from qa import IndexUnusable, Retriever, Settings, sync
 from qa.chunking import Chunker
 from qa.corpus import read_corpus
 from qa.indexing import CorpusNotFound, SettingsMismatch
-from qa.store import FORMAT_VERSION, connect, load_vectors, read_manifest
+from qa.store.database import connect
+from qa.store.local import LAYOUT, LocalStore
 
 BRIDGE = """---
 title: Harbour Bridge Reopens
@@ -29,19 +30,19 @@ Engineers replaced more than two hundred cables and repainted the main span of t
 
 
 def state(index: Path) -> dict:
-    """What the index holds, read straight from SQLite and the FAISS file of the current generation."""
+    """What the index holds, read straight from SQLite, checked against its vector and lexical files."""
+    store = LocalStore(index)
+    manifest = store.manifest
+    in_database, in_vectors, in_lexical = store.verify()
+    store.close()
+    assert in_database == in_vectors == in_lexical  # the three always agree
     con = connect(index, readonly=True)
     try:
-        manifest, generation, _ = read_manifest(con)
         chunks = dict(con.execute("SELECT article_id, count(*) FROM chunks GROUP BY article_id").fetchall())
         sentences = dict(con.execute("SELECT article_id, count(*) FROM sentences GROUP BY article_id").fetchall())
         articles = [r[0] for r in con.execute("SELECT id FROM articles ORDER BY id")]
-        chunk_ids = sorted(r[0] for r in con.execute("SELECT id FROM chunks"))
     finally:
         con.close()
-    vectors = load_vectors(index, generation, manifest.dimension)
-    faiss_ids = sorted(int(i) for i in faiss.vector_to_array(vectors.id_map))
-    assert faiss_ids == chunk_ids  # FAISS and SQLite always agree
     return {"manifest": manifest, "articles": articles, "chunks": chunks, "sentences": sentences}
 
 
@@ -108,7 +109,7 @@ def test_each_chunk_and_sentence_gets_its_own_vector(tmp_path, embedder):
     index = tmp_path / "index"
     sync(corpus, index, embedder=embedder, settings=Settings(batch_size=2))  # groups of 8 chunks
     con = connect(index, readonly=True)
-    vectors = load_vectors(index, read_manifest(con)[1], embedder.dimension)
+    store = LocalStore(index)
     rows = con.execute("SELECT c.id, a.title || char(10) || substr(a.text, c.start + 1, c.\"end\" - c.start), "
                        "c.start, c.article_id, c.first_sentence, c.last_sentence FROM chunks c "
                        "JOIN articles a ON a.id = c.article_id ORDER BY c.article_id, c.position").fetchall()
@@ -120,7 +121,7 @@ def test_each_chunk_and_sentence_gets_its_own_vector(tmp_path, embedder):
                                 "BETWEEN ? AND ? ORDER BY position", (article_id, first, last)).fetchall()
         offset = len(text) - len(text.split("\n", 1)[1]) - start  # spans inside the embedded text
         own, pooled = embedder.encode_with_spans([text], [[(a + offset, b + offset) for a, b, _ in sentences]])
-        assert float(vectors.reconstruct(chunk_id) @ own[0]) > 0.999
+        assert float(store.chunk_vectors([chunk_id])[0] @ own[0]) > 0.999
         stored = np.stack([np.frombuffer(v, dtype=np.float16) for *_, v in sentences]).astype(np.float32)
         assert np.allclose(stored, pooled[0], atol=2e-3)
     con.close()
@@ -269,26 +270,25 @@ def test_a_changed_model_is_detected(index, corpus, embedder):
         Retriever(index, embedder)  # an embedder of another name would give vectors of another space
 
 
-def _set_format(index: Path, version: int) -> None:
+def _set_layout(index: Path, layout: str) -> None:
     con = connect(index)
-    con.execute("UPDATE manifest SET value = ? WHERE key = 'format'", (str(version),))
+    con.execute("UPDATE manifest SET value = ? WHERE key = 'layout'", (layout,))
     con.close()
 
 
-def test_an_index_of_another_format_is_rebuilt_by_the_next_sync(index, corpus, embedder, capsys):
-    """An index written by another version of qa (here: stemmed BM25 words) is never searched; a sync rebuilds it."""
+def test_an_index_of_another_layout_is_rebuilt_by_the_next_sync(index, corpus, embedder, capsys):
+    """An index written by another version of qa is never searched; a sync rebuilds it, saying so."""
     before = state(index)
-    _set_format(index, FORMAT_VERSION - 1)
-    with pytest.raises(IndexUnusable, match=rf"format {FORMAT_VERSION - 1}; this version reads format "
-                                            rf"{FORMAT_VERSION}\); run `qa index` to rebuild it"):
+    _set_layout(index, "local-2")
+    with pytest.raises(IndexUnusable, match=rf"\(local-2; this version reads {LAYOUT}\); run `qa index` to rebuild"):
         Retriever(index, embedder)
     report = sync(corpus, index, embedder=embedder)
     assert "another format" in capsys.readouterr().err
     after = state(index)
-    assert after["manifest"].format == FORMAT_VERSION and report.chunks_embedded == sum(after["chunks"].values())
+    assert after["manifest"].layout == LAYOUT and report.chunks_embedded == sum(after["chunks"].values())
     assert set(after["articles"]) == set(before["articles"])
     assert Retriever(index, embedder).search("Which city is the capital of France?", k=1)
-    _set_format(index, FORMAT_VERSION - 1)  # another format and another model: the model mismatch is told, not fixed
+    _set_layout(index, "local-2")  # another layout and another model: the model mismatch is told, not fixed
     with pytest.raises(SettingsMismatch, match="model"):
         sync(corpus, index, settings=Settings(model=str(get_model_path())), embedder=embedder)
 
@@ -313,11 +313,15 @@ def test_old_generation_files_are_cleaned_up(index, corpus, embedder):
         (corpus / f"extra{n}.txt").write_text(MARKET.replace("Friday", f"day {n}"))
         sync(corpus, index, embedder=embedder)
     con = connect(index, readonly=True)
-    generation = read_manifest(con)[1]
+    listed = {r[0] for r in con.execute("SELECT name FROM segments")}
+    meta = dict(con.execute("SELECT key, value FROM manifest"))
     con.close()
-    files = sorted(p.name for p in index.iterdir() if p.name.startswith(("vectors-", "bm25-")))
-    assert files == sorted(f"{kind}-{g}{ext}" for g in (generation - 1, generation)
-                           for kind, ext in (("bm25", ""), ("vectors", ".faiss")))
+    # What this generation lists, and what the previous one listed and this one no longer does (a reader may
+    # still be loading it); nothing else.
+    retired = set(json.loads(meta["retired"]))
+    files = {p.name for p in index.iterdir() if p.name.startswith(("seg-", "lexical-"))}
+    assert files == listed | {meta["lexical"]} | retired and len(listed) >= 1
+    assert not any(p.name.endswith(".tmp") for p in index.iterdir())
 
 
 def test_a_rebuild_with_bad_settings_keeps_the_old_index(index, corpus, embedder):

@@ -11,4 +11,4 @@ from bench import load
 def test_concurrent_clients_and_a_sync_lose_no_request(capsys):
     assert load.run(clients=6, questions=2) == 0, capsys.readouterr().out
     out = capsys.readouterr().out
-    assert "errors: 0" in out and "answered from it: True" in out
+    assert "errors: 0" in out and "answered from it: True" in out and "not the deleted one: True" in out

@@ -29,8 +29,10 @@ from qa.assistant import Assistant
 from qa.cli import main
 from qa.config import Settings
 from qa.corpus import MAX_FILE_BYTES, read_corpus, read_file
+from qa.errors import IndexUnusable
 from qa.retriever import MAX_QUERY_CHARS, Retriever
-from qa.store import DB_NAME, Bm25, IndexUnusable, bm25_path, connect, load_vectors, read_manifest, vectors_path
+from qa.store.database import DB_NAME, connect
+from qa.store.local import LocalStore
 
 # --------------------------------------------------------------------------------------------------------------
 # Helpers
@@ -61,17 +63,17 @@ def index_state(index: Path, embedder) -> State:
     con = connect(index, readonly=True)
     try:
         con.execute("BEGIN")
-        manifest, generation, _ = read_manifest(con)
         articles = frozenset(con.execute("SELECT id, hash FROM articles").fetchall())
-        chunk_ids = sorted(r[0] for r in con.execute("SELECT id FROM chunks"))
         sentences = con.execute("SELECT count(*) FROM sentences WHERE vector IS NULL").fetchone()[0]
         con.execute("COMMIT")
     finally:
         con.close()
-    vectors = load_vectors(index, generation, manifest.dimension)
-    assert vectors.ntotal == len(chunk_ids)
-    assert sorted(faiss.vector_to_array(vectors.id_map).tolist()) == chunk_ids
-    assert sorted(Bm25.load(bm25_path(index, generation)).ids.tolist()) == chunk_ids
+    store = LocalStore(index)
+    try:
+        chunk_ids, in_vectors, in_lexical = store.verify()
+    finally:
+        store.close()
+    assert in_vectors == chunk_ids and in_lexical == chunk_ids
     assert sentences == 0
     retriever = Retriever(index, embedder)
     try:
@@ -287,20 +289,29 @@ def _overwrite_page(index: Path, table: str) -> None:
         handle.write(b"\xa5" * page_size)
 
 
-def _swap_in_other_vectors(index: Path, generation: int) -> None:
-    """Vectors of another index (fewer chunks) under this generation's name: a mismatched file."""
+def _swap_in_other_vectors(index: Path) -> None:
+    """Vectors of another index (fewer chunks) under this index's segment name: a mismatched file."""
     other = faiss.IndexIDMap2(faiss.IndexFlatIP(384))
     other.add_with_ids(np.ones((2, 384), dtype=np.float32), np.array([1, 2], dtype=np.int64))
-    faiss.write_index(other, str(vectors_path(index, generation)))
+    faiss.write_index(other, str(_segment(index)))
+
+
+def _segment(index: Path) -> Path:
+    return next(index.glob("seg-*.faiss"))
+
+
+def _lexical(index: Path) -> Path:
+    return next(index.glob("lexical-*"))
 
 
 DAMAGE = {
-    "truncated vectors": lambda index, gen: os.truncate(vectors_path(index, gen), 200),
+    "truncated vectors": lambda index: os.truncate(_segment(index), 200),
     "mismatched vectors": _swap_in_other_vectors,
-    "deleted BM25 folder": lambda index, gen: shutil.rmtree(bm25_path(index, gen)),
-    "database overwritten": lambda index, gen: (index / DB_NAME).write_bytes(b"not a database at all " * 100),
-    "chunks table damaged": lambda index, gen: _overwrite_page(index, "chunks"),
-    "sentences table damaged": lambda index, gen: _overwrite_page(index, "sentences"),
+    "deleted lexical folder": lambda index: shutil.rmtree(_lexical(index)),
+    "damaged lexical index": lambda index: (_lexical(index) / "meta.json").write_text("{not json"),
+    "database overwritten": lambda index: (index / DB_NAME).write_bytes(b"not a database at all " * 100),
+    "chunks table damaged": lambda index: _overwrite_page(index, "chunks"),
+    "sentences table damaged": lambda index: _overwrite_page(index, "sentences"),
 }
 
 
@@ -310,9 +321,9 @@ def test_a_damaged_index_names_the_fix_and_rebuild_repairs_it(tmp_path, capsys, 
     shutil.copytree(seed_index, index)
     con = connect(index)
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the main file, where the damage is done
-    generation = read_manifest(con)[1]
     con.close()
-    DAMAGE[damage](index, generation)
+    assert len(list(index.glob("seg-*.faiss"))) == 1, "the seed index has one segment, which the damage hits"
+    DAMAGE[damage](index)
 
     with pytest.raises(IndexUnusable, match=r"run `qa index --rebuild`"):
         assistant = Assistant(Retriever(index, embedder))  # a damaged table may only show when it is read
@@ -493,14 +504,20 @@ def test_readers_during_a_sync_see_the_old_or_the_new_index_never_a_mix(tmp_path
 def read_manifest_generation(index: Path) -> int:
     con = connect(index, readonly=True)
     try:
-        return read_manifest(con)[1]
+        return int(dict(con.execute("SELECT key, value FROM manifest"))["generation"])
     finally:
         con.close()
 
 
 def writing_files(index: Path, generation: int) -> bool:
-    """Whether files of the generation after ``generation`` exist (a writer is, or was, writing them)."""
-    return any(index.glob(f"vectors-{generation + 1}.*")) or any(index.glob(f"bm25-{generation + 1}*"))
+    """Whether vector segments of the generation after ``generation`` exist (a writer is, or was, writing them;
+    it has published the lexical documents just before: qa/store/local.py)."""
+    return any(index.glob(f"seg-{generation + 1}-*"))
+
+
+def written_files(index: Path, generation: int) -> bool:
+    """Whether the next generation's last file (its vector segment) is complete: just before COMMIT."""
+    return any(index.glob(f"seg-{generation + 1}-*.faiss"))
 
 
 @pytest.mark.slow
@@ -534,7 +551,7 @@ def test_qa_index_killed_at_random_moments_leaves_the_old_or_the_new_index(tmp_p
         now = time.perf_counter() - started
         if writing is None and writing_files(measured, generation):
             writing = now
-        if written is None and bm25_path(measured, generation + 1).is_dir():  # the last file, just before COMMIT
+        if written is None and written_files(measured, generation):  # the last file, just before COMMIT
             written = now
         time.sleep(0.002)
     duration = time.perf_counter() - started

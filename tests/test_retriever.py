@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from qa import IndexUnusable, Retriever, sync
-from qa.store import connect
+from qa.store.database import connect
 
 AMMO = "What ammunition was discussed?"
 

@@ -30,9 +30,10 @@ def news(tmp_path_factory, embedder):
 
 @pytest.fixture(scope="module")
 def texts(news):
-    """article id -> (title, text), read through the retriever's own database."""
-    con = news.retriever._con
-    return {r[0]: (r[1], r[2]) for r in con.execute("SELECT id, title, text FROM articles")}
+    """article id -> (title, text), read through the retriever's own store."""
+    store = news.retriever.store
+    views = [store.article(row.id) for row in store.articles(limit=500).rows]
+    return {v.id: (v.title, v.text) for v in views}
 
 
 def converse(assistant, *questions):

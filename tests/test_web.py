@@ -7,6 +7,7 @@ a missing browser fails these tests; elsewhere they are skipped with the reason.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -32,6 +33,7 @@ from qa.web import (
     sources_group,
     sources_html,
 )
+from qa.web.archive import take_back
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -98,7 +100,7 @@ def test_safe_name(name, expected):
     assert safe_name(name) == expected
 
 
-def test_save_upload_never_overwrites_and_stays_in_the_corpus(tmp_path):
+def test_save_upload_replaces_only_when_asked_and_stays_in_the_corpus(tmp_path):
     corpus = tmp_path / "corpus"
     outside = tmp_path / "evil.md"
     first = tmp_path / "up" / "story.md"
@@ -110,9 +112,14 @@ def test_save_upload_never_overwrites_and_stays_in_the_corpus(tmp_path):
     assert save_upload(first, corpus, "evil.md").existing  # same bytes: not saved twice
     second = tmp_path / "up" / "other.md"
     second.write_text("# Other\n\nA different text.")
-    renamed = save_upload(second, corpus, "evil.md")
-    assert renamed.name == "evil-2.md" and (corpus / "evil.md").read_text() == first.read_text()
-    assert sorted(p.name for p in corpus.iterdir()) == ["evil-2.md", "evil.md"]
+    conflict = save_upload(second, corpus, "evil.md")
+    assert conflict.conflict and conflict.name == "evil.md" and (corpus / "evil.md").read_text() == first.read_text()
+    replaced = save_upload(second, corpus, "evil.md", replace=True)
+    assert not replaced.conflict and (corpus / "evil.md").read_text() == second.read_text()
+    assert replaced.backup.read_text() == first.read_text()  # until the new version is indexed
+    take_back(replaced, corpus)  # nothing of it indexed: the old file comes back
+    assert (corpus / "evil.md").read_text() == first.read_text()
+    assert sorted(p.name for p in corpus.iterdir()) == ["evil.md"]  # never a -2 copy, no temporary file left
 
 
 def test_save_upload_rejects_bad_files_before_saving(tmp_path):
@@ -131,6 +138,41 @@ def test_save_upload_rejects_bad_files_before_saving(tmp_path):
     assert "no text" in reasons["empty.md"]
     assert "invalid JSON" in reasons["broken.json"]
     assert not corpus.exists() or not any(corpus.iterdir())
+
+
+def test_progress_words_read_the_sync_bars():
+    from tqdm import tqdm
+
+    from qa.web.jobs import progress_words
+
+    assert progress_words("Reading 3 files") == "Reading 3 files"  # no bar yet
+    with tqdm(total=899, desc="embedding", unit="chunk", disable=False, file=open(os.devnull, "w")) as bar:
+        bar.update(128)
+        words = progress_words("Reading 3 files")
+    assert words.startswith("Embedding 899 passages (about ") and " left): 128 done" in words
+    assert progress_words("Reading 3 files") == "Reading 3 files"  # the bar is closed
+
+
+def test_saved_chats_are_data_bounded_and_exported_with_citations():
+    from qa.web import chats
+
+    answer = Answer("What ammunition?", "155 mm shells. [1]", [AnswerSentence("155 mm shells.", (1,))],
+                    [_citation(1, title="Shells <b>", snippet="155 mm shells.", before="x" * 500)])
+    store = chats.add_answer(chats.EMPTY_STORE, chats.compact(answer))
+    assert store["current"] and chats.choices(store) == [("What ammunition?", store["current"])]
+    (saved,) = chats.answers(store)
+    assert saved.citations[0].snippet == "155 mm shells." and len(saved.citations[0].before) == 120
+    messages, groups, turns = chats.view([saved])
+    assert "&lt;b&gt;" in groups[0] and turns[1] == {"role": "assistant", "content": "155 mm shells. [1]"}
+    markdown = chats.export_markdown("Shells", [saved])
+    assert "## What ammunition?" in markdown and "[1] **Shells <b>** (2024-11-27, Wire) <https://example.org/a>" \
+        in markdown and "“155 mm shells.”" in markdown
+    damaged = {"chats": [{"id": "x", "answers": [{"question": 1}, "junk"]}, "junk"], "current": "x"}
+    assert chats.answers(chats.clean(damaged)) == [] and chats.clean("junk") == chats.EMPTY_STORE
+    big = chats.EMPTY_STORE
+    for _ in range(200):  # bounded: the store travels with every question (qa.guard refuses bodies over 256 KB)
+        big = chats.add_answer(chats.new_chat(big), answer)
+    assert len(json.dumps(big)) <= chats.MAX_STORE_CHARS and chats.current(big) is not None
 
 
 def test_cli_help_and_bad_options(capsys):
@@ -209,7 +251,8 @@ def page(browser, served):
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.dialogs = []
-    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.dismiss_dialogs = lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss())
+    page.on("dialog", page.dismiss_dialogs)
     page.goto(served[0])
     page.wait_for_selector("#qa-question textarea")
     yield page
@@ -226,8 +269,10 @@ def ask(page, question: str, turn: int) -> None:
             const bots = document.querySelectorAll('#qa-chat [data-testid="bot"]');
             return groups.length > 0 && document.querySelector('#qa-sources .qa-group[open] .qa-question')
                 .textContent === question && bots.length === turn
-                && !document.querySelector('.generating, .pending');  // the stream has ended
+                && !document.querySelector('.generating, .pending')  // the stream has ended
+                && document.querySelector('#qa-send').offsetParent !== null;  // Ask is back
         }""", arg=[turn, question], timeout=30_000)
+    page.wait_for_timeout(300)  # the event ends just after its last output; a question before that is ignored
 
 
 def last_answer(page) -> str:
@@ -239,12 +284,11 @@ def upload(page, tmp_path: Path, name: str, text: str) -> str:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     page.get_by_role("tab", name="Articles").click()
+    before = page.evaluate("() => document.querySelector('#qa-upload-result .qa-report')?.dataset.at || ''")
     page.locator("#qa-upload input[type=file]").set_input_files(path)
-    page.wait_for_function(
-        """names => { const report = document.querySelector('#qa-upload-result');
-                      return !report.querySelector('.qa-progress') && report.querySelector('.qa-ok, .qa-bad, .qa-note')
-                             && names.some(n => report.textContent.includes(n)); }""",
-        arg=[name, safe_name(name)], timeout=60_000)
+    page.wait_for_function(  # a new report (each has its own data-at), not the previous upload's
+        """before => { const report = document.querySelector('#qa-upload-result .qa-report');
+                       return report && report.dataset.at !== before; }""", arg=before, timeout=60_000)
     text = page.locator("#qa-upload-result").inner_text()
     page.get_by_role("tab", name="Ask").click()
     return text
@@ -285,7 +329,7 @@ def test_uploaded_article_is_indexed_and_cited(page, tmp_path, served):
     report = upload(page, tmp_path, "velmora lighthouse.md", article)
     assert "Added 1 article" in report and "velmora-lighthouse.md" in report
     assert (served[1].corpus / "velmora-lighthouse.md").read_text(encoding="utf-8") == article
-    assert "3 articles" in page.locator("#qa-status").inner_text()
+    page.wait_for_function("() => document.querySelector('#qa-status').innerText.includes('3 articles')")
 
     ask(page, "What colour was the Velmora Harbour lighthouse repainted?", turn=1)
     assert "teal" in last_answer(page) and "[1]" in last_answer(page)
@@ -337,17 +381,142 @@ def test_a_follow_up_uses_the_conversation_in_the_chat(page):
     assert "10,000" in last_answer(page)
 
 
+def set_date(page, which: str, value: str) -> None:
+    """Type into the From/To date picker (``since``/``until``) and leave it, as a user does."""
+    box = page.locator(f"#qa-{which} input")
+    box.fill(value)
+    box.press("Tab")
+
+
+def filters_bar(page) -> str:
+    return page.locator("#qa-filters").inner_text().split("\n")[0]
+
+
 @pytest.mark.browser
-def test_filters_that_keep_no_article_say_so_in_the_chat(page):
+def test_filters_badge_invalid_range_undated_and_clear(page):
     page.locator("#qa-filters").get_by_text("Filters").click()
-    page.get_by_label("From date").fill("2030-01-01")
+    set_date(page, "since", "2024-12-03")
+    page.wait_for_function("() => document.querySelector('#qa-filters').innerText.includes('1 on: from 2024-12-03')")
+    page.locator("#qa-filters").get_by_text("Filters").first.click()  # folded, the badge still shows
+    assert "Filters · 1 on: from 2024-12-03, undated articles included" in filters_bar(page)
+    ask(page, "What ammunition was discussed?", turn=1)  # the dated article (2024-11-27) is out, undated kept
+    dates = page.locator("#qa-sources .qa-group[open] .qa-card").all_inner_texts()
+    assert dates and not any("2024-11-27" in d for d in dates)
+
+    page.locator("#qa-filters").get_by_text("Filters").first.click()
     page.get_by_label("Include undated articles").uncheck()
+    page.wait_for_function("() => document.querySelector('#qa-filters').innerText.includes('undated articles left')")
     ask_and_wait_for_text(page, "What ammunition was discussed?", "No articles match these filters")
-    assert "from 2030-01-01, undated articles left out" in last_answer(page)
-    assert "do not answer" not in last_answer(page)
-    page.get_by_label("From date").fill("2030-13-01")
+    assert "from 2024-12-03, undated articles left out" in last_answer(page)
+
+    set_date(page, "until", "2024-11-01")  # before From: said at once, in the form's words
+    note = page.locator("#qa-filter-note")
+    note.get_by_text("From date 2024-12-03 is after To date 2024-11-01").wait_for()
+    assert "check the dates" in filters_bar(page)
+    set_date(page, "until", "2030-13-01")
+    note.get_by_text("To date '2030-13-01' is not a date").wait_for()
     ask_and_wait_for_text(page, "What ammunition was discussed?", "Cannot search")
-    assert "From date '2030-13-01' is not a date" in last_answer(page)
+    assert "To date '2030-13-01' is not a date; use YYYY-MM-DD" in last_answer(page)
+
+    page.click("#qa-clear-filters")  # one click: every filter off, undated included again
+    page.wait_for_function("() => document.querySelector('#qa-filters').innerText.split('\\n')[0] === 'Filters'")
+    assert page.locator("#qa-since input").input_value() == "" and page.locator("#qa-until input").input_value() == ""
+    assert page.get_by_label("Include undated articles").is_checked() and not note.inner_text()
+
+
+@pytest.mark.browser
+def test_a_conversation_survives_a_reload_and_past_chats_are_listed(page, served):
+    ask(page, "What ammunition was discussed?", turn=1)
+    ask(page, "Who proposed it?", turn=2)
+    page.reload()
+    page.wait_for_function("() => document.querySelectorAll('#qa-chat [data-testid=\"bot\"]').length === 2")
+    assert last_answer(page).startswith("Experts") and page.locator("#qa-src-1-1").count() == 1
+    ask(page, "How many troops has North Korea sent to Russia?", turn=3)  # goes on from where it was
+    page.locator("#qa-sidebar .toggle-button").click()
+    chats = page.locator("#qa-chats label")
+    assert chats.count() == 1 and "What ammunition was discussed?" in chats.first.inner_text()
+
+    page.click("#qa-new-chat")
+    page.wait_for_function("() => !document.querySelector('#qa-chat [data-testid=\"bot\"]')")
+    ask(page, "Who met in Seoul on November 27?", turn=1)
+    page.wait_for_function("() => document.querySelectorAll('#qa-chats label').length === 2")
+    page.fill("#qa-chat-title input", "Seoul meeting")
+    page.click("#qa-rename")
+    page.locator("#qa-chats label").get_by_text("Seoul meeting").wait_for()
+    with page.expect_download() as download:
+        page.click("#qa-export")
+        page.locator("#qa-export-file a").first.click()
+    markdown = Path(download.value.path()).read_text(encoding="utf-8")
+    assert markdown.startswith("# Seoul meeting") and "## Who met in Seoul on November 27?" in markdown
+    assert "[1] **" in markdown and "`yoon-umerov-seoul-meeting.md`" in markdown  # its citations
+
+    page.locator("#qa-chats label").get_by_text("What ammunition was discussed?").click()
+    page.wait_for_function("() => document.querySelectorAll('#qa-chat [data-testid=\"bot\"]').length === 3")
+    page.reload()  # the chosen chat and the list survive a reload; nothing of them is on the server
+    page.wait_for_function("() => document.querySelectorAll('#qa-chat [data-testid=\"bot\"]').length === 3")
+    page.locator("#qa-sidebar .toggle-button").click()
+    page.remove_listener("dialog", page.dismiss_dialogs)
+    page.once("dialog", lambda dialog: dialog.accept())  # "Delete this chat from this browser?"
+    page.click("#qa-delete-chat")
+    page.wait_for_function("() => document.querySelectorAll('#qa-chats label').length === 1")
+    assert page.locator("#qa-chat [data-testid=\"bot\"]").count() == 0
+
+
+@pytest.mark.browser
+def test_stop_while_streaming_ask_disabled_while_pending_and_ask_again(page, monkeypatch):
+    import qa.web.app
+
+    monkeypatch.setattr(qa.web.app, "_STREAM_PAUSE", 1.5)  # slow enough to press Stop in the middle
+    page.fill("#qa-question textarea", "What ammunition was discussed?")
+    page.keyboard.press("Enter")
+    page.locator("#qa-stop").wait_for()
+    assert not page.locator("#qa-send").is_visible()  # no second question while one is pending
+    page.wait_for_function("() => document.querySelectorAll('#qa-chat a[href^=\"#qa-src-1-\"]').length >= 1")
+    page.click("#qa-stop")
+    page.locator("#qa-send").wait_for()
+    assert page.locator("#qa-send").is_enabled() and not page.locator("#qa-stop").is_visible()
+    page.wait_for_timeout(2000)  # the stream is over: nothing more arrives
+    assert "[4]" not in last_answer(page) and page.locator("#qa-chat [data-testid=\"bot\"]").count() == 1
+
+    monkeypatch.setattr(qa.web.app, "_STREAM_PAUSE", 0.05)
+    page.click("#qa-again")  # the last question once more, in place of its answer
+    page.wait_for_function("() => document.querySelector('#qa-chat').innerText.includes('[4]')", timeout=30_000)
+    page.locator("#qa-send").wait_for()
+    assert page.locator("#qa-chat [data-testid=\"bot\"]").count() == 1
+    assert page.locator("#qa-chat [data-testid=\"user\"]").count() == 1
+
+
+@pytest.mark.browser
+def test_phone_layout_wraps_the_header_and_opens_sources_beside_the_chat(browser, served):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone = context.new_page()
+    try:
+        phone.goto(served[0])
+        phone.wait_for_selector("#qa-question textarea")
+        wide = "() => document.documentElement.scrollWidth"
+        assert phone.evaluate(wide) <= 390
+        status = phone.locator("#qa-status").bounding_box()
+        assert status["x"] >= 0 and status["x"] + status["width"] <= 390  # readable, not cut at the edge
+        assert not [t for t in phone.locator("#qa-status span").all_inner_texts() if t.strip() in ("·", "")]
+        box = phone.locator("#qa-question textarea").bounding_box()
+        send = phone.locator("#qa-send").bounding_box()
+        assert box["x"] + box["width"] <= send["x"] and send["x"] + send["width"] <= 390  # the input fits
+        ask(phone, "What ammunition was discussed?", turn=1)
+        assert not phone.locator("#qa-src-1-1").is_visible() or not phone.locator("#qa-src-1-1").bounding_box() \
+            or phone.locator("#qa-src-1-1").bounding_box()["x"] >= 390  # in the closed drawer
+        phone.locator('#qa-chat a[href="#qa-src-1-1"]').click()  # a marker opens the drawer at its card
+        phone.wait_for_function("""() => { const r = document.getElementById('qa-src-1-1').getBoundingClientRect();
+                                           return r.left >= 0 && r.right <= 390 && r.top >= 0 && r.top < 844; }""")
+        phone.click("#qa-sources-toggle")  # back to the chat, the question still in view
+        phone.wait_for_function("() => document.getElementById('qa-sources-col').getBoundingClientRect().left >= 390")
+        assert phone.locator("#qa-question textarea").is_visible()
+        ARTIFACTS.mkdir(exist_ok=True)
+        phone.screenshot(path=str(ARTIFACTS / "web-phone.png"))
+        phone.get_by_role("tab", name="Articles").click()
+        phone.wait_for_selector("#qa-articles tbody tr")
+        assert phone.evaluate(wide) <= 390
+    finally:
+        context.close()
 
 
 def ask_and_wait_for_text(page, question: str, text: str) -> None:
@@ -357,4 +526,6 @@ def ask_and_wait_for_text(page, question: str, text: str) -> None:
     page.wait_for_function(
         """text => { const bots = document.querySelectorAll('#qa-chat [data-testid="bot"]');
                      return bots.length && bots[bots.length - 1].innerText.includes(text)
-                            && !document.querySelector('.generating, .pending'); }""", arg=text, timeout=30_000)
+                            && !document.querySelector('.generating, .pending')
+                            && document.querySelector('#qa-send').offsetParent !== null; }""", arg=text, timeout=30_000)
+    page.wait_for_timeout(300)

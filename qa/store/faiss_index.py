@@ -1,6 +1,6 @@
 """FAISS indexes of chunk vectors: exact search (IndexFlatIP) up to a limit, approximate (IndexIVFFlat) above.
 
-Moved out of qa/store.py, which writes and reads them; ``qa.store`` re-exports these names.
+Used by :mod:`qa.store.segments`, each segment for its own size.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def fit_vector_index(index: faiss.Index, exact_limit: int = Settings.exact_limit
 
 def _rebuild(index: faiss.Index, lists: int | None) -> faiss.Index:
     """The same vectors and ids in an exact index (``lists`` None) or in a newly trained IVF of ``lists`` lists."""
-    ids, vectors = vector_ids(index), _all_vectors(index)
+    ids, vectors = vector_ids(index), all_vectors(index)
     if lists is None:
         out = new_vector_index(index.d)
         out.add_with_ids(vectors, ids)
@@ -81,7 +81,7 @@ def vector_ids(index: faiss.Index) -> np.ndarray:
     return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
-def _all_vectors(index: faiss.Index) -> np.ndarray:
+def all_vectors(index: faiss.Index) -> np.ndarray:
     """Every vector, in the order of :func:`vector_ids`."""
     if not is_approximate(index):
         return index.index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)

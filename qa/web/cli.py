@@ -1,0 +1,57 @@
+"""``python app.py``: the web chat's command line; defaults come from :class:`qa.config.WebSettings`."""
+
+from __future__ import annotations
+
+import argparse
+
+from qa.config import DEFAULT_PORT, Settings, WebSettings, configure_offline, parse_auth, parse_port
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python app.py [--host H] [--port P] [--corpus DIR] [--index DIR] [--auth USER:PASS]``."""
+    args = parse_args(argv)
+    settings = Settings.from_env(corpus=args.corpus, index=args.index)
+    configure_offline(settings.model)
+    from qa.embedding import ModelError
+    from qa.errors import IndexUnusable
+    from qa.web.app import _log, create_app, launch
+
+    try:
+        app = create_app(settings, secret=WebSettings.from_env().secret)
+    except (IndexUnusable, ModelError, ValueError) as exc:
+        raise SystemExit(f"qa web: error: {exc}") from None
+    _log(f"serving on http://{args.host}:{args.port}" + (" (login required)" if args.auth else ""))
+    launch(app, args.host, args.port, auth=args.auth)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, with defaults from QA_HOST, QA_PORT and QA_AUTH; exits with a message on bad values."""
+    web = WebSettings.from_env()
+    parser = argparse.ArgumentParser(
+        prog="python app.py", description="Serve the news-archive chat in the browser.",
+        epilog="Environment: QA_HOST, QA_PORT, QA_AUTH (user:password), QA_WEB_SECRET, QA_CORPUS, QA_INDEX, "
+               "QA_MODEL (see qa/config.py). The index is synced with the corpus folder at start (only new or "
+               "changed articles are embedded).")
+    parser.add_argument("--host", default=web.host,
+                        help="address to listen on (default: 127.0.0.1, this machine only, or QA_HOST; "
+                             "0.0.0.0 for all)")
+    parser.add_argument("--port", type=_port, default=web.port, help=f"port (default: {DEFAULT_PORT}, or QA_PORT)")
+    parser.add_argument("--corpus", help="folder of articles, where uploads are saved (default: corpus, or QA_CORPUS)")
+    parser.add_argument("--index", help="index folder (default: index, or QA_INDEX)")
+    parser.add_argument("--auth", type=_auth, default=web.auth,
+                        help="require this login, as user:password (or QA_AUTH)")
+    return parser.parse_args(argv)
+
+
+def _port(value: str) -> int:
+    try:
+        return parse_port(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _auth(value: str) -> tuple[str, str]:
+    try:
+        return parse_auth(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
