@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import threading
 from collections.abc import Iterator
 
@@ -46,13 +47,13 @@ def retriever(seed_index, embedder):
 
 @pytest.fixture(scope="module")
 def article_texts(seed_index):
-    from qa.store import connect
+    from qa.store.database import connect
 
     con = connect(seed_index, readonly=True)
     return dict(con.execute("SELECT id, text FROM articles").fetchall())
 
 
-def written(retriever, url: str, timeout: float = 60.0, model: str | None = None) -> Assistant:
+def written(retriever, url: str, timeout: float = 300.0, model: str | None = None) -> Assistant:
     return Assistant(retriever, writer=Endpoint(url, model, None, timeout))
 
 
@@ -99,24 +100,29 @@ def test_a_sentence_the_model_writes_wrongly_is_caught(llama, retriever):
     n = _cited(numbered, "reportedly sent over 10,000")
     client = ChatClient(Endpoint(llama.url))
 
-    def say(sentence: str) -> list[check.Verdict]:  # the real model, told what to write
+    def say(sentence: str) -> check.Verdict:  # the real model, told what to write; cited to sentence n
         reply = "".join(client.stream([{"role": "user", "content": f"Repeat exactly, nothing else: {sentence}"}], 60))
-        return check.check(check.parse(reply, numbered), numbered, retriever.embed_texts)
+        assert "troops" in reply or "shells" in reply, reply
+        [verdict] = check.check([check.Written(" ".join(reply.split()), (n,))], numbered, retriever.embed_texts)
+        return verdict
 
-    wrong = say(f"North Korea has sent 50,000 troops to Russia. [{n}]")
-    assert wrong and not wrong[0].supported and "50000" in wrong[0].reason, wrong
-    right = say(f"North Korea has sent more than 10000 troops to Russia. [{n}]")  # "10000" = "10,000"
-    assert right and right[0].supported, right
-    other = say(f"Seoul has 3.4 million 105mm shells. [{n}]")  # a true fact, cited to a sentence that lacks it
-    assert other and not other[0].supported, other
+    wrong = say("North Korea has sent 50,000 troops to Russia.")
+    assert not wrong.supported and "50000" in wrong.reason, wrong
+    right = say("North Korea has sent more than 10000 troops to Russia.")  # "10000" = "10,000"
+    # The 0.5B model does not always copy faithfully (it once wrote "100,000" here): what it wrote decides.
+    copied = [x.replace(",", "") for x in re.findall(r"\d[\d,]*\d", right.written.text)] == ["10000"]
+    assert right.supported == copied, right
+    other = say("Seoul has 3.4 million 105mm shells.")  # a true fact, cited to a sentence that lacks it
+    assert not other.supported, other
 
 
 def test_sentence_checks_on_the_evidence(retriever):
     numbered = _numbered(retriever)
-    n, shells = _cited(numbered, "Pyongyang sent more than 10,000"), _cited(numbered, "155 mm and 105 mm")
+    n, kursk = _cited(numbered, "Pyongyang sent more than 10,000"), _cited(numbered, "Kursk Oblast")
     verdicts = check.check(check.parse(
         f"Pyongyang sent more than 10,000 troops [{n}][99]. It sent them on Nov. 27 [{n}]. "
-        f"Experts say South Korea could provide 155 mm and 105 mm rounds [{shells}]. Weapons were discussed [42]. "
+        f"North Korea sent over 10,000 troops to Russia to support its war in Ukraine [{kursk}]. "
+        "Weapons were discussed [42]. "
         "No citation here.",
         numbered), numbered, retriever.embed_texts)
     assert [v.supported for v in verdicts] == [True, False, True, False, False], verdicts

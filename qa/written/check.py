@@ -10,8 +10,8 @@ A written sentence is kept only when
    least :data:`SIMILAR_ABOVE` (the bundled all-MiniLM-L6-v2; calibrated in ``python -m bench.llm``, see
    BENCHMARKS.md, "Written answers").
 
-The reply is cut into sentences at its citation markers: the text up to a run of markers ("... 4% [2][3].") is
-one written sentence, cited by them. Text after the last marker cites nothing.
+The reply is cut into sentences by blingfire (as articles are, :mod:`qa.chunking`) within each line; each cites
+the markers in it ("... 4% [2][3].", "[2] ... 4%.") and those right after its full stop ("... 4%. [2]").
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import blingfire
 import numpy as np
 
 from qa import facts
@@ -32,9 +33,13 @@ from qa.written.prompt import Numbered
 #: At 0.40 it kept 97.5% and rejected 95.1% of the mis-cited ones; 0.45 kept 93.8% (BENCHMARKS.md).
 SIMILAR_ABOVE = 0.40
 
+#: Written sentences of fewer words are compared in meaning together with the question they answer.
+SHORT_WORDS = 6
+
 _MARKERS = re.compile(r"(?:[ \t]*\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\])+")
 _NUMBER = re.compile(r"\d+")
 _LEAD = re.compile(r"^\s*(?:answer\s*:\s*)", re.IGNORECASE)
+_TRAILING = re.compile(r"([.!?]+)((?:[ \t]*\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\])+)")
 _WORD = re.compile(r"[\w'’-]+")
 
 
@@ -59,24 +64,20 @@ class Verdict:
 
 def parse(reply: str, numbered: Numbered) -> list[Written]:
     """The reply's sentences with their citations (see the module's docstring)."""
-    reply = _LEAD.sub("", reply)
+    # Markers after a sentence's full stop ("... 4%. [2]") belong to it; markers before its first word
+    # ("[1] 10,000 troops.", as Qwen2.5-0.5B often writes) to the sentence they open.
+    reply = _TRAILING.sub(lambda m: m[2] + m[1], _LEAD.sub("", reply))
     out: list[Written] = []
-    pos = 0
-    for m in _MARKERS.finditer(reply):
-        end = m.end()
-        tail = re.match(r"[.!?]+", reply[end:])  # "... [2]." : the full stop belongs to the sentence
-        text = reply[pos:m.start()] + (tail[0] if tail else "")
-        end += tail.end() if tail else 0
-        pos = end
-        numbers = list(dict.fromkeys(int(n) for n in _NUMBER.findall(m[0])))
-        text = " ".join(text.split())
-        if not _WORD.search(text):  # markers with no words before them ("[1][2]" alone): nothing to cite for
+    pieces = [p for line in reply.splitlines() if line.strip()
+              for p in blingfire.text_to_sentences(line.strip()).split("\n")]
+    for piece in pieces:
+        numbers = list(dict.fromkeys(int(n) for m in _MARKERS.finditer(piece) for n in _NUMBER.findall(m[0])))
+        text = " ".join(_MARKERS.sub("", piece).split())
+        text = re.sub(r"\s+([.!?,;:])", r"\1", text)
+        if not _WORD.search(text):  # markers with no words ("[1][2]" alone): nothing to cite for
             continue
-        out.append(Written(text, tuple(n for n in numbers if numbered.get(n)),
-                           tuple(n for n in numbers if not numbered.get(n))))
-    rest = " ".join(reply[pos:].split())
-    if _WORD.search(rest):
-        out.append(Written(rest, ()))
+        out.append(Written(text, tuple(n for n in numbers if numbered.get(n) is not None),
+                           tuple(n for n in numbers if numbered.get(n) is None)))
     return out
 
 
@@ -84,7 +85,11 @@ def check(written: Sequence[Written], numbered: Numbered, embed: Callable[[list[
           question: str = "") -> list[Verdict]:
     """A verdict for each written sentence (one embedding call for all of them and what they cite)."""
     cited_texts = list(dict.fromkeys(numbered.sentences[n - 1].sentence.text for w in written for n in w.cited))
-    vectors = embed([w.text for w in written] + cited_texts) if written else np.zeros((0, 0))
+    # A terse answer ("10,000 troops.") means something only as the answer to its question: it is compared with
+    # the question before it (Qwen2.5-0.5B writes such answers; "10,000" alone scored 0.27 against its sentence).
+    shown = [w.text if len(w.text.split()) >= SHORT_WORDS or not question else f"{question} {w.text}"
+             for w in written]
+    vectors = embed(shown + cited_texts) if written else np.zeros((0, 0))
     index = {t: len(written) + i for i, t in enumerate(cited_texts)}
     out = []
     for i, w in enumerate(written):

@@ -22,11 +22,11 @@ from qa.conversation import Turn
 from qa.evidence import TITLE, Candidate, Evidence
 from qa.extractive import Judgement
 
-MAX_SENTENCES = 12
-MAX_EVIDENCE_CHARS = 4000
+MAX_SENTENCES = 8
+MAX_EVIDENCE_CHARS = 2500
 MAX_TURNS = 4
 MAX_TURN_CHARS = 300
-MAX_ANSWER_TOKENS = 160
+MAX_ANSWER_TOKENS = 120
 
 #: What the model is told to say when the sentences do not answer; any reply that says so is an abstention.
 CANNOT = "I cannot answer."
