@@ -24,6 +24,8 @@ UNKNOWN_TEXT = "The articles do not say; they report:"
 UNANSWERED, NO_MATCH, EMPTY = "unanswered", "no_match", "empty"
 #: Who wrote an answer, in ``Answer.answerer``: quoted sentences, or a language model (``Answer.model``).
 QUOTES, WRITTEN = "quotes", "written"
+#: What the reader is told wrote a quoted answer (the web chat's switch: this or "Written by <model>").
+QUOTES_AUTHOR = "Quotes"
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class Answer:
     @property
     def author(self) -> str:
         """For the reader: "Quotes" or "Written by <model>"."""
-        return f"Written by {self.model}" if self.answerer == WRITTEN else "Quotes"
+        return f"Written by {self.model}" if self.answerer == WRITTEN else QUOTES_AUTHOR
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -260,3 +260,44 @@ def test_quotes_switch_answers_without_the_model(fake, retriever):
     answer = assistant.ask(QUESTION, quotes=True)
     assert answer == Assistant(retriever).ask(QUESTION) and handler.requests == []
     assert assistant.answerer.model_name() == "fake"
+
+
+def test_the_web_chat_says_who_wrote_the_answer_and_switches_to_quotes(llama, retriever, embedder, seed_index,
+                                                                       tmp_path):
+    """In the browser: with an endpoint configured the answer is written and says so; "Quotes" quotes instead."""
+    from test_web import CHROMIUM, CHROMIUM_ARGS, ask, last_answer
+
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    from qa.web import create_app, launch
+
+    settings = Settings(corpus=tmp_path / "corpus", index=seed_index)
+    (tmp_path / "corpus").mkdir()
+    app = create_app(settings, embedder, assistant=written(retriever, llama.url))
+    url = launch(app, port=free_port(), prevent_thread_lock=True, quiet=True)
+    playwright = playwright_api.sync_playwright().start()
+    try:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.set_default_timeout(300_000)
+        page.goto(url)
+        switch = page.locator("#qa-author")
+        switch.wait_for(state="visible")
+        assert "Written by" in switch.inner_text() and page.get_by_label("Quotes").count() == 1
+        page.fill("#qa-question textarea", QUESTION)
+        page.keyboard.press("Enter")
+        page.wait_for_function(  # the model's words stream in, then the checked answer says who wrote it
+            """() => document.querySelectorAll('#qa-chat [data-testid="bot"]').length === 1
+                     && !document.querySelector('.generating, .pending')
+                     && document.querySelector('#qa-send')?.offsetParent""")
+        page.wait_for_timeout(300)
+        written_text = last_answer(page)
+        # Written and checked, or (a model too slow for this machine) the quotes, saying so on their first line.
+        assert "every sentence checked" in written_text or written_text.startswith("Quotes: "), written_text
+        page.get_by_label("Quotes").check()
+        ask(page, QUESTION, 2)
+        quoted = last_answer(page)
+        assert "Written by" not in quoted and "[1]" in quoted, quoted
+        browser.close()
+    finally:
+        playwright.stop()
+        app.close()

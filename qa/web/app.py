@@ -14,6 +14,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a local app: no us
 
 import gradio as gr  # noqa: E402 - after the setting above
 
+from qa.answer import QUOTES_AUTHOR, Answer, Token  # noqa: E402
 from qa.assistant import Assistant  # noqa: E402
 from qa.config import DEFAULT_HOST, DEFAULT_PORT, Settings, WebSettings  # noqa: E402
 from qa.errors import DiskFull, IndexReadOnly, IndexUnusable  # noqa: E402
@@ -33,6 +34,7 @@ from qa.web.render import (  # noqa: E402
     sources_html,
     status_html,
 )
+from qa.written import Endpoint  # noqa: E402
 
 #: Shown in the empty chat; clicking one asks it.
 EXAMPLES = (
@@ -55,13 +57,14 @@ def open_assistant(settings: Settings, embedder=None, log: Callable[[str], None]
         log(f"index {settings.index} synced with {settings.corpus}: {report.summary()}")
     except (CorpusNotFound, MassRemoval, DiskFull, IndexReadOnly) as exc:
         try:
-            assistant = Assistant(Retriever(settings.index, embedder, settings=settings))
+            assistant = Assistant(Retriever(settings.index, embedder, settings=settings),
+                                  writer=Endpoint.from_settings(settings))
         except IndexUnusable:
             raise exc from None
         # The index itself is fine: serve it as it is rather than not start (the log says why it is not synced).
         log(f"index {settings.index} NOT synced with {settings.corpus}: {exc}; serving the index as it is")
         return assistant
-    return Assistant(Retriever(settings.index, embedder, settings=settings))
+    return Assistant(Retriever(settings.index, embedder, settings=settings), writer=Endpoint.from_settings(settings))
 
 
 def create_app(settings: Settings, embedder=None, assistant: Assistant | None = None,
@@ -78,7 +81,8 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
         choices = [("All sources", "")] + [(s, s) for s in retriever.sources()]
         return status_html(retriever.info()), gr.update(choices=choices)
 
-    def respond(question: str, store: dict, source: str, since: str | None, until: str | None, undated: bool):
+    def respond(question: str, store: dict, source: str, since: str | None, until: str | None, undated: bool,
+                author: str = QUOTES_AUTHOR):
         """Stream the answer to ``question`` into the current chat; yields the page's outputs as it goes (a
         partial answer at each step), saving the chat in the browser once the answer is known."""
         store = chats.clean(store)
@@ -92,8 +96,17 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
         yield "", [*asked, {"role": "assistant", "content": "*Searching the articles…*"}], sources_html(groups), \
             gr.skip(), *busy, gr.skip()
         try:
-            answer = assistant.ask(question, history=chat_turns(turns), source=source or None,
-                                   since=since or None, until=until or None, undated=bool(undated))
+            events = assistant.stream(question, history=chat_turns(turns), source=source or None,
+                                      since=since or None, until=until or None, undated=bool(undated),
+                                      quotes=author == QUOTES_AUTHOR)
+            written = ""
+            for event in events:
+                if isinstance(event, Answer):
+                    answer = event
+                elif isinstance(event, Token):  # the model's words as they arrive, checked once it has done
+                    written += event.text
+                    yield "", [*asked, {"role": "assistant", "content": escape_markdown(written) + " ▍"}], \
+                        sources_html(groups), gr.skip(), *busy, gr.skip()
         except ValueError as exc:  # a bad filter value: said in the chat with the form's words, not saved
             note = {"role": "assistant", "content": escape_markdown(f"Cannot search: {exc}")}
             yield "", [*asked, note], sources_html(groups), gr.skip(), *idle, gr.skip()
@@ -227,6 +240,13 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
                                              elem_id="qa-stop")
                             again_button = gr.Button("Ask again", scale=1, min_width=64, interactive=False,
                                                      elem_id="qa-again")
+                        # Configuring QA_LLM_URL turns written answers on; the reader can still ask for quotes.
+                        model = (assistant.answerer.model_name() if assistant.writes else None) or "the model"
+                        authors = [QUOTES_AUTHOR, f"Written by {model}"]
+                        author = gr.Radio(authors, value=authors[assistant.writes], label="Answers",
+                                          visible=assistant.writes, elem_id="qa-author",
+                                          info="Quotes are exact sentences; a written answer keeps only sentences "
+                                               "its citations support.")
                         with gr.Accordion("Filters", open=False, elem_id="qa-filters") as filters_box:
                             with gr.Row():
                                 source = gr.Dropdown(label="Source", choices=[("All sources", "")], value="",
@@ -249,13 +269,13 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
 
         buttons = [send, stop, again_button]
         answered = gr.on([question.submit, send.click], respond,
-                         [question, store, source, since, until, undated],
+                         [question, store, source, since, until, undated, author],
                          [question, chatbot, sources, store, *buttons, chat_list], trigger_mode="once", **private)
         picked = chatbot.example_select(pick_example, None, question, **private).then(
-            respond, [question, store, source, since, until, undated],
+            respond, [question, store, source, since, until, undated, author],
             [question, chatbot, sources, store, *buttons, chat_list], **private)
         asked_again = again_button.click(again, store, [store, question], **private).then(
-            respond, [question, store, source, since, until, undated],
+            respond, [question, store, source, since, until, undated, author],
             [question, chatbot, sources, store, *buttons, chat_list], **private)
         stop.click(stopped, None, buttons, cancels=[answered, picked, asked_again], **private)
         shown = [chatbot, sources, chat_list, title_box, again_button]

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from urllib.parse import urlparse
 
-from qa.answer import Answer, Citation
+from qa.answer import WRITTEN, Answer, Citation
 from qa.conversation import Turn
 from qa.filters import Filters
 from qa.listing import ArticlePage, ArticleView
@@ -40,7 +40,7 @@ def answer_markdown(answer: Answer, turn: int, sentences: int | None = None) -> 
     """The chat message for ``answer``: its caveat ("Reports differ: ...") if any, then its first ``sentences``
     sentences (all by default), each followed by its ``[n]`` markers as links to the source cards."""
     if not answer.sentences:
-        text = escape_markdown(answer.text)
+        text = _with_author(answer, escape_markdown(answer.text))
         if answer.related:
             text += "\n\n*The closest passages are listed under Sources as related reading; they are not an answer.*"
         return text
@@ -54,7 +54,20 @@ def answer_markdown(answer: Answer, turn: int, sentences: int | None = None) -> 
         parts.append(re.sub(r"\\\[(\d+)\\\]", lambda m: link(int(m[1])), escape_markdown(answer.caveat)))
     for sentence in answer.sentences[:sentences]:
         parts.append(f"{escape_markdown(sentence.text)} {''.join(link(n) for n in sentence.citations)}")
-    return " ".join(parts)
+    return _with_author(answer, " ".join(parts))
+
+
+def _with_author(answer: Answer, body: str) -> str:
+    """A written answer says who wrote it and what its check left out; quotes standing in for one say why."""
+    if answer.notice:
+        body = f"*{escape_markdown(f'{answer.author}: {answer.notice}')}*\n\n{body}"
+    if answer.answerer == WRITTEN:
+        left_out = len(answer.unsupported)
+        note = f"{answer.author}; every sentence checked against the sentences it cites"
+        if left_out:
+            note += f"; {left_out} sentence{'s' * (left_out != 1)} left out as unsupported"
+        body += f"\n\n*{escape_markdown(note)}.*"
+    return body
 
 
 def _link_title(title: str) -> str:
