@@ -68,6 +68,21 @@ def rss_mib() -> float:
 # --- The two designs, behind one small interface: build(articles), add(article), remove(id), noop() ------------
 
 
+def synthetic_article(aid: str, title: str, date: str | None, chunks: list[str]) -> tuple:
+    """(Article, sentence spans, chunks) of an article whose sentences are ``chunks``, one chunk each, joined by
+    spaces; imported at call time, so the old design gets its own checkout's types."""
+    from qa.chunking import Chunk, Span
+    from qa.corpus import Article
+
+    text = " ".join(chunks)
+    spans, at = [], 0
+    for c in chunks:
+        spans.append(Span(at, at + len(c)))
+        at += len(c) + 1
+    rows = [Chunk(aid, i, s.start, s.end, text[s.start:s.end], i, i) for i, s in enumerate(spans)]
+    return Article(aid, title, text, date, "Wire"), spans, rows
+
+
 class New:
     def __init__(self, folder: Path):
         from qa.store.local import LocalStore
@@ -76,20 +91,13 @@ class New:
         self.folder = folder
 
     def _writes(self, articles, seed):
-        from qa.chunking import Chunk, Span
-        from qa.corpus import Article
         from qa.store import ArticleWrite
 
         out = []
-        for n, (aid, title, date, chunks) in enumerate(articles):
-            text = " ".join(chunks)
-            spans, at = [], 0
-            for c in chunks:
-                spans.append(Span(at, at + len(c)))
-                at += len(c) + 1
-            cs = tuple(Chunk(aid, i, s.start, s.end, text[s.start:s.end], i, i) for i, s in enumerate(spans))
+        for n, record in enumerate(articles):
+            article, spans, cs = synthetic_article(*record)
             v = vectors(len(cs), seed + n)
-            out.append(ArticleWrite(Article(aid, title, text, date, "Wire"), tuple(spans), cs, v, v, aid))
+            out.append(ArticleWrite(article, tuple(spans), tuple(cs), v, v, article.id))
         return tuple(out)
 
     def commit(self, articles=(), remove=(), seed=0):
@@ -115,19 +123,12 @@ class Old:
         self.writer = Writer(folder)
 
     def commit(self, articles=(), remove=(), seed=0):
-        from qa.chunking import Chunk, Span
-        from qa.corpus import Article
         from qa.store import Manifest
 
         added, chunk_vectors = [], []
-        for n, (aid, title, date, chunks) in enumerate(articles):
-            text = " ".join(chunks)
-            spans, at = [], 0
-            for c in chunks:
-                spans.append(Span(at, at + len(c)))
-                at += len(c) + 1
-            rows = [Chunk(aid, i, s.start, s.end, text[s.start:s.end], i, i) for i, s in enumerate(spans)]
-            added.append((Article(aid, title, text, date, "Wire"), spans, rows))
+        for n, record in enumerate(articles):
+            article, spans, rows = synthetic_article(*record)
+            added.append((article, spans, rows))
             chunk_vectors.append(vectors(len(rows), seed + n))
         v = np.concatenate(chunk_vectors) if chunk_vectors else np.zeros((0, DIM), np.float32)
         self.writer.commit(Manifest("synthetic", DIM, 128, 1), list(remove), added, v, v)

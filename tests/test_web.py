@@ -233,15 +233,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory, embedder, seed_index):
-    """The app over temporary copies of the corpus and its index (nothing to embed at start); URL, settings."""
-    root = tmp_path_factory.mktemp("web")
+def serve_copy(root: Path, embedder, seed_index: Path):
+    """The app over copies of the corpus and its index in ``root`` (nothing to embed at start): app, URL, settings."""
     shutil.copytree(CORPUS, root / "corpus")
     shutil.copytree(seed_index, root / "index")
     settings = Settings(corpus=root / "corpus", index=root / "index")
     app = create_app(settings, embedder)
-    url = launch(app, port=free_port(), prevent_thread_lock=True, quiet=True)
+    return app, launch(app, port=free_port(), prevent_thread_lock=True, quiet=True), settings
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, embedder, seed_index):
+    """The app over temporary copies of the corpus and its index; URL, settings."""
+    app, url, settings = serve_copy(tmp_path_factory.mktemp("web"), embedder, seed_index)
     yield url, settings
     app.close()
 

@@ -7,16 +7,13 @@ the corpus folder and the index agree afterwards (through ``Retriever.articles``
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
-from conftest import CORPUS
-from test_web import ask, browser, free_port, last_answer, upload  # noqa: F401 - fixtures
+from test_web import ask, browser, last_answer, serve_copy, upload  # noqa: F401 - fixtures
 
 from qa.config import Settings
 from qa.listing import MAX_PAGE_SIZE
 from qa.retriever import Retriever
-from qa.web import create_app, launch
 
 BULK = 60  # more than a page (qa.listing.PAGE_SIZE is 50)
 STORY = ("---\ntitle: Busan port strike ends\ndate: 2024-12-03\nsource: Harbour Gazette\n---\n"
@@ -26,12 +23,7 @@ STORY = ("---\ntitle: Busan port strike ends\ndate: 2024-12-03\nsource: Harbour 
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory, embedder, seed_index):
-    root = tmp_path_factory.mktemp("archive")
-    shutil.copytree(CORPUS, root / "corpus")
-    shutil.copytree(seed_index, root / "index")
-    settings = Settings(corpus=root / "corpus", index=root / "index")
-    app = create_app(settings, embedder)
-    url = launch(app, port=free_port(), prevent_thread_lock=True, quiet=True)
+    app, url, settings = serve_copy(tmp_path_factory.mktemp("archive"), embedder, seed_index)
     yield url, settings, Retriever(settings.index, embedder)
     app.close()
 
