@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from qa.answer import EMPTY, NO_MATCH, Answer, Answerer, Event, final
 from qa.conversation import Turn, normalize_history, readings
 from qa.evidence import Evidence, gather
-from qa.extractive import ExtractiveAnswerer
+from qa.extractive import ExtractiveAnswerer, Judgement
 from qa.filters import Filters
 from qa.retriever import MAX_QUERY_CHARS, Retriever
 
@@ -76,13 +76,15 @@ class Assistant:
             yield Answer(question, f"No articles match these filters: {filters.describe()}. Clear or widen them "
                                    "to search the whole archive.", abstained=True, reason=NO_MATCH)
             return
-        evidence = self.evidence(question, normalize_history(history), filters)
+        evidence, judgement = self._resolve(question, normalize_history(history), filters)
         answerer = self.judge if quotes else self.answerer
+        # The judgement that chose the reading is passed on to answerers gated by it: it is not made twice.
+        mine = answerer is self.judge or getattr(answerer, "judge", None) is self.judge
         streaming = getattr(answerer, "stream", None)
         if streaming is None:
-            yield answerer.answer(evidence)
+            yield answerer.answer(evidence, judgement) if mine else answerer.answer(evidence)
             return
-        yield from streaming(evidence)
+        yield from streaming(evidence, judgement) if mine else streaming(evidence)
 
     @property
     def writes(self) -> bool:
@@ -91,14 +93,19 @@ class Assistant:
 
     def evidence(self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None) -> Evidence:
         """The evidence for the reading of ``question`` that the articles support best."""
+        return self._resolve(question, history, filters)[0]
+
+    def _resolve(self, question: str, history: Sequence[Turn] = (),
+                 filters: Filters | None = None) -> tuple[Evidence, Judgement]:
+        """The best-supported reading's evidence, and the judgement of it that chose it."""
         history = tuple(history)
         options = [gather(self.retriever, question, r, history, filters, self.k) for r in readings(question, history)]
-        if len(options) == 1:
-            return options[0]
         judged = [self.judge.judge(e) for e in options]
+        if len(options) == 1:
+            return options[0], judged[0]
         contextual, alone = judged
         if (alone.answerable and not contextual.answerable) or (
                 alone.answerable == contextual.answerable
                 and alone.confidence > contextual.confidence + CONTEXT_PREFERENCE):
-            return options[1]
-        return options[0]
+            return options[1], alone
+        return options[0], contextual

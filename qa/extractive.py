@@ -84,8 +84,9 @@ class ExtractiveAnswerer:
     def __init__(self, settings: ExtractiveSettings | None = None):
         self.settings = settings or ExtractiveSettings()
 
-    def answer(self, evidence: Evidence) -> Answer:
-        judgement = self.judge(evidence)
+    def answer(self, evidence: Evidence, judgement: Judgement | None = None) -> Answer:
+        """The answer from ``evidence``; ``judgement`` is :meth:`judge`'s of it, when the caller has it already."""
+        judgement = judgement or self.judge(evidence)
         if not judgement.answerable:
             return Answer(evidence.question, ABSTAIN_TEXT, abstained=True, related=evidence.passages,
                           reason=UNANSWERED)

@@ -48,13 +48,13 @@ class WrittenAnswerer:
         except ModelUnavailable:
             return None
 
-    def answer(self, evidence: Evidence) -> Answer:
-        return final(self.stream(evidence))
+    def answer(self, evidence: Evidence, judgement: Judgement | None = None) -> Answer:
+        return final(self.stream(evidence, judgement))
 
     def stream(self, evidence: Evidence, judgement: Judgement | None = None) -> Iterator[Event]:
         """Tokens as the model writes, then a :class:`Checked` per written sentence, then the :class:`Answer`."""
         judgement = judgement or self.judge.judge(evidence)
-        quotes = self.judge.answer(evidence)
+        quotes = self.judge.answer(evidence, judgement)
         if quotes.abstained:  # the gate: no model time for what the archive cannot answer
             yield quotes
             return
