@@ -17,7 +17,7 @@ import re
 import sys
 
 from qa.config import Settings, configure_offline
-from qa.corpus import parse_date
+from qa.filters import Filters
 from qa.metadata import repair
 
 
@@ -177,13 +177,14 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.skipped else 0
 
 
+#: The filters' fields as the command line names them, for Filters.parse's messages.
+FLAGS = {"source": "--source", "since": "--since", "until": "--until"}
+
+
 def _filters_of(args: argparse.Namespace) -> dict:
-    """The search filters, checked: a --since after --until would match nothing without saying why."""
-    since, until = parse_date(args.since), parse_date(args.until)
-    if since and until and since > until:
-        raise ValueError(f"--since {since} is after --until {until}, so no article can match; swap them")
-    return {"source": repair(args.source) if args.source else None, "since": args.since, "until": args.until,
-            "undated": args.undated}
+    """The search filters, checked (a --since after --until would match nothing without saying why)."""
+    source = repair(args.source) if args.source else None
+    return {"filters": Filters.parse(source, args.since, args.until, args.undated, labels=FLAGS)}
 
 
 def _search(args: argparse.Namespace, settings: Settings) -> int:

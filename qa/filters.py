@@ -34,11 +34,12 @@ class Filters:
 
     @classmethod
     def parse(cls, source: str | None = None, since: str | dt.date | None = None, until: str | dt.date | None = None,
-              undated: bool = True) -> Filters:
-        """Checked filters from raw values; raises :class:`FilterError` naming the field and the fix."""
-        day_since, day_until = _day(since, "since"), _day(until, "until")
+              undated: bool = True, labels: dict[str, str] = LABELS) -> Filters:
+        """Checked filters from raw values; raises :class:`FilterError` naming the field (by ``labels``: the
+        front end's names for the fields, e.g. the CLI's flags) and the fix."""
+        day_since, day_until = _day(since, labels["since"]), _day(until, labels["until"])
         if day_since and day_until and day_since > day_until:
-            raise FilterError(f"{LABELS['since']} {day_since} is after {LABELS['until']} {day_until}; "
+            raise FilterError(f"{labels['since']} {day_since} is after {labels['until']} {day_until}; "
                               "swap them or clear one")
         source = " ".join(str(source).split()) if source else None
         return cls(source or None, day_since, day_until, bool(undated))
@@ -68,11 +69,11 @@ class Filters:
         return ", ".join(bits) or "no filters"
 
 
-def _day(value: str | dt.date | None, name: str) -> str | None:
+def _day(value: str | dt.date | None, label: str) -> str | None:
     """A filter's day as YYYY-MM-DD; a value that is no date is an error, never "no filter"."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     day = parse_date(value.strip() if isinstance(value, str) else value)
     if day is None:
-        raise FilterError(f"{LABELS[name]} {str(value)[:40]!r} is not a date; use YYYY-MM-DD, e.g. 2024-11-27")
+        raise FilterError(f"{label} {str(value)[:40]!r} is not a date; use YYYY-MM-DD, e.g. 2024-11-27")
     return day
