@@ -90,7 +90,7 @@ class Answer:
     @property
     def author(self) -> str:
         """For the reader: "Quotes" or "Written by <model>"."""
-        return f"Written by {self.model}" if self.answerer == WRITTEN else QUOTES_AUTHOR
+        return written_by(self.model) if self.answerer == WRITTEN else QUOTES_AUTHOR
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,6 +116,11 @@ class Checked:
 
 #: What :meth:`qa.assistant.Assistant.stream` yields: tokens, then checked sentences, then the Answer (always last).
 Event = Token | Checked | Answer
+
+
+def written_by(model: str | None) -> str:
+    """Who wrote a written answer, for the reader: "Written by qwen2.5-0.5b"."""
+    return f"Written by {model or 'the model'}"
 
 
 def final(events: Iterable[Event]) -> Answer:

@@ -167,8 +167,10 @@ class _Fake(http.server.BaseHTTPRequestHandler):
 
     body: tuple[int, str, bytes] = (200, "text/event-stream", b"")
     requests: list[str]
+    listings: list[str]
 
     def do_GET(self):  # noqa: N802 - /v1/models
+        self.listings.append(self.path)
         self._send(200, "application/json", json.dumps({"object": "list", "data": [{"id": "fake"}]}).encode())
 
     def do_POST(self):  # noqa: N802
@@ -188,7 +190,7 @@ class _Fake(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def fake():
-    handler = type("Handler", (_Fake,), {"requests": []})
+    handler = type("Handler", (_Fake,), {"requests": [], "listings": []})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield handler, f"http://127.0.0.1:{server.server_address[1]}/v1"
@@ -301,3 +303,14 @@ def test_the_web_chat_says_who_wrote_the_answer_and_switches_to_quotes(llama, re
     finally:
         playwright.stop()
         app.close()
+
+
+def test_the_web_app_is_built_without_asking_the_endpoint(fake, retriever, embedder, seed_index, tmp_path):
+    """An endpoint that is slow or down must not hold up the app's start: the model is named once a page loads."""
+    from qa.web import create_app
+
+    handler, url = fake
+    (tmp_path / "corpus").mkdir()
+    create_app(Settings(corpus=tmp_path / "corpus", index=seed_index), embedder, assistant=written(retriever, url))
+    assert handler.listings == []
+    assert written(retriever, url).answerer.model_name() == "fake" and handler.listings == ["/v1/models"]

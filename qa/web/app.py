@@ -14,7 +14,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a local app: no us
 
 import gradio as gr  # noqa: E402 - after the setting above
 
-from qa.answer import QUOTES_AUTHOR, Answer, Token  # noqa: E402
+from qa.answer import QUOTES_AUTHOR, Answer, Token, written_by  # noqa: E402
 from qa.assistant import Assistant  # noqa: E402
 from qa.config import DEFAULT_HOST, DEFAULT_PORT, Settings, WebSettings  # noqa: E402
 from qa.errors import DiskFull, IndexReadOnly, IndexUnusable  # noqa: E402
@@ -80,6 +80,14 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
     def status_and_sources():
         choices = [("All sources", "")] + [(s, s) for s in retriever.sources()]
         return status_html(retriever.info()), gr.update(choices=choices)
+
+    def name_model(chosen: str):
+        """The answer switch with the model's name as the endpoint gives it (the choice the reader made kept)."""
+        name = assistant.answerer.model_name()
+        if not name:
+            return gr.skip()
+        authors = [QUOTES_AUTHOR, written_by(name)]
+        return gr.update(choices=authors, value=QUOTES_AUTHOR if chosen == QUOTES_AUTHOR else authors[1])
 
     def respond(question: str, store: dict, source: str, since: str | None, until: str | None, undated: bool,
                 author: str = QUOTES_AUTHOR):
@@ -241,8 +249,9 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
                             again_button = gr.Button("Ask again", scale=1, min_width=64, interactive=False,
                                                      elem_id="qa-again")
                         # Configuring QA_LLM_URL turns written answers on; the reader can still ask for quotes.
-                        model = (assistant.answerer.model_name() if assistant.writes else None) or "the model"
-                        authors = [QUOTES_AUTHOR, f"Written by {model}"]
+                        # The model is named as configured here, and as the endpoint lists it once the page loads
+                        # (an endpoint that is down must not delay the app's start).
+                        authors = [QUOTES_AUTHOR, written_by(configured_model(assistant))]
                         author = gr.Radio(authors, value=authors[assistant.writes], label="Answers",
                                           visible=assistant.writes, elem_id="qa-author",
                                           info="Quotes are exact sentences; a written answer keeps only sentences "
@@ -291,6 +300,8 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
         clear.click(lambda: ("", None, None, True), None, [source, since, until, undated], **private)
         app.load(show, store, shown, **quiet).then(status_and_sources, None, [status, source], **quiet).then(
             **listing)
+        if assistant.writes:
+            app.load(name_model, author, author, **quiet)
         gr.api(ask, api_name="ask")
         gr.api(search, api_name="search")
         gr.api(articles, api_name="articles")
@@ -299,6 +310,12 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
     # a bounded queue tells the 129th waiting request "queue full" instead of letting waits grow without end.
     app.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     return app
+
+
+def configured_model(assistant: Assistant) -> str | None:
+    """The writing model's name as configured (``QA_LLM_MODEL``), without asking its endpoint."""
+    endpoint = getattr(assistant.answerer, "endpoint", None)
+    return endpoint.model if assistant.writes and endpoint is not None else None
 
 
 def pick_example(evt: gr.SelectData) -> str:
