@@ -175,7 +175,8 @@ def measure(design: str, size: int, workdir: Path, batch: int = BATCH_ARTICLES, 
 
 
 def reader_memory(size: int, workdir: Path) -> dict:
-    """A reader of the new design at ``size`` chunks: RSS after opening and one dense and lexical search."""
+    """A reader of the new design at ``size`` chunks, in a fresh process: peak RSS after opening it and four dense
+    and lexical searches."""
     from qa.store.local import LocalStore
 
     store = LocalStore(workdir / f"new-{size}")
@@ -190,15 +191,14 @@ def reader_memory(size: int, workdir: Path) -> dict:
 
 
 def _child(design: str, size: int, workdir: Path, old: Path | None, batch: int = BATCH_ARTICLES,
-           rounds: int = ROUNDS) -> dict:
+           rounds: int = ROUNDS, call: str = "") -> dict:
     path = [str(old), str(ROOT)] if design == "old" else [str(ROOT)]
+    call = call or f"measure({design!r}, {size}, Path({str(workdir)!r}), {batch}, {rounds})"
     # Loaded by its path: the old checkout has a bench package of its own (its bench.data and bench.synth serve).
     code = ("import json, importlib.util as u; from pathlib import Path; "
             f"s = u.spec_from_file_location('sync_cost', {str(Path(__file__))!r}); m = u.module_from_spec(s); "
             "s.loader.exec_module(m); measure, reader_memory = m.measure, m.reader_memory; "
-            f"out = measure({design!r}, {size}, Path({str(workdir)!r}), {batch}, {rounds}); "
-            + (f"out.update(reader_memory({size}, Path({str(workdir)!r}))) if {design!r} == 'new' else None; ")
-            + "print('RESULT ' + json.dumps(out))")
+            f"out = {call}; print('RESULT ' + json.dumps(out))")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     # Run from the work folder: "-c" puts the current folder first on sys.path, before PYTHONPATH.
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=workdir)
@@ -216,16 +216,20 @@ def run(sizes=SIZES, old: Path | None = None, workdir: Path | None = None, old_b
             for design in ("new", "old") if old else ("new",):
                 extra = (old_batch, old_rounds) if design == "old" else ()
                 rows.append(_child(design, size, Path(tmp), old, *extra))
+                if design == "new":  # in a process of its own: the builder's peak is not the reader's
+                    rows[-1].update(_child(design, size, Path(tmp), None,
+                                           call=f"reader_memory({size}, Path({str(tmp)!r}))"))
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     return rows
 
 
 def render(rows: list[dict]) -> str:
     lines = ["| design | chunks | add one article (s) | remove one (s) | no-op (s) | build (s) | peak RSS (MiB) | "
-             "disk (MiB) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "disk (MiB) | reader RSS (MiB) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
+        reader = f"{r['reader_rss_mib']:,.0f}" if "reader_rss_mib" in r else ""
         lines.append(f"| {r['design']} | {r['chunks']:,} | {r['add_s']:.3f} | {r['remove_s']:.3f} | {r['noop_s']:.3f} "
-                     f"| {r['build_s']:.0f} | {r['peak_rss_mib']:.0f} | {r['disk_mib']:.0f} |")
+                     f"| {r['build_s']:.0f} | {r['peak_rss_mib']:,.0f} | {r['disk_mib']:,.0f} | {reader} |")
     return "\n".join(lines)
 
 
