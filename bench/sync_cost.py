@@ -2,6 +2,7 @@
 
     python -m bench.sync_cost                      # 20k and 250k chunks, this design beside the old one
     python -m bench.sync_cost --sizes 20000,250000,1000000 --old /tmp/qa-old   # and at 1M chunks
+    python -m bench.sync_cost --sizes 1000000 --old /tmp/qa-old --old-batch 0 --old-rounds 1
 
 Each size gets an index of synthetic articles (3 chunks each, random unit vectors, Markov text as bench/synth.py
 makes it: so the lexical index has real vocabulary) written straight through the store, then one article is
@@ -9,7 +10,10 @@ added, one removed, and the store's part of a no-op sync (what is indexed, which
 each ROUNDS times, medians reported. Embedding is left out: it costs what the article costs in both designs.
 ``--old`` names a checkout of the design before issue 15 (one FAISS file and a bm25s folder per generation, both
 rewritten by every commit: ``git worktree add --detach /tmp/qa-old <commit>``); it runs in a child process
-with that checkout first on its path, on the same synthetic articles.
+with that checkout first on its path, on the same synthetic articles. Every commit of the old design rebuilds
+BM25 over the whole index, so building it in 20,000-article batches costs the square of its size (hours at 1M
+chunks): ``--old-batch 0`` builds it in one commit instead and ``--old-rounds`` times fewer commits; what is
+measured after the build (one add, one removal, a no-op) is the same, and the new design is built as always.
 """
 
 from __future__ import annotations
@@ -140,15 +144,17 @@ class Old:
         self.writer.indexed(), self.writer.files()
 
 
-def measure(design: str, size: int, workdir: Path) -> dict:
-    """Build an index of ``size`` chunks with ``design`` and time one add, one removal and a no-op."""
+def measure(design: str, size: int, workdir: Path, batch: int = BATCH_ARTICLES, rounds: int = ROUNDS) -> dict:
+    """Build an index of ``size`` chunks with ``design`` in commits of ``batch`` articles (0: one commit) and time
+    one add, one removal and a no-op, ``rounds`` times each."""
     articles = synthetic(size // CHUNKS_PER_ARTICLE + ROUNDS)
-    base, extra = articles[:size // CHUNKS_PER_ARTICLE], articles[size // CHUNKS_PER_ARTICLE:]
+    base, extra = articles[:size // CHUNKS_PER_ARTICLE], articles[size // CHUNKS_PER_ARTICLE:][:rounds]
     folder = workdir / f"{design}-{size}"
     store = (New if design == "new" else Old)(folder)
+    batch = batch or len(base)
     started = time.perf_counter()
-    for i in range(0, len(base), BATCH_ARTICLES):
-        store.commit(base[i:i + BATCH_ARTICLES], seed=i)
+    for i in range(0, len(base), batch):
+        store.commit(base[i:i + batch], seed=i)
     store.compact()
     built = time.perf_counter() - started
     add, remove, noop = [], [], []
@@ -165,11 +171,12 @@ def measure(design: str, size: int, workdir: Path) -> dict:
     disk = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     return {"design": design, "chunks": size, "build_s": built, "add_s": statistics.median(add),
             "remove_s": statistics.median(remove), "noop_s": statistics.median(noop), "peak_rss_mib": rss_mib(),
-            "disk_mib": disk / 2**20, "rounds": ROUNDS}
+            "disk_mib": disk / 2**20, "rounds": rounds, "batch_articles": batch}
 
 
 def reader_memory(size: int, workdir: Path) -> dict:
-    """A reader of the new design at ``size`` chunks: RSS after opening and one dense and lexical search."""
+    """A reader of the new design at ``size`` chunks, in a fresh process: peak RSS after opening it and four dense
+    and lexical searches."""
     from qa.store.local import LocalStore
 
     store = LocalStore(workdir / f"new-{size}")
@@ -183,15 +190,15 @@ def reader_memory(size: int, workdir: Path) -> dict:
     return {"chunks": size, "reader_rss_mib": rss_mib(), "search_both_ms_median": 1000 * statistics.median(times)}
 
 
-def _child(design: str, size: int, workdir: Path, old: Path | None) -> dict:
+def _child(design: str, size: int, workdir: Path, old: Path | None, batch: int = BATCH_ARTICLES,
+           rounds: int = ROUNDS, call: str = "") -> dict:
     path = [str(old), str(ROOT)] if design == "old" else [str(ROOT)]
+    call = call or f"measure({design!r}, {size}, Path({str(workdir)!r}), {batch}, {rounds})"
     # Loaded by its path: the old checkout has a bench package of its own (its bench.data and bench.synth serve).
     code = ("import json, importlib.util as u; from pathlib import Path; "
             f"s = u.spec_from_file_location('sync_cost', {str(Path(__file__))!r}); m = u.module_from_spec(s); "
             "s.loader.exec_module(m); measure, reader_memory = m.measure, m.reader_memory; "
-            f"out = measure({design!r}, {size}, Path({str(workdir)!r})); "
-            + (f"out.update(reader_memory({size}, Path({str(workdir)!r}))) if {design!r} == 'new' else None; ")
-            + "print('RESULT ' + json.dumps(out))")
+            f"out = {call}; print('RESULT ' + json.dumps(out))")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     # Run from the work folder: "-c" puts the current folder first on sys.path, before PYTHONPATH.
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=workdir)
@@ -201,22 +208,28 @@ def _child(design: str, size: int, workdir: Path, old: Path | None) -> dict:
     return json.loads(line[7:])
 
 
-def run(sizes=SIZES, old: Path | None = None, workdir: Path | None = None) -> list[dict]:
+def run(sizes=SIZES, old: Path | None = None, workdir: Path | None = None, old_batch: int = BATCH_ARTICLES,
+        old_rounds: int = ROUNDS) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="qa-sync-cost-", dir=workdir) as tmp:
         for size in sizes:
             for design in ("new", "old") if old else ("new",):
-                rows.append(_child(design, size, Path(tmp), old))
+                extra = (old_batch, old_rounds) if design == "old" else ()
+                rows.append(_child(design, size, Path(tmp), old, *extra))
+                if design == "new":  # in a process of its own: the builder's peak is not the reader's
+                    rows[-1].update(_child(design, size, Path(tmp), None,
+                                           call=f"reader_memory({size}, Path({str(tmp)!r}))"))
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     return rows
 
 
 def render(rows: list[dict]) -> str:
     lines = ["| design | chunks | add one article (s) | remove one (s) | no-op (s) | build (s) | peak RSS (MiB) | "
-             "disk (MiB) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "disk (MiB) | reader RSS (MiB) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
+        reader = f"{r['reader_rss_mib']:,.0f}" if "reader_rss_mib" in r else ""
         lines.append(f"| {r['design']} | {r['chunks']:,} | {r['add_s']:.3f} | {r['remove_s']:.3f} | {r['noop_s']:.3f} "
-                     f"| {r['build_s']:.0f} | {r['peak_rss_mib']:.0f} | {r['disk_mib']:.0f} |")
+                     f"| {r['build_s']:.0f} | {r['peak_rss_mib']:,.0f} | {r['disk_mib']:,.0f} | {reader} |")
     return "\n".join(lines)
 
 
@@ -247,10 +260,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.sync_cost", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="comma-separated chunk counts")
     parser.add_argument("--old", type=Path, help="a checkout of the design before issue 15, to run beside")
+    parser.add_argument("--old-batch", type=int, default=BATCH_ARTICLES,
+                        help="articles per commit while building the old design's index (0: all in one commit)")
+    parser.add_argument("--old-rounds", type=int, default=ROUNDS, help="adds and removals timed in the old design")
     parser.add_argument("--workdir", type=Path, help="where the indexes are built (default: a temporary folder)")
     parser.add_argument("--out", type=Path, default=RESULTS / "sync_cost.json")
     args = parser.parse_args(argv)
-    rows = run([int(s) for s in args.sizes.split(",")], args.old, args.workdir)
+    rows = run([int(s) for s in args.sizes.split(",")], args.old, args.workdir, args.old_batch, args.old_rounds)
     print(render(rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=2))

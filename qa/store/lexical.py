@@ -1,9 +1,13 @@
 """The local index's lexical search: BM25 over each chunk string, in a tantivy index that is updated in place.
 
 tantivy (Lucene's design in Rust) keeps immutable segments and merges them in the background, so a commit
-costs what it adds, not the archive's size; its top-k search skips most of the long posting lists (block-max
-WAND). Chosen by measurement over bm25s (rebuilt whole on every sync) and SQLite FTS5: BENCHMARKS.md,
-"Lexical search that updates in place".
+costs what it adds, not the archive's size. Chosen by measurement over bm25s (rebuilt whole on every sync) and
+SQLite FTS5: BENCHMARKS.md, "Lexical search that updates in place". Its search scores every posting of every
+query word: tantivy's block-max WAND runs only under a bare ``TopDocs`` collector, and tantivy-py 0.27's
+``Searcher.search`` always wraps that in a ``MultiCollector`` (``count=False`` included), whose default
+``collect_segment`` calls ``Weight::for_each``; at 1M chunks a search took the same time for the top 10 as for
+the top 50, and with 1, 2 or 6 segments. Its cost is the postings of the words searched (12-20 ns each on
+this machine), hence :data:`COMMON_SHARE`.
 
 Each document holds the chunk id, the commit (generation) that added it, the article's source and date (as
 YYYYMMDD, 0 for undated) for filters, and the chunk string (title and chunk text, :func:`qa.chunking.chunk_string`),
@@ -30,9 +34,13 @@ from qa.filters import Filters
 
 #: In an index of at least COMMON_MIN documents, query words found in more than COMMON_SHARE of them are left out
 #: of the query when that still finds ``k`` documents: at 1M chunks a question's "the", "of" and "what" each
-#: match most documents, and scoring them took 39 ms per query (p50) against 7.6 ms without them, while their
+#: match most documents, and scoring them took 21 ms per query (p50) against 2.9 ms without them, while their
 #: BM25 weight (IDF) is a small fraction of a rarer word's (BENCHMARKS.md, "Lexical search that updates in
-#: place", for the overlap with the full ranking). Smaller indexes are searched with every word.
+#: place", for the overlap with the full ranking). Smaller indexes are searched with every word. The share trades
+#: time for ranking (1M synthetic chunks, one run: 0.2 keeps 0.82 of the full top 10; 0.1 is a
+#: quarter faster and keeps 0.69); leaving words out by a postings budget or by their share of the query's IDF
+#: did worse for the time, and rescoring the rarer words' top 100 with the other words (one query per word,
+#: restricted to those ids) ranks better but costs more than it saves.
 COMMON_SHARE, COMMON_MIN = 0.2, 50_000
 #: tantivy's smallest writer heap (per thread), enough for a sync's batch.
 WRITER_HEAP = 50_000_000
@@ -108,14 +116,14 @@ class LexicalIndex:
         hits = self.searcher.search(tantivy.Query.all_query(), self.size, count=False).hits
         return [int(i) for i in self.searcher.fast_field_values("id", [address for _, address in hits])]
 
-    def search(self, query: str, k: int, filters: Filters) -> list[tuple[int, float]]:
-        """(chunk id, BM25 score) pairs, best first."""
+    def search(self, query: str, k: int, filters: Filters, share: float = COMMON_SHARE) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) pairs, best first; ``share`` is :data:`COMMON_SHARE` but for benchmarks."""
         terms = words(query)
         if not terms or k < 1 or not self.size:
             return []
         searcher = self.searcher
         if len(terms) > 1 and searcher.num_docs >= COMMON_MIN:
-            limit = COMMON_SHARE * searcher.num_docs
+            limit = share * searcher.num_docs
             rare = [t for t in terms if searcher.doc_freq("text", t) <= limit]
             if rare and len(rare) < len(terms):
                 found = self._search(rare, k, filters)
