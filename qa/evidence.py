@@ -14,6 +14,7 @@ import numpy as np
 
 from qa.conversation import Reading, Turn
 from qa.corpus import fallback_title
+from qa.facts import headline_answers, question_kind
 from qa.filters import Filters
 from qa.retriever import Passage, Retriever, Sentence
 
@@ -60,9 +61,12 @@ def gather(retriever: Retriever, question: str, reading: Reading, history: tuple
             if key not in seen:
                 seen.add(key)
                 candidates.append(Candidate(sentence, p))
-    # Each article's best passage, for its title line; a title made from the file name is no headline.
+    # Each article's best passage, for its title line; a title made from the file name is no headline. Only a
+    # title that could answer is embedded (one model call fewer for most questions: BENCHMARKS.md, "At scale").
     firsts = {p.article_id: p for p in reversed(passages) if p.title and p.title != fallback_title(p.article_id)}
-    titled = [p for p in passages if firsts.get(p.article_id) is p]
+    kind, noun = question_kind(reading.focus)
+    titled = [p for p in passages
+              if firsts.get(p.article_id) is p and headline_answers(kind, p.title, reading.focus, noun)]
     if titled:
         vectors = retriever.embed_texts([p.title for p in titled])
         candidates += [Candidate(Sentence(p.article_id, -1, 0, len(p.title), p.title, v), p, TITLE)

@@ -133,8 +133,8 @@ class ExtractiveAnswerer:
         text = c.sentence.text
         if facts.is_question(text):
             return False
-        if c.part == TITLE or facts.is_heading(text):  # a headline only when it holds the asked-for answer
-            return kind is not Kind.OTHER and facts.holds(kind, text, focus, noun)
+        if c.part == TITLE or facts.is_heading(text):
+            return facts.headline_answers(kind, text, focus, noun)
         return True
 
     def _anchored(self, kind: Kind, noun: str | None, focus: str, candidates: list[Candidate]) -> np.ndarray:

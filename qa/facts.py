@@ -341,6 +341,12 @@ def is_question(text: str) -> bool:
     return text.rstrip().rstrip("\"'”’)»").endswith("?")
 
 
+def headline_answers(kind: Kind, text: str, question: str, noun: str | None = None) -> bool:
+    """Whether a headline or sub-heading may answer ``question``: only when it states the asked-for kind of value
+    ("Okafor wins second term as mayor" for "Who won?"), never as a topic line."""
+    return kind is not Kind.OTHER and not is_question(text) and holds(kind, text, question, noun)
+
+
 def is_heading(text: str) -> bool:
     """A headline or sub-heading line: short, without the full stop of a sentence."""
     stripped = text.rstrip()

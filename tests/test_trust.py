@@ -192,6 +192,20 @@ def test_a_headline_is_cited_as_the_title_line(news, texts):
         assert facts.holds(Kind.QUANTITY, s.text, "How many")
 
 
+def test_only_titles_that_could_answer_are_evidence(news):
+    """A title is embedded (a model call at question time) only when it states the asked-for kind of value."""
+    from qa.conversation import Reading
+    from qa.evidence import TITLE, gather
+
+    def titles(question: str) -> list[str]:
+        evidence = gather(news.retriever, question, Reading(question, question, False))
+        return [c.sentence.text for c in evidence.candidates if c.part == TITLE]
+
+    assert titles("What did the union say about the offer?") == []  # no kind of value asked for
+    counted = titles("How many flights did the airport cancel as the storm peaked?")
+    assert counted and all(facts.holds(Kind.QUANTITY, t, "How many") for t in counted)
+
+
 # --- Refusals ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("question", [
