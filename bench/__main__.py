@@ -1,6 +1,6 @@
-"""Every benchmark in one run: quality (bench.eval, bench.newsqa), defaults (bench.tune), speed (bench.speed), FAISS
-(bench.ann), the cost of one sync against the index size (bench.sync_cost), written answers beside quotes
-(bench.llm; needs `make llm`).
+"""Every benchmark in one run: quality (bench.eval, bench.newsqa, bench.longdocs), defaults (bench.tune), speed
+(bench.speed), FAISS (bench.ann), the cost of one sync against the index size (bench.sync_cost), written answers
+beside quotes (bench.llm; needs `make llm`).
 
     python -m bench            # make bench; long the first time (it builds and caches the 20k-chunk index)
     python -m bench --quick    # 100 questions, stages up to 5k chunks, 100k vectors, sync cost at 2k and 20k
@@ -14,14 +14,14 @@ import sys
 import time
 from pathlib import Path
 
-from bench import ann, llm, newsqa, speed, sync_cost, tune
+from bench import ann, llm, longdocs, newsqa, speed, sync_cost, tune
 from bench import eval as quality
 from bench.data import RESULTS
 from bench.plot import PLOT, plot
 from bench.report import save_json
 from qa.config import configure_offline
 
-PARTS = ("eval", "newsqa", "tune", "speed", "ann", "sync_cost", "llm")
+PARTS = ("eval", "newsqa", "longdocs", "tune", "speed", "ann", "sync_cost", "llm")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         results["newsqa"] = newsqa.run()
         results["seconds"]["newsqa"] = time.perf_counter() - started
         sections.append(("Answers on news (python -m bench.newsqa)", newsqa.render_all(results["newsqa"])))
+    if "longdocs" in parts:
+        started = time.perf_counter()
+        results["longdocs"] = longdocs.run((128,) if args.quick else longdocs.SIZES, not args.no_peer)
+        results["seconds"]["longdocs"] = time.perf_counter() - started
+        sections.append(("Retrieval on long articles (python -m bench.longdocs)", longdocs.render(results["longdocs"])))
     if "tune" in parts:
         started = time.perf_counter()
         results["tune"] = tune.tune(limit=100 if args.quick else None)

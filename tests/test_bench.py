@@ -179,3 +179,19 @@ def test_txtai_peer_runs_offline_on_the_local_model():
     assert peer.search("Which city is the capital of France?", 1)[0] == 20
     assert peer.search("155 mm artillery shells", 1, "bm25") == [30]
     assert peer.faiss == "IDMap,Flat"
+
+
+def test_long_articles_hold_every_paragraph_once(tmp_path, embedder):
+    """bench.longdocs: the SQuAD paragraphs joined by topic into long articles, each paragraph in exactly one."""
+    from bench.data import squad_passages
+    from bench.longdocs import ARTICLE_WORDS, long_corpus
+
+    owner = long_corpus(tmp_path, embedder)
+    passages = squad_passages()
+    assert set(owner) == set(passages)
+    texts = {p.name: p.read_text(encoding="utf-8") for p in tmp_path.glob("*.md")}
+    assert set(owner.values()) == set(texts)
+    for pid, name in owner.items():
+        assert texts[name].count(passages[pid]) == 1
+    long = [t for t in texts.values() if len(t.split()) >= ARTICLE_WORDS]
+    assert len(long) >= len(texts) / 2  # mostly long: only each topic's last article may be short
