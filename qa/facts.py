@@ -14,6 +14,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
+
+#: Texts whose values are kept (per function): the answerer asks the same of a sentence several times per question,
+#: and the same sentences come back for related questions.
+CACHED = 8192
 
 
 class Kind(Enum):
@@ -177,12 +182,14 @@ class Facts:
         return not (self.dates and other.dates and not self.dates & other.dates)
 
 
+@lru_cache(maxsize=CACHED)
 def facts(text: str) -> Facts:
     dates = _dates(text)
     return Facts(frozenset(_numbers(_DATE.sub(" ", text))), frozenset(dates), frozenset(_names(text)))
 
 
-def _numbers(text: str) -> list[str]:
+@lru_cache(maxsize=CACHED)
+def _numbers(text: str) -> tuple[str, ...]:
     out = []
     for m in _NUMBER.finditer(text):
         if m["num"]:
@@ -193,10 +200,11 @@ def _numbers(text: str) -> list[str]:
         else:
             word = m["word"].lower()
             out.append(_NUMBER_WORDS.get(word) or _SCALE[word])
-    return out
+    return tuple(out)
 
 
-def _dates(text: str) -> list[str]:
+@lru_cache(maxsize=CACHED)
+def _dates(text: str) -> tuple[str, ...]:
     out = []
     for m in _DATE.finditer(text):
         month = m["month"] or m["month2"]
@@ -211,16 +219,17 @@ def _dates(text: str) -> list[str]:
             out.append(m["iso"])
         else:
             out.append(" ".join(m[0].lower().split()).rstrip("s") if m["weekday"] else " ".join(m[0].lower().split()))
-    return out
+    return tuple(out)
 
 
-def _names(text: str) -> list[str]:
+@lru_cache(maxsize=CACHED)
+def _names(text: str) -> tuple[str, ...]:
     """Capitalised words that name someone or something, lowercased (sentence-initial common words left out)."""
     out = []
     for m in _NAME.finditer(_DATE.sub(" ", text)):
         words = [w for w in re.split(r"\s+", m[0]) if w.lower().strip(".") not in _NOT_NAMES and len(w) > 1]
         out += [re.sub(r"['’]s?$", "", w.lower().strip(".")) for w in words]
-    return out
+    return tuple(out)
 
 
 def holds(kind: Kind, text: str, question: str, noun: str | None = None) -> bool:
@@ -233,8 +242,13 @@ _DATE_PARTS = {"time": ("time",), "hour": ("time",), "year": ("year", "year3", "
                "day": ("weekday", "day", "day2", "iso", "relative"), "date": ("day", "day2", "iso", "weekday")}
 
 
-def spans(kind: Kind, text: str, question: str, noun: str | None = None) -> list[tuple[int, int]]:
+@lru_cache(maxsize=CACHED)
+def spans(kind: Kind, text: str, question: str, noun: str | None = None) -> tuple[tuple[int, int], ...]:
     """Character spans of the values of ``kind`` in ``text`` that ``question`` does not already contain."""
+    return tuple(_spans(kind, text, question, noun))
+
+
+def _spans(kind: Kind, text: str, question: str, noun: str | None) -> list[tuple[int, int]]:
     if kind is Kind.QUANTITY:
         asked = set(_numbers(question))
         dates = [m.span() for m in _DATE.finditer(text) if not m["year3"]]
