@@ -30,6 +30,7 @@ from bench import newsqa
 from bench.data import RESULTS, squad_passages, squad_questions
 from bench.metrics import first_distinct, ranking_metrics
 from bench.peer import PeerUnavailable, TxtaiIndex, chunk_texts
+from bench.report import save_json
 from qa.config import Settings
 
 SIZES = (96, 128, 192, 232)  # tokens per chunk; the model reads 256, the title takes the rest
@@ -196,8 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             peer = False
     rows = run([int(s) for s in args.sizes.split(",")], peer)
     print(render(rows))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=2))
+    save_json(rows, args.out)
     return 0
 
 

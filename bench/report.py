@@ -54,7 +54,7 @@ def machine() -> dict[str, object]:
             "when": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
-def save_json(data: dict, path: Path) -> Path:
+def save_json(data: dict | list, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     return path
