@@ -53,10 +53,14 @@ test: $(BIN)/qa browser $(MILVUS_CORE)/.ready llm
 	QA_REQUIRE_MILVUS_CORE=1 $(BIN)/python -m pytest -q
 
 # Benchmarks (BENCHMARKS.md); `make bench BENCH_ARGS=--quick` for the short run (the soak: 10 minutes instead of 30).
-# txtai and matplotlib are bench-only.
+# txtai and matplotlib are bench-only. bench.sync_cost times the storage design before issue 15 beside today's,
+# from a worktree of that commit.
+OLD_DESIGN ?= /tmp/qa-old-design
+OLD_DESIGN_COMMIT := 3148d52
 bench: $(BIN)/qa $(MILVUS_CORE)/.ready llm
 	$(BIN)/pip install --quiet -e '.[test,bench,milvus,llm]'
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	test -d $(OLD_DESIGN) || git worktree add --detach $(OLD_DESIGN) $(OLD_DESIGN_COMMIT)
+	$(BIN)/python -m bench --old $(OLD_DESIGN) $(BENCH_ARGS)
 	$(BIN)/python -m bench.milvus
 	$(BIN)/python -m bench.load
 	$(MAKE) browser

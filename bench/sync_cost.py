@@ -1,8 +1,7 @@
 """What one sync costs as the archive grows: adding and removing one article, and a sync with nothing to do.
 
-    python -m bench.sync_cost                      # 20k and 250k chunks, this design beside the old one
-    python -m bench.sync_cost --sizes 20000,250000,1000000 --old /tmp/qa-old   # and at 1M chunks
-    python -m bench.sync_cost --sizes 1000000 --old /tmp/qa-old --old-batch 0 --old-rounds 1
+    python -m bench.sync_cost                      # 20k, 250k and 1M chunks, this design only
+    python -m bench.sync_cost --old /tmp/qa-old --old-batch 0 --old-rounds 1   # the old design beside (make bench)
 
 Each size gets an index of synthetic articles (3 chunks each, random unit vectors, Markov text as bench/synth.py
 makes it: so the lexical index has real vocabulary) written straight through the store, then one article is
@@ -33,7 +32,7 @@ import numpy as np
 from bench.data import RESULTS
 
 ROOT = Path(__file__).resolve().parent.parent
-SIZES = (20_000, 250_000)
+SIZES = (20_000, 250_000, 1_000_000)  # the 1M-chunk build takes ~8 minutes and ~5.5 GB here (BENCHMARKS.md)
 ROUNDS = 3
 DIM = 384
 CHUNKS_PER_ARTICLE = 3
