@@ -62,7 +62,8 @@ def gather(retriever: Retriever, question: str, reading: Reading, history: tuple
                 seen.add(key)
                 candidates.append(Candidate(sentence, p))
     # Each article's best passage, for its title line; a title made from the file name is no headline. Only a
-    # title that could answer is embedded (one model call fewer for most questions: BENCHMARKS.md, "At scale").
+    # title that could answer is embedded (a model call fewer for most questions: BENCHMARKS.md, "`ask` at 20,000
+    # chunks").
     firsts = {p.article_id: p for p in reversed(passages) if p.title and p.title != fallback_title(p.article_id)}
     kind, noun = question_kind(reading.focus)
     titled = [p for p in passages
