@@ -14,7 +14,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a local app: no us
 
 import gradio as gr  # noqa: E402 - after the setting above
 
-from qa.answer import QUOTES_AUTHOR, Answer, Token, written_by  # noqa: E402
+from qa.answer import QUOTES, QUOTES_AUTHOR, WRITTEN, Answer, Token, written_by  # noqa: E402
 from qa.assistant import Assistant  # noqa: E402
 from qa.config import DEFAULT_HOST, DEFAULT_PORT, Settings, WebSettings  # noqa: E402
 from qa.errors import DiskFull, IndexReadOnly, IndexUnusable  # noqa: E402
@@ -52,19 +52,23 @@ STATIC = Path(__file__).parent / "static"
 def open_assistant(settings: Settings, embedder=None, log: Callable[[str], None] | None = None) -> Assistant:
     """Bring the index in line with the corpus (a no-op when nothing changed) and open it."""
     log = log or _log
+
+    def opened() -> Assistant:
+        retriever = Retriever(settings.index, embedder, settings=settings)
+        return Assistant(retriever, writer=Endpoint.from_settings(settings))
+
     try:
         report = sync(settings=settings, embedder=embedder)
         log(f"index {settings.index} synced with {settings.corpus}: {report.summary()}")
     except (CorpusNotFound, MassRemoval, DiskFull, IndexReadOnly) as exc:
         try:
-            assistant = Assistant(Retriever(settings.index, embedder, settings=settings),
-                                  writer=Endpoint.from_settings(settings))
+            assistant = opened()
         except IndexUnusable:
             raise exc from None
         # The index itself is fine: serve it as it is rather than not start (the log says why it is not synced).
         log(f"index {settings.index} NOT synced with {settings.corpus}: {exc}; serving the index as it is")
         return assistant
-    return Assistant(Retriever(settings.index, embedder, settings=settings), writer=Endpoint.from_settings(settings))
+    return opened()
 
 
 def create_app(settings: Settings, embedder=None, assistant: Assistant | None = None,
@@ -84,13 +88,11 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
     def name_model(chosen: str):
         """The answer switch with the model's name as the endpoint gives it (the choice the reader made kept)."""
         name = assistant.answerer.model_name()
-        if not name:
-            return gr.skip()
-        authors = [QUOTES_AUTHOR, written_by(name)]
-        return gr.update(choices=authors, value=QUOTES_AUTHOR if chosen == QUOTES_AUTHOR else authors[1])
+        # Only the label changes: a question sent before this update arrives still carries a valid value.
+        return gr.update(choices=_authors(name), value=chosen) if name else gr.skip()
 
     def respond(question: str, store: dict, source: str, since: str | None, until: str | None, undated: bool,
-                author: str = QUOTES_AUTHOR):
+                author: str = QUOTES):
         """Stream the answer to ``question`` into the current chat; yields the page's outputs as it goes (a
         partial answer at each step), saving the chat in the browser once the answer is known."""
         store = chats.clean(store)
@@ -106,7 +108,7 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
         try:
             events = assistant.stream(question, history=chat_turns(turns), source=source or None,
                                       since=since or None, until=until or None, undated=bool(undated),
-                                      quotes=author == QUOTES_AUTHOR)
+                                      quotes=author == QUOTES)
             written = ""
             for event in events:
                 if isinstance(event, Answer):
@@ -251,8 +253,8 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
                         # Configuring QA_LLM_URL turns written answers on; the reader can still ask for quotes.
                         # The model is named as configured here, and as the endpoint lists it once the page loads
                         # (an endpoint that is down must not delay the app's start).
-                        authors = [QUOTES_AUTHOR, written_by(configured_model(assistant))]
-                        author = gr.Radio(authors, value=authors[assistant.writes], label="Answers",
+                        author = gr.Radio(_authors(configured_model(assistant)),
+                                          value=WRITTEN if assistant.writes else QUOTES, label="Answers",
                                           visible=assistant.writes, elem_id="qa-author",
                                           info="Quotes are exact sentences; a written answer keeps only sentences "
                                                "its citations support.")
@@ -277,15 +279,13 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
                 listing = archive_tab.build(settings, retriever, status_and_sources, [status, source])
 
         buttons = [send, stop, again_button]
-        answered = gr.on([question.submit, send.click], respond,
-                         [question, store, source, since, until, undated, author],
-                         [question, chatbot, sources, store, *buttons, chat_list], trigger_mode="once", **private)
+        asking = [question, store, source, since, until, undated, author]  # respond's inputs, then its outputs
+        answering = [question, chatbot, sources, store, *buttons, chat_list]
+        answered = gr.on([question.submit, send.click], respond, asking, answering, trigger_mode="once", **private)
         picked = chatbot.example_select(pick_example, None, question, **private).then(
-            respond, [question, store, source, since, until, undated, author],
-            [question, chatbot, sources, store, *buttons, chat_list], **private)
+            respond, asking, answering, **private)
         asked_again = again_button.click(again, store, [store, question], **private).then(
-            respond, [question, store, source, since, until, undated, author],
-            [question, chatbot, sources, store, *buttons, chat_list], **private)
+            respond, asking, answering, **private)
         stop.click(stopped, None, buttons, cancels=[answered, picked, asked_again], **private)
         shown = [chatbot, sources, chat_list, title_box, again_button]
         chat_list.input(choose, [chat_list, store], [store, *shown], **private)
@@ -316,6 +316,11 @@ def configured_model(assistant: Assistant) -> str | None:
     """The writing model's name as configured (``QA_LLM_MODEL``), without asking its endpoint."""
     endpoint = getattr(assistant.answerer, "endpoint", None)
     return endpoint.model if assistant.writes and endpoint is not None else None
+
+
+def _authors(model: str | None) -> list[tuple[str, str]]:
+    """The answer switch's choices: what the reader sees, and the value an answer is asked with."""
+    return [(QUOTES_AUTHOR, QUOTES), (written_by(model), WRITTEN)]
 
 
 def pick_example(evt: gr.SelectData) -> str:
