@@ -309,10 +309,9 @@ _WORDS = re.compile(r"[\w'’]+")
 _QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "do", "does", "did",
                    "has", "have", "had", "were", "much", "many", "about", "us", "can", "could", "would", "should",
                    "its", "his", "her", "he", "she", "we", "you", "i", "me", "my", "from", "than", "so", "any"}
-_STOPWORDS = sorted(set(bm25s.stopwords.STOPWORDS_EN) | _QUESTION_WORDS)
+_STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN) | _QUESTION_WORDS
 
 
-_STOP = frozenset(_STOPWORDS)
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s.tokenize's default pattern
 
 
@@ -325,7 +324,7 @@ def _terms(texts: list[str]) -> list[list[str]]:
 def _stems(text: str) -> tuple[str, ...]:
     """As ``bm25s.tokenize(..., stopwords=_STOPWORDS, stemmer=...)``, without its per-call set-up (a third of the
     answerer's time); cached, since the same sentences come back question after question."""
-    return tuple(_stemmer().stemWords([w for w in _TOKEN.findall(text.lower()) if w not in _STOP]))
+    return tuple(_stemmer().stemWords([w for w in _TOKEN.findall(text.lower()) if w not in _STOPWORDS]))
 
 
 def _one_line(text: str) -> str:

@@ -36,10 +36,11 @@ SIMILAR_ABOVE = 0.40
 #: Written sentences of fewer words are compared in meaning together with the question they answer.
 SHORT_WORDS = 6
 
-_MARKERS = re.compile(r"(?:[ \t]*\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\])+")
+_MARKER = r"[ \t]*\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\]"  # "[2]", " [2, 3]"
+_MARKERS = re.compile(rf"(?:{_MARKER})+")
 _NUMBER = re.compile(r"\d+")
 _LEAD = re.compile(r"^\s*(?:answer\s*:\s*)", re.IGNORECASE)
-_TRAILING = re.compile(r"([.!?]+)((?:[ \t]*\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\])+)")
+_TRAILING = re.compile(rf"([.!?]+)((?:{_MARKER})+)")
 _WORD = re.compile(r"[\w'’-]+")
 
 
