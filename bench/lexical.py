@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.data import RESULTS, squad_questions
+from bench.report import save_json
 from bench.sync_cost import synthetic
 
 CANDIDATES = ("tantivy", "fts5", "bm25s")
@@ -42,8 +43,12 @@ def _latency(search, questions) -> dict:
         t = time.perf_counter()
         search(q)
         times.append(1000 * (time.perf_counter() - t))
-    times.sort()
-    return {"p50_ms": statistics.median(times), "p90_ms": times[int(0.9 * len(times))]}
+    return _p50_p90(times)
+
+
+def _p50_p90(times_ms: list[float]) -> dict:
+    ordered = sorted(times_ms)
+    return {"p50_ms": statistics.median(ordered), "p90_ms": ordered[int(0.9 * len(ordered))]}
 
 
 def tantivy_run(docs: list[str], questions: list[str], folder: Path, shares: Sequence[float] = ()) -> dict:
@@ -94,8 +99,7 @@ def _shares(index, questions: list[str], shares: list[float]) -> dict:
                     kept[share].append((len(set(ids[:10]) & set(ref[:10])) / 10, len(set(ids) & set(ref)) / 50))
     rows = []
     for share in shares:
-        ts = sorted(times[share])
-        rows.append({"share": share, "p50_ms": statistics.median(ts), "p90_ms": ts[int(0.9 * len(ts))],
+        rows.append({"share": share, **_p50_p90(times[share]),
                      "overlap_at_10": statistics.mean(a for a, _ in kept[share]),
                      "overlap_at_50": statistics.mean(b for _, b in kept[share])})
     mine = next(r for r in rows if r["share"] == COMMON_SHARE)
@@ -197,8 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     shares = [float(s) for s in args.shares.split(",") if s.strip()]
     rows = run([int(s) for s in args.sizes.split(",")], only, shares)
     print(render(rows))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=2))
+    save_json(rows, args.out)
     return 0
 
 

@@ -26,7 +26,6 @@ them, against the quoted sentence (supported) and against a sentence of another 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import tempfile
@@ -37,6 +36,7 @@ import numpy as np
 
 from bench import newsqa
 from bench.data import RESULTS, contains, squad_set, write_squad_corpus
+from bench.report import save_json
 
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 
@@ -255,9 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     results = run_with_server(args.url, args.model, args.local_model, args.news, args.squad)
     print(render(results))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=str))
-    print(f"saved {args.out}")
+    print(f"saved {save_json(results, args.out)}")
     return 0
 
 

@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.report import save_json
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
 NEWS_CORPUS = ROOT / "bench" / "newsqa" / "corpus"
@@ -200,8 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run(SETS if args.set == "both" else (args.set,), args.show)
     print(render_all(results))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2))
+        save_json(results, args.out)
     return 0
 
 

@@ -266,10 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "sync_cost.json")
     args = parser.parse_args(argv)
     rows = run([int(s) for s in args.sizes.split(",")], args.old, args.workdir, args.old_batch, args.old_rounds)
+    from bench.report import save_json  # here: the old design's child process loads this file with its own bench
+
     print(render(rows))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=2))
-    print(f"saved {args.out}")
+    print(f"saved {save_json(rows, args.out)}")
     with_plot = ROOT / "bench" / "sync_cost.png"
     try:
         print(f"plot {plot(rows, with_plot)}")
