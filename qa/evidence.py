@@ -43,6 +43,9 @@ class Evidence:
     candidates: list[Candidate]
     history: tuple[Turn, ...] = ()
     filters: Filters = field(default_factory=Filters)
+    #: For a reading with the conversation: the question as asked, embedded. The query's vector carries the
+    #: previous turn, so it alone would rank the previous answer first again.
+    own_vector: np.ndarray | None = None
 
 
 def gather(retriever: Retriever, question: str, reading: Reading, history: tuple[Turn, ...] = (),
@@ -72,4 +75,5 @@ def gather(retriever: Retriever, question: str, reading: Reading, history: tuple
         vectors = retriever.embed_texts([p.title for p in titled])
         candidates += [Candidate(Sentence(p.article_id, -1, 0, len(p.title), p.title, v), p, TITLE)
                        for p, v in zip(titled, vectors, strict=True)]
-    return Evidence(question, reading, vector, passages, similarity, candidates, tuple(history), filters)
+    own = retriever.embed_query(question) if reading.contextual else None
+    return Evidence(question, reading, vector, passages, similarity, candidates, tuple(history), filters, own)

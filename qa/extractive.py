@@ -53,6 +53,11 @@ class ExtractiveSettings:
     differ_above: float = 0.60  # sentences this similar that give other figures for the asked-for value differ
     differ_margin: float = 0.5  # ... if they score within this of the best one
     context_chars: int = 160
+    # Follow-ups (a reading with the conversation); chosen on the news dev set (BENCHMARKS.md, "Follow-ups"). The
+    # query carries the previous turn, so without these the answer already shown ranks first again.
+    asked_share: float = 0.5  # share of a sentence's similarity measured against the question as asked
+    repeat_penalty: float = 0.3  # for a sentence an earlier answer of the conversation already quoted
+    said_terms_weight: float = 0.3  # weight of borrowed terms that come from an earlier answer
 
 
 @dataclass(frozen=True)
@@ -163,10 +168,21 @@ class ExtractiveAnswerer:
     def _score(self, evidence: Evidence, candidates: list[Candidate]) -> np.ndarray:
         s = self.settings
         sentences = [c.sentence for c in candidates]
-        similarity = np.stack([x.vector for x in sentences]) @ evidence.vector
+        matrix = np.stack([x.vector for x in sentences])
+        similarity = matrix @ evidence.vector
         own = _terms([evidence.question])[0]  # the words of this question; a follow-up borrows the rest
         borrowed = [t for t in _terms([evidence.reading.query])[0] if t not in own]
         weights = {t: 1.0 for t in borrowed} | {t: s.focus_weight for t in own}
+        repeated = np.zeros(len(sentences))
+        if evidence.reading.contextual:
+            if evidence.own_vector is not None:
+                similarity = (1 - s.asked_share) * similarity + s.asked_share * (matrix @ evidence.own_vector)
+            said = _said(evidence.history)
+            repeated = np.array([_one_line(x.text) in said for x in sentences], float)
+            said_terms = set(_stems(said))
+            weights = {t: w * s.said_terms_weight if t in said_terms and t in borrowed else w
+                       for t, w in weights.items()}
+        similarity = similarity - s.repeat_penalty * repeated
         if not weights:
             return similarity
         topic = set(_terms([" ".join(dict.fromkeys(p.title for p in evidence.passages))])[0])
@@ -272,6 +288,11 @@ def _differ(j: Judgement, first: int, rival: int, sentences: list[AnswerSentence
         where = ", ".join(x for x in (c.passage.source, c.passage.date) if x)
         bits.append(f"{shown} [{sentence.citations[0]}]" + (f" ({where})" if where else ""))
     return "Reports differ: " + "; ".join(bits) + "."
+
+
+def _said(history) -> str:
+    """What the conversation's earlier answers said, on one line (their quoted sentences are inside it)."""
+    return " ".join(_one_line(t.content) for t in history if t.role == "assistant")
 
 
 def _missing(focus: str, evidence: Evidence, chosen: Candidate | None) -> tuple[str, ...]:

@@ -90,6 +90,18 @@ def test_a_follow_up_keeps_the_asked_for_kind(news):
     assert "otterhound" in first(answer).lower(), answer.text
 
 
+@pytest.mark.parametrize("questions,expected", [
+    (("What did the port authority raise its pay offer to?", "What did the union leader call it?"),
+     "a step, not a solution"),
+    (("When did the chlorine leak at the Verant plant start?", "How was it stopped?", "What time was that?"),
+     "1:15 a.m."),
+])
+def test_a_follow_up_is_not_answered_with_what_was_already_said(news, questions, expected):
+    # The query carries the previous turn; scored against it alone, the sentence already shown came first again.
+    answer = converse(news, *questions)
+    assert expected in first(answer), answer.text
+
+
 def test_self_contained_question_after_a_long_conversation(news):
     answer = converse(news, "How many flights were cancelled at Ashford International on Wednesday?",
                       "And on Thursday?", "Who runs Quillfeather?")
