@@ -39,6 +39,7 @@ class Embedder:
                 f"cannot load embedding model {model!r}: {exc}. Give a sentence-transformers name or a local "
                 "folder with --model or QA_MODEL (hub names need the network or a filled Hugging Face cache)."
             ) from exc
+        self.model.eval()  # encode() sets this on every call; _few() relies on it being set once, here
         self.tokenizer = self.model.tokenizer
         self.max_tokens = int(self.model.max_seq_length or 256)
         self.dimension = int(self.model.get_embedding_dimension())
@@ -57,9 +58,25 @@ class Embedder:
             # A question or two runs fastest on one thread; spinning up the thread pool for it costs more than it
             # saves, and on a busy machine many times more (we measured 20 ms against 670 ms per query).
             torch.set_num_threads(1 if len(texts) <= SMALL_BATCH else self._threads)
+            if len(texts) <= SMALL_BATCH:
+                return self._few(texts)
             vectors = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                                         convert_to_numpy=True, show_progress_bar=progress)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _few(self, texts: Sequence[str]) -> np.ndarray:
+        """What ``model.encode`` gives for a question or two (the same vectors), by calling its modules directly:
+        ``encode`` also sets eval mode and checks every parameter's device on each call, 4-9 ms of a 30 ms query
+        embedding here (BENCHMARKS.md, "`ask` at 20,000 chunks")."""
+        import torch
+
+        model = self.model
+        prompt = model.prompts.get(model.default_prompt_name) if model.default_prompt_name else None
+        with torch.inference_mode():
+            features = model.preprocess(list(texts), prompt=prompt)
+            features = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
+            vectors = torch.nn.functional.normalize(model(features)["sentence_embedding"].float(), p=2, dim=1)
+        return np.ascontiguousarray(vectors.cpu().numpy(), dtype=np.float32)
 
     def encode_with_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
                           ) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -83,3 +83,13 @@ def test_every_sentence_has_a_vector_close_to_its_own_embedding(seed_index, embe
     assert np.allclose(np.linalg.norm(pooled, axis=1), 1, atol=1e-2)
     # A one-word "sentence" such as "Background." means little on its own; the rest must agree.
     assert np.median(agreement) > 0.8 and np.mean(agreement > 0.5) > 0.9, agreement
+
+
+def test_a_question_or_two_get_the_vectors_the_model_gives(embedder):
+    """Embedder.encode calls the model's modules directly for a few texts; the vectors must be encode()'s."""
+    import numpy as np
+
+    texts = ["What ammunition was discussed?", "Who proposed it, and when did the talks in Seoul begin?", "Why?"]
+    for few in (texts[:1], texts[:2], texts):
+        expected = embedder.model.encode(few, normalize_embeddings=True, convert_to_numpy=True)
+        assert np.allclose(embedder.encode(few), expected, atol=1e-5)
