@@ -19,11 +19,12 @@ from qa.facts import Kind, question_kind
 _CONTINUATION = re.compile(r"^\s*(and|but|also|so|then|what about|how about|what else|anything else|same for|"
                            r"and what about|or)\b", re.IGNORECASE)
 _POINTING = re.compile(r"\b(it|its|they|them|their|theirs|he|she|his|her|him|hers|this|that|these|those|there|"
-                       r"then|such|the same|the other|the latter|the former)\b", re.IGNORECASE)
+                       r"then|such|the same|the other|the latter|the former|else)\b", re.IGNORECASE)
 #: "that"/"this" followed by a noun usually names the thing itself ("that deal" still leans; "that 4% offer"
 #: too); these are the words after which "that" is a conjunction or relative pronoun instead.
 _NOT_POINTING_AFTER = re.compile(r"\b(so|such|said|says|say|believe|think|know|claim|claimed|reported|report|fact|"
                                  r"mean|means|than|now)\s+that\b", re.IGNORECASE)
+_ELSE = re.compile(r"\belse\b", re.IGNORECASE)
 _MARKERS = re.compile(r"\s*(\[\d+\])+")
 _QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "many", "much", "did",
                    "does", "do", "is", "was", "are", "were", "has", "have", "had", "will", "would", "can", "could",
@@ -61,6 +62,11 @@ def leans_on_conversation(question: str) -> bool:
         return True
     pointing = _POINTING.findall(_NOT_POINTING_AFTER.sub(" ", question))
     return bool(pointing)
+
+
+def asks_for_another(question: str) -> bool:
+    """Whether ``question`` wants a value other than those already given ("Who *else* did he meet?")."""
+    return bool(_ELSE.search(question))
 
 
 def readings(question: str, history: Sequence[Turn]) -> list[Reading]:

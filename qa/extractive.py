@@ -29,6 +29,7 @@ import numpy as np
 
 from qa import facts
 from qa.answer import ABSTAIN_TEXT, UNANSWERED, UNKNOWN_TEXT, Answer, AnswerSentence, Citation
+from qa.conversation import asks_for_another
 from qa.evidence import TITLE, Candidate, Evidence
 from qa.facts import STRICT, Kind
 
@@ -114,7 +115,9 @@ class ExtractiveAnswerer:
             none = np.zeros(0, bool)
             return Judgement(kind, focus, [], np.zeros(0), none, none, -1, 0.0, 0.0, 0.0, (), False)
         base = self._score(evidence, candidates)
-        typed = np.array([facts.holds(kind, c.sentence.text, focus, noun) for c in candidates])
+        # "Who else ...?" wants a value the conversation has not given yet: its earlier answers count as asked.
+        known = f"{focus} {_said(evidence.history)}" if asks_for_another(evidence.question) else focus
+        typed = np.array([facts.holds(kind, c.sentence.text, known, noun) for c in candidates])
         anchored = self._anchored(kind, noun, focus, candidates) if kind is not Kind.OTHER else np.zeros(len(typed))
         # A name or number is no sign of "which X" being answered (on SQuAD the bonus cost 2 points); its noun is.
         bonus = typed if kind is not Kind.THING else np.zeros(len(typed))

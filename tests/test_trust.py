@@ -61,6 +61,7 @@ def first(answer) -> str:
     ("What about the union?", True),
     ("Why?", True),
     ("Officials said that the port reopened: when?", False),  # "said that" is no pointer
+    ("Who else did the Ukrainian minister meet?", True),  # someone besides those already named
 ])
 def test_which_questions_lean_on_the_conversation(question, leans):
     assert leans_on_conversation(question) is leans
@@ -100,6 +101,12 @@ def test_a_follow_up_is_not_answered_with_what_was_already_said(news, questions,
     # The query carries the previous turn; scored against it alone, the sentence already shown came first again.
     answer = converse(news, *questions)
     assert expected in first(answer), answer.text
+
+
+def test_who_else_names_someone_the_conversation_has_not(news):
+    answer = converse(news, "Who did South Korea's president meet on November 27?", "What did they agree on?",
+                      "Who else did the Ukrainian minister meet?")
+    assert "Shin Won-sik" in first(answer) or "Kim Yong-hyun" in first(answer), answer.text
 
 
 def test_self_contained_question_after_a_long_conversation(news):
