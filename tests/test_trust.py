@@ -144,6 +144,15 @@ def test_the_answer_states_the_asked_for_value(news, question, expected):
     assert expected.lower() in first(news.ask(question)).lower()
 
 
+@pytest.mark.parametrize("question,expected", [
+    ("What does Pyongyang supply to Moscow?", "artillery shells"),  # "supplier" in the sentence
+    ("What does the central bank now expect Norland's economy to grow by this year?", "1.1%"),  # "growth"
+])
+def test_other_forms_of_a_question_word_count_as_its_terms(news, question, expected):
+    answer = news.ask(question)
+    assert expected in first(answer), answer.text
+
+
 def test_a_question_in_the_article_is_never_the_answer(news):
     answer = news.ask("What does a central bank do?")  # the explainer asks exactly this, then answers it
     assert not answer.abstained and not facts.is_question(first(answer)), answer.text
