@@ -326,10 +326,17 @@ def _missing(focus: str, evidence: Evidence, chosen: Candidate | None) -> tuple[
     numbers = facts.numbers_in(focus)  # most questions give none: the evidence's are not read then
     out = names + sorted(numbers - facts.numbers_in(haystack) if numbers else ())
     asked = facts.years(focus)
-    if asked:
+    year = (chosen.passage.date or "")[:4]
+    if asked and year.isdigit():
+        # A dated article's sentence speaks of the article's year unless it names another: "Who won last year?"
+        # is not answered by this year's winner, nor "the 2020 election" by Tuesday's.
+        asked = facts.absolute_years(asked, int(year))
+        said = facts.absolute_years(facts.years_mentioned(chosen.sentence.text), int(year)) | {year}
+        out += sorted(asked - said)
+    elif asked:  # undated: a year anywhere in the article; "last year" only in the sentence (whose last year?)
         article = [p.text for p in evidence.passages if p.article_id == chosen.sentence.article_id]
-        said = facts.years_mentioned(" ".join(article)) | {(chosen.passage.date or "")[:4]}
-        out += [y for y in asked if y not in said]
+        said = facts.years_mentioned(" ".join(article)) - set(facts.RELATIVE_YEARS)
+        out += [y for y in asked if y not in said | facts.years_mentioned(chosen.sentence.text)]
     return tuple(out)
 
 

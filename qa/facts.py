@@ -337,6 +337,14 @@ def years_mentioned(text: str) -> set[str]:
     return years(text) | set(re.findall(r"\b(1\d{3}|20\d\d)\b", text))
 
 
+RELATIVE_YEARS = {"last year": -1, "previous year": -1, "a year ago": -1, "next year": 1}
+
+
+def absolute_years(found: set[str], year: int) -> set[str]:
+    """``years`` with "last year" / "next year" made absolute, counted from ``year`` (an article's date)."""
+    return {str(year + RELATIVE_YEARS[y]) if y in RELATIVE_YEARS else y for y in found}
+
+
 _UNKNOWN = re.compile(r"\b(?:has|have|had|did|does|do|would|will|could)\s+not\s+(?:yet\s+)?(?:said|say|disclosed?|"
                       r"revealed?|announced?|confirmed?|released?|given|specified|made public)\b|\bdeclined to "
                       r"(?:say|comment|disclose|give|confirm|specify)\b|\b(?:not|never) (?:been )?(?:disclosed|"
