@@ -118,7 +118,7 @@ class ExtractiveAnswerer:
         if not candidates:
             none = np.zeros(0, bool)
             return Judgement(kind, focus, [], np.zeros(0), none, none, -1, 0.0, 0.0, 0.0, (), False)
-        base = self._score(evidence, candidates)
+        base, sure = self._score(evidence, candidates)
         # "Who else ...?" wants a value the conversation has not given yet: its earlier answers count as asked.
         known = f"{focus} {_said(evidence.history)}" if asks_for_another(evidence.question) else focus
         typed = np.array([facts.holds(kind, c.sentence.text, known, noun) for c in candidates])
@@ -134,7 +134,7 @@ class ExtractiveAnswerer:
             best = int(pool[np.argmax(scores[pool])]) if len(pool) else (best if typed.any() else -1)
         passage = float(evidence.passage_similarity.max()) if len(evidence.passage_similarity) else 0.0
         missing = _missing(focus, evidence, candidates[best] if best >= 0 else None)
-        sentence = float(base[best]) if best >= 0 else 0.0
+        sentence = float(sure[best]) if best >= 0 else 0.0
         confidence = sentence + s.passage_weight * passage if best >= 0 else 0.0
         answerable = best >= 0 and not missing and confidence >= s.abstain_below
         return Judgement(kind, focus, candidates, scores, typed, anchored, best, sentence, passage, confidence, missing,
@@ -172,7 +172,10 @@ class ExtractiveAnswerer:
                          if k not in span)
         return out
 
-    def _score(self, evidence: Evidence, candidates: list[Candidate]) -> np.ndarray:
+    def _score(self, evidence: Evidence, candidates: list[Candidate]) -> tuple[np.ndarray, np.ndarray]:
+        """Each candidate's score for ranking, and the score the confidence is read from: the same, but with only
+        exact stems as covered terms (a word's other forms re-rank sentences; alone they made "Who has an emergency
+        supply of O?" answerable from a sentence about a "supplier" in an archive without the answer)."""
         s = self.settings
         sentences = [c.sentence for c in candidates]
         matrix = np.stack([x.vector for x in sentences])
@@ -191,7 +194,7 @@ class ExtractiveAnswerer:
                        for t, w in weights.items()}
         similarity = similarity - s.repeat_penalty * repeated
         if not weights:
-            return similarity
+            return similarity, similarity
         topic = set(_terms([" ".join(dict.fromkeys(p.title for p in evidence.passages))])[0])
         weights = {t: w * (s.topic_weight if t in topic else 1.0) for t, w in weights.items()}
         terms = list(weights)
@@ -199,8 +202,10 @@ class ExtractiveAnswerer:
         df = np.array([sum(t in h for h in held) for t in terms])
         idf = np.log1p(len(held) / (1 + df)) * np.array([weights[t] for t in terms])
         coverage = np.array([idf[[_covers(t, h, s.prefix_chars) for t in terms]].sum() for h in held]) / idf.sum()
+        exact = np.array([idf[[t in h for t in terms]].sum() for h in held]) / idf.sum()
         dangling = np.array([bool(_DANGLING.match(x.text)) for x in sentences])
-        return similarity + s.lexical_weight * coverage - s.dangling_penalty * dangling
+        rest = similarity - s.dangling_penalty * dangling
+        return rest + s.lexical_weight * coverage, rest + s.lexical_weight * exact
 
     def _compose(self, question: str, j: Judgement) -> Answer:
         s = self.settings
