@@ -66,8 +66,8 @@ class Embedder:
 
     def _few(self, texts: Sequence[str]) -> np.ndarray:
         """What ``model.encode`` gives for a question or two (the same vectors), by calling its modules directly:
-        ``encode`` also sets eval mode and checks every parameter's device on each call, 4-9 ms of a 30 ms query
-        embedding here (BENCHMARKS.md, "`ask` at 20,000 chunks")."""
+        ``encode`` also sets eval mode and checks every parameter's device on each call: 26.0 -> 23.5 ms per query
+        here (BENCHMARKS.md, "Follow-ups, word forms and years")."""
         import torch
 
         model = self.model

@@ -43,7 +43,8 @@ class ExtractiveSettings:
     lexical_weight: float = 1.25  # weight of question-term coverage beside embedding similarity
     # A term also covers a word it begins or that begins it, both this long at least: the stemmer leaves "handler"
     # and "leader" whole ("Who handled her?", "Who leads the union?"). News dev first 77.4% -> 79.0%, SQuAD cited
-    # 0.913 -> 0.917 (4 letters: dev 78.2%, check one question fewer; BENCHMARKS.md, "Follow-ups").
+    # 0.913 -> 0.917 (4 letters: dev 78.2%, check one question fewer; BENCHMARKS.md, "Follow-ups, word forms and
+    # years"). Ranking only: the confidence counts exact stems (see _score).
     prefix_chars: int = 5
     focus_weight: float = 2.0  # the question's own terms, beside terms a follow-up takes from the conversation
     topic_weight: float = 0.25  # terms of the passages' titles: they find the article, not the sentence in it
@@ -58,8 +59,8 @@ class ExtractiveSettings:
     differ_above: float = 0.60  # sentences this similar that give other figures for the asked-for value differ
     differ_margin: float = 0.5  # ... if they score within this of the best one
     context_chars: int = 160
-    # Follow-ups (a reading with the conversation); chosen on the news dev set (BENCHMARKS.md, "Follow-ups"). The
-    # query carries the previous turn, so without these the answer already shown ranks first again.
+    # Follow-ups (a reading with the conversation), chosen on the news dev set (BENCHMARKS.md, "Follow-ups, word
+    # forms and years"): the query carries the previous turn, so without these the answer already shown came first.
     asked_share: float = 0.5  # share of a sentence's similarity measured against the question as asked
     repeat_penalty: float = 0.3  # for a sentence an earlier answer of the conversation already quoted
     said_terms_weight: float = 0.3  # weight of borrowed terms that come from an earlier answer
@@ -317,9 +318,9 @@ def _said(history) -> str:
 
 def _missing(focus: str, evidence: Evidence, chosen: Candidate | None) -> tuple[str, ...]:
     """What the question names that the evidence does not: a name or number no passage or title contains ("the
-    port of Rotterdam" in an archive about another port), or a year ("in 2020", "last year") that neither the
-    passages of the chosen sentence's article nor its date give. A name spelt nearly as in the evidence (one
-    letter off: "Zeria" for "Zeira") counts as found."""
+    port of Rotterdam" in an archive about another port), or a year ("in 2020", "last year") that is not the chosen
+    sentence's (README, "Refusals"). A name spelt nearly as in the evidence (one letter off: "Zeria" for "Zeira")
+    counts as found."""
     if chosen is None:
         return ()
     haystack = " ".join(f"{p.title} {p.text}" for p in evidence.passages)
