@@ -34,6 +34,7 @@ from qa.web import (
     sources_html,
 )
 from qa.web.archive import take_back
+from qa.web.render import chat_turns
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -65,6 +66,19 @@ def test_answer_markers_link_to_their_cards():
     full = answer_markdown(answer, turn=3)
     assert '[\\[1\\]](#qa-src-3-1 "Title")' in full and '(#qa-src-3-2 "Say \\"hi\\"")' in full
     assert "Two" not in answer_markdown(answer, turn=3, sentences=1)  # streaming shows a prefix
+
+
+def test_the_chat_hands_the_answerer_its_messages_as_plain_text():
+    # A follow-up recognises the sentences an earlier answer quoted by their text; the page's escapes hid them.
+    sentence = "It will save about $310 million a year [sic], *now* <b>&"
+    answer = Answer("Q?", "", [AnswerSentence(sentence, (1,)), AnswerSentence("2. Second_one | x", (1, 2))],
+                    [_citation(1), _citation(2, title='Say "hi" [x] $y')],
+                    caveat="Reports differ: 4,300 [1]; 4,500 [2].")
+    messages = [{"role": "user", "content": escape_markdown("How much $ *will* it save?")},
+                {"role": "assistant", "content": answer_markdown(answer, turn=2)}]
+    user, bot = chat_turns(messages)
+    assert user.content == "How much $ *will* it save?"
+    assert bot.content == f"Reports differ: 4,300 [1]; 4,500 [2]. {sentence} [1] 2. Second_one | x [1][2]"
 
 
 def test_cards_escape_everything_and_link_only_http():

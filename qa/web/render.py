@@ -157,9 +157,21 @@ def status_html(info: IndexInfo) -> str:
     return '<div class="qa-status">' + "".join(f"<span>{b}</span>" for b in bits) + "</div>"
 
 
+_LINK = re.compile(r'\[\\\[(\d+)\\\]\]\(#[^)\s]*(?:\s+"(?:[^"\\]|\\.)*")?\)')  # answer_markdown's [n] links
+
+
+def plain_text(markdown: str) -> str:
+    """A chat message of ours as plain text: ``answer_markdown``'s links back to ``[n]`` markers and the escapes
+    of ``escape_markdown`` undone, so that a follow-up reads the previous answer's sentences as the articles wrote
+    them ("$310 million", not "\\$310 million"): the answerer recognises a sentence an earlier answer quoted by its
+    text."""
+    return re.sub(r"\\(.)", r"\1", html.unescape(_LINK.sub(lambda m: f"[{m[1]}]", markdown)))
+
+
 def chat_turns(messages: Sequence | None) -> list[Turn]:
     """Conversation turns from Gradio chat messages, whose content may be a string or a list of parts
-    (``[{"type": "text", "text": ...}]``); other items (Turn objects, pairs) are passed on as they are."""
+    (``[{"type": "text", "text": ...}]``), as plain text (the page escapes both sides); other items (Turn objects,
+    pairs) are passed on as they are."""
     turns: list = []
     for item in messages or []:
         if isinstance(item, dict) and item.get("role") in ("user", "assistant"):
@@ -168,7 +180,8 @@ def chat_turns(messages: Sequence | None) -> list[Turn]:
                 content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
             elif isinstance(content, dict):
                 content = str(content.get("text", ""))
-            turns.append(Turn(item["role"], content if isinstance(content, str) else ""))
+            content = content if isinstance(content, str) else ""
+            turns.append(Turn(item["role"], plain_text(content)))
         else:
             turns.append(item)
     return turns
