@@ -44,7 +44,7 @@ class ExtractiveSettings:
     # A term also covers a word it begins or that begins it, both this long at least: the stemmer leaves "handler"
     # and "leader" whole ("Who handled her?", "Who leads the union?"). News dev first 77.4% -> 79.0%, SQuAD cited
     # 0.913 -> 0.917 (4 letters: dev 78.2%, check one question fewer; BENCHMARKS.md, "Follow-ups, word forms and
-    # years"). Ranking only: the confidence counts exact stems (see _score).
+    # years"). Ranking and the anchor bonus only: the confidence counts exact stems (see _score).
     prefix_chars: int = 5
     focus_weight: float = 2.0  # the question's own terms, beside terms a follow-up takes from the conversation
     topic_weight: float = 0.25  # terms of the passages' titles: they find the article, not the sentence in it
@@ -167,7 +167,7 @@ class ExtractiveAnswerer:
                 continue
             if kind is Kind.QUANTITY and noun and _stemmer().stemWord(noun) in stems:
                 wanted = {_stemmer().stemWord(noun)}  # "how many dockworkers": a number of dockworkers
-            near = [k for k, stem in enumerate(stems) if stem in wanted]
+            near = [k for k, stem in enumerate(stems) if _covers(stem, wanted, self.settings.prefix_chars)]
             inside = [{k for k, (a, b, _) in enumerate(words) if a < end and b > start} for start, end in values]
             out[i] = any(abs(k - v) <= self.settings.anchor_words for span in inside for v in span for k in near
                          if k not in span)

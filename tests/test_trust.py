@@ -96,6 +96,9 @@ def test_a_follow_up_keeps_the_asked_for_kind(news):
      "a step, not a solution"),
     (("When did the chlorine leak at the Verant plant start?", "How was it stopped?", "What time was that?"),
      "1:15 a.m."),
+    # "handler, Lucia Moretti": the name stands next to another form of the question's "handled"
+    (("Who won Best in Show at the National Dog Show?", "What breed is she?", "Who handled her in the ring?"),
+     "Lucia Moretti"),
 ])
 def test_a_follow_up_is_not_answered_with_what_was_already_said(news, questions, expected):
     # The query carries the previous turn; scored against it alone, the sentence already shown came first again.
