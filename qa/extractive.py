@@ -20,11 +20,8 @@ when a name or number of the question appears nowhere in the evidence.
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
-from functools import lru_cache
 
-import bm25s.stopwords
 import numpy as np
 
 from qa import facts
@@ -32,6 +29,7 @@ from qa.answer import ABSTAIN_TEXT, UNANSWERED, UNKNOWN_TEXT, Answer, AnswerSent
 from qa.conversation import asks_for_another
 from qa.evidence import TITLE, Candidate, Evidence
 from qa.facts import STRICT, Kind
+from qa.terms import covers, stem_lists, stemmer, stems
 
 
 @dataclass(frozen=True)
@@ -152,7 +150,7 @@ class ExtractiveAnswerer:
 
     def _anchored(self, kind: Kind, noun: str | None, focus: str, candidates: list[Candidate]) -> np.ndarray:
         """Whether each candidate states its value of the asked-for kind within a few words of a question term."""
-        terms = set(_terms([focus])[0])
+        terms = set(stem_lists([focus])[0])
         out = np.zeros(len(candidates))
         for i, c in enumerate(candidates):
             text = c.sentence.text
@@ -160,14 +158,14 @@ class ExtractiveAnswerer:
             if not values or not terms:
                 continue
             words = [(m.start(), m.end(), m[0].lower()) for m in _WORDS.finditer(text)]
-            stems = _stemmer().stemWords([w for _, _, w in words])
+            stems = stemmer().stemWords([w for _, _, w in words])
             wanted = terms
-            if kind is Kind.THING and noun and _stemmer().stemWord(noun) in stems:
+            if kind is Kind.THING and noun and stemmer().stemWord(noun) in stems:
                 out[i] = True  # "what ammunition": a sentence about ammunition
                 continue
-            if kind is Kind.QUANTITY and noun and _stemmer().stemWord(noun) in stems:
-                wanted = {_stemmer().stemWord(noun)}  # "how many dockworkers": a number of dockworkers
-            near = [k for k, stem in enumerate(stems) if _covers(stem, wanted, self.settings.prefix_chars)]
+            if kind is Kind.QUANTITY and noun and stemmer().stemWord(noun) in stems:
+                wanted = {stemmer().stemWord(noun)}  # "how many dockworkers": a number of dockworkers
+            near = [k for k, stem in enumerate(stems) if covers(stem, wanted, self.settings.prefix_chars)]
             inside = [{k for k, (a, b, _) in enumerate(words) if a < end and b > start} for start, end in values]
             out[i] = any(abs(k - v) <= self.settings.anchor_words for span in inside for v in span for k in near
                          if k not in span)
@@ -181,8 +179,8 @@ class ExtractiveAnswerer:
         sentences = [c.sentence for c in candidates]
         matrix = np.stack([x.vector for x in sentences])
         similarity = matrix @ evidence.vector
-        own = _terms([evidence.question])[0]  # the words of this question; a follow-up borrows the rest
-        borrowed = [t for t in _terms([evidence.reading.query])[0] if t not in own]
+        own = stem_lists([evidence.question])[0]  # the words of this question; a follow-up borrows the rest
+        borrowed = [t for t in stem_lists([evidence.reading.query])[0] if t not in own]
         weights = {t: 1.0 for t in borrowed} | {t: s.focus_weight for t in own}
         repeated = np.zeros(len(sentences))
         if evidence.reading.contextual:
@@ -190,19 +188,19 @@ class ExtractiveAnswerer:
                 similarity = (1 - s.asked_share) * similarity + s.asked_share * (matrix @ evidence.own_vector)
             said = _said(evidence.history)
             repeated = np.array([_one_line(x.text) in said for x in sentences], float)
-            said_terms = set(_stems(said))
+            said_terms = set(stems(said))
             weights = {t: w * s.said_terms_weight if t in said_terms and t in borrowed else w
                        for t, w in weights.items()}
         similarity = similarity - s.repeat_penalty * repeated
         if not weights:
             return similarity, similarity
-        topic = set(_terms([" ".join(dict.fromkeys(p.title for p in evidence.passages))])[0])
+        topic = set(stem_lists([" ".join(dict.fromkeys(p.title for p in evidence.passages))])[0])
         weights = {t: w * (s.topic_weight if t in topic else 1.0) for t, w in weights.items()}
         terms = list(weights)
-        held = [set(t) for t in _terms([x.text for x in sentences])]
+        held = [set(t) for t in stem_lists([x.text for x in sentences])]
         df = np.array([sum(t in h for h in held) for t in terms])
         idf = np.log1p(len(held) / (1 + df)) * np.array([weights[t] for t in terms])
-        coverage = np.array([idf[[_covers(t, h, s.prefix_chars) for t in terms]].sum() for h in held]) / idf.sum()
+        coverage = np.array([idf[[covers(t, h, s.prefix_chars) for t in terms]].sum() for h in held]) / idf.sum()
         exact = np.array([idf[[t in h for t in terms]].sum() for h in held]) / idf.sum()
         dangling = np.array([bool(_DANGLING.match(x.text)) for x in sentences])
         rest = similarity - s.dangling_penalty * dangling
@@ -303,14 +301,6 @@ def _differ(j: Judgement, first: int, rival: int, sentences: list[AnswerSentence
     return "Reports differ: " + "; ".join(bits) + "."
 
 
-def _covers(term: str, held: set[str], chars: int) -> bool:
-    """Whether a sentence's stems ``held`` cover ``term``: the stem itself, or one it begins or that begins it."""
-    if term in held:
-        return True
-    return bool(chars) and len(term) >= chars and any(
-        len(w) >= chars and w[:chars] == term[:chars] and (w.startswith(term) or term.startswith(w)) for w in held)
-
-
 def _said(history) -> str:
     """What the conversation's earlier answers said, on one line (their quoted sentences are inside it)."""
     return " ".join(_one_line(t.content) for t in history if t.role == "assistant")
@@ -355,27 +345,6 @@ def _close(word: str, words: set[str]) -> bool:
 _DANGLING = re.compile(r"(however|but|and|also|still|yet|meanwhile|moreover|instead|this|that|these|those|it|its|"
                        r"they|their|he|she|his|her|such)\b", re.IGNORECASE)
 _WORDS = re.compile(r"[\w'’]+")
-_QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "do", "does", "did",
-                   "has", "have", "had", "were", "much", "many", "about", "us", "can", "could", "would", "should",
-                   "its", "his", "her", "he", "she", "we", "you", "i", "me", "my", "from", "than", "so", "any"}
-_STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN) | _QUESTION_WORDS
-
-
-_TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s.tokenize's default pattern
-
-
-def _terms(texts: list[str]) -> list[list[str]]:
-    """Stemmed content words: what lexical overlap is measured on."""
-    return [list(_stems(text)) for text in texts]
-
-
-@lru_cache(maxsize=8192)
-def _stems(text: str) -> tuple[str, ...]:
-    """As ``bm25s.tokenize(..., stopwords=_STOPWORDS, stemmer=...)``, without its per-call set-up (a third of the
-    answerer's time); cached, since the same sentences come back question after question."""
-    return tuple(_stemmer().stemWords([w for w in _TOKEN.findall(text.lower()) if w not in _STOPWORDS]))
-
-
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -394,14 +363,3 @@ def _trim_right(text: str) -> str:
     cut = text.rfind(" ")
     return text[:cut] if cut >= 0 else text
 
-
-_local = threading.local()
-
-
-def _stemmer():
-    """The English Snowball stemmer for the answerer's term matching; one per thread (it is not thread-safe)."""
-    if not hasattr(_local, "stemmer"):
-        import Stemmer
-
-        _local.stemmer = Stemmer.Stemmer("english")
-    return _local.stemmer
