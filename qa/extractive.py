@@ -117,9 +117,10 @@ class ExtractiveAnswerer:
         if not candidates:
             none = np.zeros(0, bool)
             return Judgement(kind, focus, [], np.zeros(0), none, none, -1, 0.0, 0.0, 0.0, (), False)
-        base, sure = self._score(evidence, candidates)
+        said = _said(evidence.history)
+        base, sure = self._score(evidence, candidates, said)
         # "Who else ...?" wants a value the conversation has not given yet: its earlier answers count as asked.
-        known = f"{focus} {_said(evidence.history)}" if asks_for_another(evidence.question) else focus
+        known = f"{focus} {said}" if asks_for_another(evidence.question) else focus
         typed = np.array([facts.holds(kind, c.sentence.text, known, noun) for c in candidates])
         anchored = self._anchored(kind, noun, focus, candidates) if kind is not Kind.OTHER else np.zeros(len(typed))
         # A name or number is no sign of "which X" being answered (on SQuAD the bonus cost 2 points); its noun is.
@@ -151,6 +152,7 @@ class ExtractiveAnswerer:
     def _anchored(self, kind: Kind, noun: str | None, focus: str, candidates: list[Candidate]) -> np.ndarray:
         """Whether each candidate states its value of the asked-for kind within a few words of a question term."""
         terms = set(stem_lists([focus])[0])
+        asked_noun = stemmer().stemWord(noun) if noun else None
         out = np.zeros(len(candidates))
         for i, c in enumerate(candidates):
             text = c.sentence.text
@@ -160,21 +162,22 @@ class ExtractiveAnswerer:
             words = [(m.start(), m.end(), m[0].lower()) for m in _WORDS.finditer(text)]
             stems = stemmer().stemWords([w for _, _, w in words])
             wanted = terms
-            if kind is Kind.THING and noun and stemmer().stemWord(noun) in stems:
+            if kind is Kind.THING and asked_noun and asked_noun in stems:
                 out[i] = True  # "what ammunition": a sentence about ammunition
                 continue
-            if kind is Kind.QUANTITY and noun and stemmer().stemWord(noun) in stems:
-                wanted = {stemmer().stemWord(noun)}  # "how many dockworkers": a number of dockworkers
+            if kind is Kind.QUANTITY and asked_noun and asked_noun in stems:
+                wanted = {asked_noun}  # "how many dockworkers": a number of dockworkers
             near = [k for k, stem in enumerate(stems) if covers(stem, wanted, self.settings.prefix_chars)]
             inside = [{k for k, (a, b, _) in enumerate(words) if a < end and b > start} for start, end in values]
             out[i] = any(abs(k - v) <= self.settings.anchor_words for span in inside for v in span for k in near
                          if k not in span)
         return out
 
-    def _score(self, evidence: Evidence, candidates: list[Candidate]) -> tuple[np.ndarray, np.ndarray]:
+    def _score(self, evidence: Evidence, candidates: list[Candidate], said: str) -> tuple[np.ndarray, np.ndarray]:
         """Each candidate's score for ranking, and the score the confidence is read from: the same, but with only
         exact stems as covered terms (a word's other forms re-rank sentences; alone they made "Who has an emergency
-        supply of O?" answerable from a sentence about a "supplier" in an archive without the answer)."""
+        supply of O?" answerable from a sentence about a "supplier" in an archive without the answer). ``said``:
+        what the conversation's earlier answers said."""
         s = self.settings
         sentences = [c.sentence for c in candidates]
         matrix = np.stack([x.vector for x in sentences])
@@ -186,7 +189,6 @@ class ExtractiveAnswerer:
         if evidence.reading.contextual:
             if evidence.own_vector is not None:
                 similarity = (1 - s.asked_share) * similarity + s.asked_share * (matrix @ evidence.own_vector)
-            said = _said(evidence.history)
             repeated = np.array([_one_line(x.text) in said for x in sentences], float)
             said_terms = set(stems(said))
             weights = {t: w * s.said_terms_weight if t in said_terms and t in borrowed else w
@@ -332,7 +334,8 @@ def _missing(focus: str, evidence: Evidence, chosen: Candidate | None) -> tuple[
     elif asked:  # undated: a year anywhere in the article; "last year" only in the sentence (whose last year?)
         article = [p.text for p in evidence.passages if p.article_id == chosen.sentence.article_id]
         said = facts.years_mentioned(" ".join(article)) - set(facts.RELATIVE_YEARS)
-        out += [y for y in asked if y not in said | facts.years_mentioned(chosen.sentence.text)]
+        said |= facts.years_mentioned(chosen.sentence.text)
+        out += [y for y in asked if y not in said]
     return tuple(out)
 
 
