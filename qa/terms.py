@@ -1,8 +1,10 @@
 """Term matching for the answerer: a text's stemmed content words, and when a question's term is covered.
 
 Terms are what ``bm25s.tokenize`` would give (its token pattern and English stop words, plus question words),
-stemmed by Snowball. Snowball leaves agent nouns and many derivations whole ("supplier", "handler", "growth"), so
-a term also covers a stem it begins or that begins it when they share enough letters (``covers``).
+stemmed by Snowball, after irregular forms are put back to their base word ("won" -> "win", "began" -> "begin",
+"children" -> "child": lemminflect's dictionary), so "Who won?" finds "a winner" and "When did it begin?" finds
+"began". Snowball leaves agent nouns and many derivations whole ("supplier", "handler", "growth"), so a term also
+covers a stem it begins or that begins it when they share enough letters (``covers``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import threading
 from functools import lru_cache
 
 import bm25s.stopwords
+import lemminflect
 
 _QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "do", "does", "did",
                    "has", "have", "had", "were", "much", "many", "about", "us", "can", "could", "would", "should",
@@ -29,7 +32,20 @@ def stem_lists(texts: list[str]) -> list[list[str]]:
 def stems(text: str) -> tuple[str, ...]:
     """As ``bm25s.tokenize(..., stopwords=_STOPWORDS, stemmer=...)``, without its per-call set-up (a third of the
     answerer's time); cached, since the same sentences come back question after question."""
-    return tuple(stemmer().stemWords([w for w in _TOKEN.findall(text.lower()) if w not in _STOPWORDS]))
+    words = [base_form(w) for w in _TOKEN.findall(text.lower()) if w not in _STOPWORDS]
+    return tuple(stemmer().stemWords(words))
+
+
+@lru_cache(maxsize=65536)
+def base_form(word: str) -> str:
+    """``word``'s base word when its stem is not the base's ("paid": "pay", "men": "man"), else ``word``; from
+    lemminflect's dictionary (loaded on first use, 0.6 s). A word that is itself the base of a noun, adjective or
+    adverb is left alone ("left", "rose", "saw"), as is one the dictionary does not know."""
+    lemmas = lemminflect.getAllLemmas(word)
+    if not lemmas or any(word in lemmas.get(p, ()) for p in ("NOUN", "ADJ", "ADV")):
+        return word
+    base = (lemmas.get("VERB") or lemmas.get("NOUN") or (word,))[0]
+    return base if stemmer().stemWord(base) != stemmer().stemWord(word) else word
 
 
 def covers(term: str, held: set[str], chars: int) -> bool:
