@@ -103,9 +103,11 @@ class Assistant:
         judged = [self.judge.judge(e) for e in options]
         if len(options) == 1:
             return options[0], judged[0]
-        contextual, alone = judged
-        if (alone.answerable and not contextual.answerable) or (
-                alone.answerable == contextual.answerable
-                and alone.confidence > contextual.confidence + CONTEXT_PREFERENCE):
-            return options[1], alone
-        return options[0], contextual
+        first, second = judged
+        # The reading the articles support better: answered rather than refused, then the higher confidence; a
+        # question that points back keeps the conversation's reading unless the other is clearly better.
+        margin = CONTEXT_PREFERENCE if options[0].reading.leans else 0.0
+        if second.answerable and not first.answerable or (
+                first.answerable == second.answerable and second.confidence > first.confidence + margin):
+            return options[1], second
+        return options[0], first

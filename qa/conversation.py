@@ -2,10 +2,12 @@
 
 The rule (README, "Follow-ups"): a question leans on the conversation only when it says so — a pronoun that
 points back ("Who proposed *it*?"), a continuation ("*And* on Wednesday?", "What about the union?"), or no
-words of its own beyond the question word ("Why?"). Such a question gets two readings: as asked, and with
-the conversation (the previous question, resolved the same way, and for pronouns the key terms of the previous
-answer). The assistant keeps the reading the articles support better. A question that does not lean is
-self-contained and is only ever read as asked, however short it is and whatever came before.
+words of its own beyond the question word ("Why?"). Such a question gets two readings: with the conversation
+(the previous question, resolved the same way, and for pronouns the key terms of the previous answer) and as
+asked. The assistant keeps the reading the articles support better, the conversation's unless reading it alone
+is clearly better. A question that does not lean but names nothing (no name or number: "What was the score?",
+"Was anyone sent off?") is read as asked first, and with the conversation only kept when the articles support
+that reading better. A question that names something is read only as asked, whatever came before.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qa.facts import Kind, question_kind
+from qa.facts import Kind, names_in, numbers_in, question_kind
 
 _CONTINUATION = re.compile(r"^\s*(and|but|also|so|then|what about|how about|what else|anything else|same for|"
                            r"and what about|or)\b", re.IGNORECASE)
@@ -51,6 +53,7 @@ class Reading:
     query: str
     focus: str
     contextual: bool  # True when the conversation was used
+    leans: bool = False  # the question points back: this reading is preferred to the one as asked
 
 
 def leans_on_conversation(question: str) -> bool:
@@ -69,15 +72,23 @@ def asks_for_another(question: str) -> bool:
     return bool(_ELSE.search(question))
 
 
+def names_nothing(question: str) -> bool:
+    """Whether ``question`` names no one and nothing (no capitalised name, no number): "What was the score?"."""
+    return not names_in(question) and not numbers_in(question)
+
+
 def readings(question: str, history: Sequence[Turn]) -> list[Reading]:
-    """The readings of ``question`` to try, the one with the conversation first (if it leans on it)."""
+    """The readings of ``question`` to try, the preferred one first (module docstring)."""
     alone = Reading(question, question, False)
-    if not leans_on_conversation(question):
+    leans = leans_on_conversation(question)
+    if not leans and not names_nothing(question):
         return [alone]
     previous = _previous_question(history)
     if previous is None:
         return [alone]
     query = f"{question} {previous}"
+    if not leans:
+        return [alone, Reading(query, question, True)]
     if _POINTING.search(question):
         answer = _previous_answer(history)
         if answer:
@@ -85,18 +96,22 @@ def readings(question: str, history: Sequence[Turn]) -> list[Reading]:
     # An elliptical question ("And on Wednesday?") asks for the same kind of answer as the one it continues.
     kind, _ = question_kind(question)
     focus = question if kind is not Kind.OTHER else f"{previous} {question}"
-    return [Reading(query, focus, True), alone]
+    return [Reading(query, focus, True, leans=True), alone]
 
 
-def _previous_question(history: Sequence[Turn]) -> str | None:
-    """The last user question, itself resolved against what came before it (for three-turn conversations)."""
+def _previous_question(history: Sequence[Turn], depth: int = 2) -> str | None:
+    """The last user question; one that leaned on the conversation or named nothing carries the question before
+    it too ("What was the score? Who won the cup final?"), up to ``depth`` questions in all."""
     users = [i for i, t in enumerate(history) if t.role == "user" and t.content.strip()]
     if not users:
         return None
     last = users[-1]
     question = " ".join(history[last].content.split())
-    earlier = readings(question, history[:last])
-    return earlier[0].focus if earlier[0].contextual else question
+    if depth > 1 and (leans_on_conversation(question) or names_nothing(question)):
+        before = _previous_question(history[:last], depth - 1)
+        if before:
+            return f"{question} {before}"
+    return question
 
 
 def _previous_answer(history: Sequence[Turn]) -> str | None:

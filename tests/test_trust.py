@@ -68,11 +68,27 @@ def test_which_questions_lean_on_the_conversation(question, leans):
     assert leans_on_conversation(question) is leans
 
 
-def test_a_self_contained_question_is_never_read_with_the_history():
+def test_a_question_that_names_its_subject_is_never_read_with_the_history():
     history = [Turn("user", "How many troops has North Korea sent?"), Turn("assistant", "Over 10,000 troops [1]")]
-    assert [r.contextual for r in readings("What ammunition was discussed?", history)] == [False]
+    assert [r.contextual for r in readings("What did Seoul and Kyiv discuss?", history)] == [False]
     both = readings("Who proposed it?", history)
-    assert [r.contextual for r in both] == [True, False] and "troops" in both[0].query
+    assert [(r.contextual, r.leans) for r in both] == [(True, True), (False, False)] and "troops" in both[0].query
+    # Naming nothing, it is read as asked first; the conversation's reading is tried, not preferred.
+    nameless = readings("What ammunition was discussed?", history)
+    assert [(r.contextual, r.leans) for r in nameless] == [(False, False), (True, False)]
+    assert "troops" in nameless[1].query and nameless[1].focus == "What ammunition was discussed?"
+
+
+def test_a_question_that_names_nothing_takes_its_subject_from_the_conversation(news):
+    # Read alone, "Was anyone sent off?" was answered from the port strike ("drivers had been sent home").
+    answer = converse(news, "Who won the National Cup final?", "What was the score?", "Was anyone sent off?")
+    assert "Milo Petrakis" in first(answer), answer.text
+
+
+def test_a_question_that_names_nothing_is_not_overridden_when_it_is_answered_as_asked(news):
+    answer = converse(news, "How big a pay rise is the dockworkers' union demanding?",
+                      "What did the port authority offer?")
+    assert "raised its pay offer" in first(answer), answer.text
 
 
 def test_short_self_contained_question_after_another_topic(seed_index, embedder):
