@@ -372,10 +372,11 @@ def test_any_question_gets_an_answer_never_an_exception(assistant, seed_index, k
     assert isinstance(answer, Answer) and answer.text.strip()
     assert answer.abstained or answer.citations
     con = connect(seed_index, readonly=True)
-    texts = dict(con.execute("SELECT id, text FROM articles"))
+    texts = {i: (title, text) for i, title, text in con.execute("SELECT id, title, text FROM articles")}
     con.close()
-    for c in answer.citations:  # whatever was asked, every quote is verbatim from its article
-        assert texts[c.article_id][c.start:c.end] == c.snippet
+    for c in answer.citations:  # whatever was asked, every quote is verbatim from its article (or its title line)
+        title, text = texts[c.article_id]
+        assert (title if c.part == "title" else text)[c.start:c.end] == c.snippet
     assert "pwned" not in answer.text and "system prompt" not in answer.text.lower()
     if not question.strip():
         assert answer.abstained and "type a question" in answer.text
