@@ -30,8 +30,9 @@ def stem_lists(texts: list[str]) -> list[list[str]]:
 
 @lru_cache(maxsize=8192)
 def stems(text: str) -> tuple[str, ...]:
-    """As ``bm25s.tokenize(..., stopwords=_STOPWORDS, stemmer=...)``, without its per-call set-up (a third of the
-    answerer's time); cached, since the same sentences come back question after question."""
+    """As ``bm25s.tokenize(..., stopwords=_STOPWORDS, stemmer=...)`` with each word put to its ``base_form`` first,
+    without bm25s's per-call set-up (a third of the answerer's time); cached, since the same sentences come back
+    question after question."""
     words = [base_form(w) for w in _TOKEN.findall(text.lower()) if w not in _STOPWORDS]
     return tuple(stemmer().stemWords(words))
 
