@@ -16,7 +16,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qa.facts import Kind, names_in, numbers_in, question_kind
+from qa.asked import Kind, question_kind
+from qa.facts import names_in, numbers_in
 
 _CONTINUATION = re.compile(r"^\s*(and|but|also|so|then|what about|how about|what else|anything else|same for|"
                            r"and what about|or)\b", re.IGNORECASE)

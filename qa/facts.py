@@ -13,99 +13,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
 from functools import lru_cache
+
+from qa.asked import PLACE_NOUNS, Kind
+
+_WORD = r"[A-Za-z][\w'’-]*"
 
 #: Texts whose values are kept (per function): the answerer asks the same of a sentence several times per question,
 #: and the same sentences come back for related questions.
 CACHED = 8192
 
-
-class Kind(Enum):
-    """The kind of answer a question asks for."""
-
-    QUANTITY = "quantity"  # how many, how much, what share
-    DATE = "date"  # when, what day, what year
-    PERSON = "person"  # who (a person or an organisation)
-    PLACE = "place"  # where
-    REASON = "reason"  # why
-    THING = "thing"  # which X, what X: an X
-    OTHER = "other"  # what did they say, what happened...
-
-
-#: Kinds whose value a sentence either states or does not: an answer without one is no answer.
-STRICT = frozenset({Kind.QUANTITY, Kind.DATE, Kind.PERSON, Kind.PLACE})
-
-_PLACE_NOUNS = ("city", "town", "country", "place", "port", "region", "province", "state", "district", "county",
-                "capital", "island", "village", "airport", "location", "venue", "area", "street", "site", "harbor",
-                "harbour", "neighborhood", "neighbourhood", "coast", "border", "nation")
-_PERSON_NOUNS = ("person", "people", "man", "woman", "official", "minister", "leader", "company", "firm", "group",
-                 "organisation", "organization", "agency", "team", "party", "candidate", "president", "union",
-                 "player", "coach", "country", "government", "spokesperson", "spokesman", "spokeswoman", "judge",
-                 "court", "ministry", "department", "member", "politician", "mayor", "official", "officials",
-                 "airline", "operator", "operators", "insurer", "bank", "club", "newspaper", "outlet", "agency")
-_QUANTITY_NOUNS = ("number", "share", "percentage", "percent", "proportion", "amount", "total", "cost", "price",
-                   "figure", "rate", "sum", "count", "size", "toll", "value", "budget", "fine", "salary", "wage")
-_DATE_NOUNS = ("day", "date", "year", "month", "time", "week", "hour", "season", "decade", "century")
-
-_WORD = r"[A-Za-z][\w'’-]*"
-_WH = re.compile(r"\b(how many|how much|how long|how old|how far|how big|how large|how often|when|who|whom|whose|"
-                 r"where|why|which|what)\b", re.IGNORECASE)
-
-
-def question_kind(question: str) -> tuple[Kind, str | None]:
-    """The kind of answer ``question`` asks for, and for "which X"/"what X" questions the noun X."""
-    matches = list(_WH.finditer(question))
-    if not matches:
-        return Kind.OTHER, None
-    match = matches[0]
-    comma = question.find(",")
-    if len(matches) > 1 and 0 <= comma < matches[1].start() and match.start() < comma:
-        match = matches[1]  # "When rich countries trade with poor ones, whose wages increase?": the main clause's
-    wh = match[1].lower()
-    rest = question[match.end():]
-    if wh in ("how many", "how much", "how old", "how far", "how big", "how large", "how often"):
-        counted = re.match(r"\s+(?:of\s+the\s+|more\s+|of\s+)?([a-z][\w-]*)", rest, re.IGNORECASE)
-        noun = counted[1].lower() if counted and wh == "how many" else None
-        return Kind.QUANTITY, noun if noun not in _AUXILIARIES | _VERBS else None
-    if wh == "how long":
-        return (Kind.DATE, None) if re.match(r"\s+ago\b", rest) else (Kind.QUANTITY, None)
-    if wh == "when":
-        return Kind.DATE, None
-    if wh in ("who", "whom", "whose"):
-        return Kind.PERSON, None
-    if wh == "where":
-        return Kind.PLACE, None
-    if wh == "why":
-        return Kind.REASON, None
-    # which/what: "what share", "which city", "what is the capital", "what caused..."
-    head = re.match(r"\s+(?:(?:is|was|are|were)\s+)?(?:the\s+|a\s+|an\s+)?((?:\w+\s+){0,1}\w+)", rest)
-    words = head[1].lower().split() if head else []
-    if words and words[0] in _AUXILIARIES:  # "what did operators offer?": the verb's object, of no set kind
-        return Kind.OTHER, None
-    for word in words[:2]:
-        noun = word.rstrip("s") if word not in ("news", "status") else word
-        if word in _QUANTITY_NOUNS or noun in _QUANTITY_NOUNS:
-            return Kind.QUANTITY, None
-        if word in _DATE_NOUNS or noun in _DATE_NOUNS:
-            return Kind.DATE, noun
-        if word in _PLACE_NOUNS or noun in _PLACE_NOUNS:
-            return Kind.PLACE, noun
-        if word in _PERSON_NOUNS or noun in _PERSON_NOUNS:
-            return Kind.PERSON, noun
-        if word in ("caused", "cause", "led", "prompted", "reason", "reasons", "triggered", "motivated"):
-            return Kind.REASON, None
-    if wh == "which" and words:
-        return Kind.THING, words[0]
-    if words and words[0] not in _VERBS:
-        return Kind.THING, words[0]
-    return Kind.OTHER, None
-
-
-_AUXILIARIES = {"did", "does", "do", "has", "have", "had", "will", "would", "can", "could", "should", "might", "may",
-                "must", "shall"}
-_VERBS = {"is", "was", "are", "were", "did", "does", "do", "has", "have", "had", "will", "would", "can", "could",
-          "should", "happened", "happens", "said", "says", "say", "made", "makes", "kind", "type", "sort"}
 
 _MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
            "november", "december")
@@ -140,7 +57,7 @@ _REASON = re.compile(r"\b(because|due to|owing to|as a result|result of|caused b
                      re.IGNORECASE)
 _PLACE_PREP = re.compile(r"\b(?:in|at|from|near|to|into|across|outside|inside|off|toward|towards|through)\s+"
                          r"(?:the\s+)?([A-Z][\w'’-]*(?:\s+(?:of\s+)?[A-Z][\w'’-]*)*)")
-_PLACE_WORDS = re.compile(r"\b(" + "|".join(_PLACE_NOUNS) + r"|oblast|province|harbou?r|terminal|plant|factory|"
+_PLACE_WORDS = re.compile(r"\b(" + "|".join(PLACE_NOUNS) + r"|oblast|province|harbou?r|terminal|plant|factory|"
                           r"stadium|hall|square|river|lake|mountain|valley)s?\b", re.IGNORECASE)
 _ROLES = re.compile(r"\b(experts?|officials?|analysts?|ministry|government|police|union|company|spokes(?:person|man|"
                     r"woman)|president|minister|leader|chief|director|mayor|council|committee|board|agency|court|"

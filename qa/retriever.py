@@ -107,6 +107,10 @@ class Retriever:
                     self._query_cache.popitem(last=False)
         return np.stack([self.embed_query(t) for t in texts]) if texts else np.zeros((0, self.manifest.dimension))
 
+    def word_vectors(self, words: list[str]) -> np.ndarray:
+        """The embedding model's context-free vectors of single words (:meth:`Embedder.word_vectors`)."""
+        return self.embedder.word_vectors(words)
+
     def search(self, query: str, k: int = 5, mode: str = "hybrid", source: str | None = None,
                since: str | dt.date | None = None, until: str | dt.date | None = None, undated: bool = True,
                filters: Filters | None = None) -> list[Passage]:

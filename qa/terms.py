@@ -18,7 +18,8 @@ import lemminflect
 
 _QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "do", "does", "did",
                    "has", "have", "had", "were", "much", "many", "about", "us", "can", "could", "would", "should",
-                   "its", "his", "her", "he", "she", "we", "you", "i", "me", "my", "from", "than", "so", "any"}
+                   "its", "his", "her", "he", "she", "we", "you", "i", "me", "my", "from", "than", "so", "any", "being",
+                   "having"}
 _STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN) | _QUESTION_WORDS
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s.tokenize's default pattern
 
@@ -33,7 +34,8 @@ def stems(text: str) -> tuple[str, ...]:
     """As ``bm25s.tokenize(..., stopwords=_STOPWORDS, stemmer=...)`` with each word put to its ``base_form`` first,
     without bm25s's per-call set-up (a third of the answerer's time); cached, since the same sentences come back
     question after question."""
-    words = [base_form(w) for w in _TOKEN.findall(text.lower()) if w not in _STOPWORDS]
+    bases = (base_form(w) for w in _TOKEN.findall(text.lower()) if w not in _STOPWORDS)
+    words = [w for w in bases if w not in _STOPWORDS]  # "been", "having": forms of stop words
     return tuple(stemmer().stemWords(words))
 
 

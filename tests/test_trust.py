@@ -10,8 +10,8 @@ import pytest
 from conftest import CORPUS, ROOT
 
 from qa import Assistant, Filters, Retriever, facts, sync
+from qa.asked import Kind, question_kind
 from qa.conversation import Turn, leans_on_conversation, readings
-from qa.facts import Kind, question_kind
 from qa.terms import stems
 
 NEWS = ROOT / "bench" / "newsqa" / "corpus"
@@ -153,6 +153,22 @@ def test_question_kinds(question, kind):
     assert question_kind(question)[0] is kind
 
 
+@pytest.mark.parametrize("question,kind,noun", [
+    ("How many North Korean soldiers have been killed in Kursk?", Kind.QUANTITY, "soldiers"),  # names left out
+    ("How many automated stacking cranes has the port ordered?", Kind.QUANTITY, "cranes"),  # modifiers too
+    ("How many Quillfeather employees work in Salvern Bay?", Kind.QUANTITY, "employees"),  # a plural ends it
+    ("And how many were treated in hospital?", Kind.QUANTITY, None),  # "were" is the verb
+    ("What is Park Min-jae's salary?", Kind.QUANTITY, "salary"),  # the owner is left out
+    ("What was Storm Halvard's top wind speed?", Kind.THING, "speed"),  # the head comes last
+    ("What is the Bank of Norland's inflation target?", Kind.THING, "target"),  # "of" inside a name
+    ("Which committee members voted against the increase?", Kind.PERSON, "member"),
+    ("Which breed won the show?", Kind.THING, "breed"),  # a verb ends it
+    ("What is a commonly used measure used to rank schools?", Kind.THING, "measure"),
+])
+def test_the_noun_a_question_asks_about(question, kind, noun):
+    assert question_kind(question) == (kind, noun)
+
+
 @pytest.mark.parametrize("question,expected", [
     ("How many volunteers took part in the nasal RSV vaccine trial?", "11,200"),
     ("What time did Tomas Verhoeven concede?", "11:20 p.m."),
@@ -270,10 +286,26 @@ def test_only_titles_that_could_answer_are_evidence(news):
     "What is the capital of France?",
     "Who did the Brenton mayor defeat in the 2020 election?",  # the dated article's sentence is about this year's
     "Which breed won the National Dog Show last year?",  # an undated article: "last year" must be in the sentence
+    "What is Park Min-jae's salary?",  # "three years" is no salary: the sentence must speak of one
+    "How many Quillfeather employees work in Salvern Bay?",  # nor is "seven years" a number of employees
 ])
 def test_near_domain_questions_are_refused(news, question):
     answer = news.ask(question)
     assert answer.abstained and answer.reason == "unanswered" and not answer.citations, answer.text
+
+
+def test_a_count_of_something_of_like_meaning_answers(news):
+    """"troops" counts soldiers (the model's word vectors say so): not refused for want of the word."""
+    answer = news.ask("How many soldiers has North Korea sent to Russia?")
+    assert "10,000 troops" in first(answer), answer.text
+
+
+def test_word_vectors_tell_synonyms_from_other_words(embedder):
+    from qa.evidence import KIN_ABOVE
+
+    soldiers, troops, shells = embedder.word_vectors(["soldiers", "troops", "shells"])
+    assert soldiers @ troops >= KIN_ABOVE > max(soldiers @ shells, troops @ shells)
+    assert embedder.word_vectors([]).shape[0] == 0
 
 
 def test_a_fact_the_article_says_is_unknown_is_refused_with_that_sentence(news):
