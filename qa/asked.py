@@ -92,7 +92,7 @@ def question_kind(question: str) -> tuple[Kind, str | None]:
     if not first or first[1].lower() in _AUXILIARIES:  # "what did operators offer?": of no set kind
         return Kind.OTHER, None
     head = head_noun(rest)
-    words = ([head] if head else []) + _phrase(rest)[:2]
+    words = ([head] if head else []) + _phrase(rest)[0][:2]
     for word in words:
         noun = word.rstrip("s") if word not in ("news", "status") else word
         if word in _QUANTITY_NOUNS or noun in _QUANTITY_NOUNS:
@@ -114,17 +114,26 @@ def head_noun(phrase: str, counted: bool = False) -> str | None:
     """The head of the noun phrase ``phrase`` begins with, lowercased: "North Korean soldiers have been killed" ->
     "soldiers", "is Park Min-jae's salary" -> "salary", "top wind speed" -> "speed"; None when it has none.
     ``counted``: the phrase follows "how many", where "were" is the verb ("how many were treated")."""
-    words = _phrase(phrase, counted)
+    words = _phrase(phrase, counted)[0]
     return words[-1] if words else None
 
 
-def _phrase(text: str, counted: bool = False) -> list[str]:
-    """The lowercase words of the noun phrase ``text`` begins with, its owner and names left out."""
+def counted_names(question: str) -> tuple[str, ...]:
+    """The names that qualify what a "how many" question counts, lowercased: "How many South Korean troops ..."
+    -> ("south", "korean"); the answer must count those troops, not North Korea's."""
+    match = re.search(r"\bhow many\b(.*)", question, re.IGNORECASE | re.DOTALL)
+    return _phrase(match[1], counted=True)[1] if match else ()
+
+
+def _phrase(text: str, counted: bool = False) -> tuple[list[str], tuple[str, ...]]:
+    """The lowercase words of the noun phrase ``text`` begins with, its owner and names left out; and those names
+    (lowercased)."""
     tokens = _TOKEN.findall(text)
     lead = ("the", "a", "an", "of", "more") if counted else ("is", "was", "are", "were", "the", "a", "an", "of")
     while tokens and tokens[0].lower() in lead:
         tokens = tokens[1:]
     words: list[str] = []
+    names: list[str] = []
     named = False
     for token in tokens:
         low = token.lower()
@@ -137,6 +146,8 @@ def _phrase(text: str, counted: bool = False) -> list[str]:
             continue
         if token[0].isupper() or token[0].isdigit():
             named = True
+            if token[0].isupper() and not words:
+                names.append(re.sub(r"['’]s?$", "", low))
         elif words and (_past_verb(low) or _participle(low) and _noun(words[-1])):
             break  # "Which breed won", "a commonly used measurement used to"
         else:
@@ -144,8 +155,8 @@ def _phrase(text: str, counted: bool = False) -> list[str]:
             if _plural(low):
                 break
         if owner:
-            words, named = [], False  # what came so far owns the thing asked about
-    return words
+            words, names, named = [], [], False  # what came so far owns the thing asked about
+    return words, tuple(names)
 
 
 @lru_cache(maxsize=4096)

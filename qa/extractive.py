@@ -27,7 +27,7 @@ import numpy as np
 
 from qa import facts
 from qa.answer import ABSTAIN_TEXT, UNANSWERED, UNKNOWN_TEXT, Answer, AnswerSentence, Citation
-from qa.asked import STRICT, Kind, question_kind
+from qa.asked import STRICT, Kind, counted_names, question_kind
 from qa.conversation import asks_for_another
 from qa.evidence import TITLE, Candidate, Evidence
 from qa.terms import covers, stem_lists, stemmer, stems
@@ -143,6 +143,12 @@ class ExtractiveAnswerer:
             # scored nearly as well, changed nothing either.
             if not _counts(noun, candidates[best], evidence.kin, s.prefix_chars):
                 missing += (noun,)
+            # ... and counts the ones the question names: "How many South Korean troops ...?" is not answered by
+            # "North Korea has sent over 10,000 troops".
+            text = candidates[best].sentence.text.replace(".", "")  # "U.S." is "US"
+            said, words = set(stems(text)), set(_WORDS.findall(text.lower()))
+            missing += tuple(n for n in counted_names(focus) if n not in words and not any(
+                covers(t, said, s.prefix_chars) for t in stems(n)))
         sentence = float(sure[best]) if best >= 0 else 0.0
         confidence = sentence + s.passage_weight * passage if best >= 0 else 0.0
         answerable = best >= 0 and not missing and confidence >= s.abstain_below
