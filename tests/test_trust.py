@@ -187,6 +187,7 @@ def test_a_count_qualified_by_a_name_in_another_form_answers(news):
     ("Who is the plant manager at the Verant Chemicals site in Dunmore?", "Gregor Vasquez-Lind"),
     ("Which breed won Best in Show at the National Dog Show?", "otterhound"),
     ("Where did Halcyon Maritime divert its ships during the port strike?", "Drummoch"),
+    ("Why is Quillfeather cutting jobs?", "shift spending toward artificial intelligence"),  # a stated reason
 ])
 def test_the_answer_states_the_asked_for_value(news, question, expected):
     assert expected.lower() in first(news.ask(question)).lower()
