@@ -76,7 +76,7 @@ _NOT_NAMES = {"the", "a", "an", "this", "that", "these", "those", "it", "its", "
               "mrs", "ms", "dr", "according", "despite", "although", "though", "since", "until", "unlike", "like",
               "other", "such", "than", "then", "now", "only", "even", "just", "among", "against", "between", "into",
               "through", "without", "within", "experts", "officials", "analysts", "residents", "workers",
-              *_MONTHS, *_WEEKDAYS}
+              *_MONTHS, *_WEEKDAYS, *_NUMBER_WORDS}
 
 
 @dataclass(frozen=True)
