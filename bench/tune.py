@@ -88,6 +88,9 @@ class RememberingEmbedder:
             vector = self._vectors[texts[0]] = self.embedder.encode(texts)[0]
         return vector[None, :]
 
+    def word_vectors(self, words: Sequence[str]) -> np.ndarray:
+        return self.embedder.word_vectors(words)  # cached there already
+
 
 def tune(eval_dir: Path = EVAL_DIR, grids: Sequence[str] = GRIDS, limit: int | None = None,
          passages: int | None = None, chunk_tokens: Sequence[int] = CHUNK_TOKENS, overlaps: Sequence[int] = OVERLAPS,
