@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qa.asked import question_kind
+from qa.asked import Kind, question_kind
 from qa.conversation import Reading, Turn
 from qa.corpus import fallback_title
 from qa.facts import headline_answers
@@ -49,8 +49,8 @@ class Evidence:
     #: For a reading with the conversation: the question as asked, embedded. The query's vector carries the
     #: previous turn, so it alone would rank the previous answer first again.
     own_vector: np.ndarray | None = None
-    #: Stems of the candidates' words that mean nearly what the question's asked-for noun means ("troops" for
-    #: "How many soldiers ...?"), the noun's own stems aside.
+    #: For "how many X": stems of the candidates' words that mean nearly what X means ("troops" for "How many
+    #: soldiers ...?"), X's own stems aside. The answerer's only use of them is for such questions.
     kin: frozenset[str] = frozenset()
 
 
@@ -82,7 +82,7 @@ def gather(retriever: Retriever, question: str, reading: Reading, history: tuple
         candidates += [Candidate(Sentence(p.article_id, -1, 0, len(p.title), p.title, v), p, TITLE)
                        for p, v in zip(titled, vectors, strict=True)]
     own = retriever.embed_query(question) if reading.contextual else None
-    kin = _kin(retriever, noun, candidates) if noun else frozenset()
+    kin = _kin(retriever, noun, candidates) if noun and kind is Kind.QUANTITY else frozenset()
     return Evidence(question, reading, vector, passages, similarity, candidates, tuple(history), filters, own, kin)
 
 
