@@ -128,15 +128,18 @@ class Embedder:
         if missing:
             import torch
 
-            table = self.model[0].auto_model.get_input_embeddings().weight
-            pieces = self.tokenizer(missing, add_special_tokens=False, return_attention_mask=False,
-                                    return_token_type_ids=False)["input_ids"]
-            starts = np.cumsum([0] + [len(ids) for ids in pieces[:-1]])
-            with torch.inference_mode():  # one call for all: a bag of word pieces per word, averaged
-                bags = torch.nn.functional.embedding_bag(
-                    torch.tensor([i for ids in pieces for i in ids], dtype=torch.long, device=table.device), table,
-                    torch.tensor(starts, dtype=torch.long, device=table.device), mode="mean")
-            vectors = bags.float().cpu().numpy()
+            table = self._input_table()
+            if table is None:  # no table: every word is unlike every other, and only a word itself counts
+                vectors = np.zeros((len(missing), 1), dtype=np.float32)
+            else:
+                pieces = self.tokenizer(missing, add_special_tokens=False, return_attention_mask=False,
+                                        return_token_type_ids=False)["input_ids"]
+                starts = np.cumsum([0] + [len(ids) for ids in pieces[:-1]])
+                with torch.inference_mode():  # one call for all: a bag of word pieces per word, averaged
+                    bags = torch.nn.functional.embedding_bag(
+                        torch.tensor([i for ids in pieces for i in ids], dtype=torch.long, device=table.device),
+                        table, torch.tensor(starts, dtype=torch.long, device=table.device), mode="mean")
+                vectors = bags.float().cpu().numpy()
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
             self._words.update(zip(missing, vectors, strict=True))
             while len(self._words) > WORD_CACHE:
@@ -144,6 +147,13 @@ class Embedder:
         if not words:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.stack([self._words[w] for w in words]).astype(np.float32)
+
+    def _input_table(self):
+        """The model's word-piece embedding table; None for a model built otherwise (a static-embedding model)."""
+        try:
+            return self.model[0].auto_model.get_input_embeddings().weight
+        except (AttributeError, IndexError, KeyError, TypeError, NotImplementedError):
+            return None
 
     def count(self, texts: Sequence[str]) -> list[int]:
         if not texts:
