@@ -164,6 +164,7 @@ def test_question_kinds(question, kind):
     ("Which committee members voted against the increase?", Kind.PERSON, "member"),
     ("Which breed won the show?", Kind.THING, "breed"),  # a verb ends it
     ("What is a commonly used measure used to rank schools?", Kind.THING, "measure"),
+    ("What was Jacksonville referred to as after the consolidation?", Kind.OTHER, None),  # a verb, no noun
 ])
 def test_the_noun_a_question_asks_about(question, kind, noun):
     assert question_kind(question) == (kind, noun)
