@@ -91,8 +91,9 @@ def question_kind(question: str) -> tuple[Kind, str | None]:
     first = re.match(r"\s+(\w+)", rest)
     if not first or first[1].lower() in _AUXILIARIES:  # "what did operators offer?": of no set kind
         return Kind.OTHER, None
-    head = head_noun(rest)
-    words = ([head] if head else []) + _phrase(rest)[0][:2]
+    phrase = _phrase(rest)[0]  # parsed once: its head and its first two words decide the kind
+    head = phrase[-1] if phrase else None
+    words = ([head] if head else []) + phrase[:2]
     for word in words:
         noun = word.rstrip("s") if word not in ("news", "status") else word
         if word in _QUANTITY_NOUNS or noun in _QUANTITY_NOUNS:
