@@ -41,6 +41,13 @@ _PERSON_NOUNS = ("person", "people", "man", "woman", "official", "minister", "le
                  "airline", "operator", "operators", "insurer", "bank", "club", "newspaper", "outlet", "agency")
 _QUANTITY_NOUNS = ("number", "share", "percentage", "percent", "proportion", "amount", "total", "cost", "price",
                    "figure", "rate", "sum", "count", "size", "toll", "value", "budget", "fine", "salary", "wage")
+#: Nouns that ask for a measured value, and the kind of unit it is stated in ("top wind speed" -> "110 km/h"): a
+#: sentence without such a unit does not give it, even one with the word ("running at reduced speed"; see
+#: :func:`qa.facts.measured`). Not "length", which is as often a time ("the length of the strike").
+MEASURES = {"speed": "speed", "temperature": "temperature", "height": "length", "distance": "length",
+            "depth": "length", "width": "length", "weight": "weight", "revenue": "money",
+            "profit": "money", "income": "money", "debt": "money", "deficit": "money", "turnover": "money",
+            "fee": "money", "fare": "money"}
 _DATE_NOUNS = ("day", "date", "year", "month", "time", "week", "hour", "season", "decade", "century")
 _REASON_WORDS = ("caused", "cause", "led", "prompted", "reason", "reasons", "triggered", "motivated")
 
@@ -93,6 +100,8 @@ def question_kind(question: str) -> tuple[Kind, str | None]:
         return Kind.OTHER, None
     phrase = _phrase(rest)[0]  # parsed once: its head and its first two words decide the kind
     head = phrase[-1] if phrase else None
+    if head in MEASURES:  # "top wind speed"; not "the temperature forecast"
+        return Kind.QUANTITY, head
     words = ([head] if head else []) + phrase[:2]
     for word in words:
         noun = word.rstrip("s") if word not in ("news", "status") else word
@@ -124,6 +133,17 @@ def counted_names(question: str) -> tuple[str, ...]:
     -> ("south", "korean"); the answer must count those troops, not North Korea's."""
     match = re.search(r"\bhow many\b(.*)", question, re.IGNORECASE | re.DOTALL)
     return _phrase(match[1], counted=True)[1] if match else ()
+
+
+#: Verbs of questions about what is planned rather than what happened ("When was the May 21 meeting scheduled?").
+_PLANNED = {"scheduled", "planned", "expected", "due", "set", "supposed", "forecast", "predicted", "proposed"}
+
+
+def asks_what_happened(question: str) -> bool:
+    """Whether ``question`` asks about something that has happened: it has "did", "was" or "were", or a verb's past
+    form ("What did the bank decide?", "Who won?"), and no verb of plans ("When is the vote expected?")."""
+    words = re.findall(r"[a-z]+", question.lower())
+    return not _PLANNED & set(words) and any(w in ("did", "was", "were") or _past_verb(w) for w in words)
 
 
 def _phrase(text: str, counted: bool = False) -> tuple[list[str], tuple[str, ...]]:

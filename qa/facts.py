@@ -11,6 +11,7 @@ Values are normalised so that "10,000" = "10000", "Nov. 27" = "November 27" and 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -50,6 +51,13 @@ _DATE = re.compile(
 _NUMBER = re.compile(r"(?<![\w.])(?P<num>\d+(?:[.,]\d+)*)(?:\s*(?P<unit>%|percent|per cent|mm|km|kg|m\b))?"
                      r"|\b(?P<word>" + "|".join([*_NUMBER_WORDS, *_SCALE]) + r")\b", re.IGNORECASE)
 _MONEY = re.compile(r"[$€£¥₩]\s?\d|\b\d[\d,.]*\s*(?:dollars|euros|pounds|won|yen|yuan|usd|eur)\b", re.IGNORECASE)
+_UNITS = {
+    "speed": re.compile(r"\d\s*(?:km/h|kph|mph|knots?|(?:miles|kilomet(?:re|er)s) (?:per|an) hour)\b", re.IGNORECASE),
+    "temperature": re.compile(r"\d\s*(?:°|degrees?\b|celsius\b|fahrenheit\b|[CF]\b)", re.IGNORECASE),
+    "length": re.compile(r"\d\s*(?:(?:kilo|centi|milli)?met(?:re|er)s?|km|cm|mm|m|feet|foot|ft|inch(?:es)?|miles?|"
+                         r"yards?)\b", re.IGNORECASE),
+    "weight": re.compile(r"\d\s*(?:(?:kilo)?grams?|kg|g|tonnes?|tons?|pounds|lbs?|ounces?)\b", re.IGNORECASE),
+}
 _NAME = re.compile(r"(?<![\w'’-])(?:[A-Z][\w'’-]*|[A-Z]\.)(?:\s+(?:of|de|la|van|von|bin|al|the)?\s*[A-Z][\w'’-]*)*")
 _REASON = re.compile(r"\b(because|due to|owing to|as a result|result of|caused by|blamed|citing|cited|in protest|"
                      r"to protest|in order to|so that|after|amid|reasons?|fears? of|concerns? (?:about|over)|"
@@ -126,8 +134,7 @@ def _dates(text: str) -> tuple[str, ...]:
     for m in _DATE.finditer(text):
         month = m["month"] or m["month2"]
         if month:
-            month = _MONTH_ABBR.get(month.lower().rstrip(".")[:4], None) or _MONTH_ABBR.get(
-                month.lower().rstrip(".")[:3], month.lower())
+            month = _month(month)
             if month == "may" and not (m["day"] or m["year"]):
                 continue  # "may" is usually the verb
             day, year = m["day"] or m["day2"], m["year"] or m["year2"]
@@ -137,6 +144,12 @@ def _dates(text: str) -> tuple[str, ...]:
         else:
             out.append(" ".join(m[0].lower().split()).rstrip("s") if m["weekday"] else " ".join(m[0].lower().split()))
     return tuple(out)
+
+
+def _month(raw: str) -> str:
+    """A month as written ("Sept.", "Nov", "March"), by its full lowercase name."""
+    low = raw.lower().rstrip(".")
+    return _MONTH_ABBR.get(low[:4]) or _MONTH_ABBR.get(low[:3], low)
 
 
 @lru_cache(maxsize=CACHED)
@@ -205,6 +218,11 @@ def _spans(kind: Kind, text: str, question: str, noun: str | None) -> list[tuple
             out += [m.span() for m in re.finditer(rf"\b{re.escape(noun.rstrip('s'))}", text, re.IGNORECASE)]
         return out + [m.span() for m in _NUMBER.finditer(text)]
     return []
+
+
+def measured(unit: str, text: str) -> bool:
+    """Whether ``text`` states a value in ``unit`` (a kind of :data:`qa.asked.MEASURES`: "110 km/h" is a speed)."""
+    return bool((_MONEY if unit == "money" else _UNITS[unit]).search(text))
 
 
 def values(kind: Kind, text: str) -> list[str]:
@@ -290,3 +308,25 @@ def is_heading(text: str) -> bool:
     """A headline or sub-heading line: short, without the full stop of a sentence."""
     stripped = text.rstrip()
     return len(stripped.split()) <= 14 and not stripped.endswith((".", "!", "?", "\"", "”", "'", "’", ":", ";", ")"))
+
+
+def dates_after(text: str, day: str) -> list[str]:
+    """The calendar days ``text`` names ("May 21", "21 May 2025") that fall after ``day`` (ISO), as written; a day
+    without a year is taken in ``day``'s year."""
+    try:
+        ref = dt.date.fromisoformat(day[:10])
+    except ValueError:
+        return []
+    out = []
+    for m in _DATE.finditer(text):
+        month, number = m["month"] or m["month2"], m["day"] or m["day2"]
+        if not (month and number):
+            continue
+        year = int(m["year"] or m["year2"] or ref.year)
+        try:
+            when = dt.date(year, _MONTHS.index(_month(month)) + 1, int(number))
+        except (ValueError, TypeError):
+            continue
+        if when > ref:
+            out.append(m[0])
+    return out

@@ -10,7 +10,7 @@ import pytest
 from conftest import CORPUS, ROOT
 
 from qa import Assistant, Filters, Retriever, facts, sync
-from qa.asked import Kind, counted_names, question_kind
+from qa.asked import Kind, asks_what_happened, counted_names, question_kind
 from qa.conversation import Turn, leans_on_conversation, readings
 from qa.terms import stems
 
@@ -159,7 +159,8 @@ def test_question_kinds(question, kind):
     ("How many Quillfeather employees work in Salvern Bay?", Kind.QUANTITY, "employees"),  # a plural ends it
     ("And how many were treated in hospital?", Kind.QUANTITY, None),  # "were" is the verb
     ("What is Park Min-jae's salary?", Kind.QUANTITY, "salary"),  # the owner is left out
-    ("What was Storm Halvard's top wind speed?", Kind.THING, "speed"),  # the head comes last
+    ("What was Storm Halvard's top wind speed?", Kind.QUANTITY, "speed"),  # the head comes last: a measure
+    ("What is the temperature forecast for Thursday?", Kind.THING, "forecast"),  # the head is no measure
     ("What is the Bank of Norland's inflation target?", Kind.THING, "target"),  # "of" inside a name
     ("Which committee members voted against the increase?", Kind.PERSON, "member"),
     ("Which breed won the show?", Kind.THING, "breed"),  # a verb ends it
@@ -303,10 +304,23 @@ def test_only_titles_that_could_answer_are_evidence(news):
     "What is Park Min-jae's salary?",  # "three years" is no salary: the sentence must speak of one
     "How many Quillfeather employees work in Salvern Bay?",  # nor is "seven years" a number of employees
     "How many South Korean troops have been sent to Ukraine?",  # the archive counts North Korea's
+    "What was the highest wind speed recorded at Ashford?",  # "running at reduced speed" gives no speed
+    "What did the Bank of Norland announce on May 21?",  # its April article: "the next decision is on May 21"
 ])
 def test_near_domain_questions_are_refused(news, question):
     answer = news.ask(question)
     assert answer.abstained and answer.reason == "unanswered" and not answer.citations, answer.text
+
+
+def test_a_measure_is_stated_in_its_unit_and_a_later_day_only_when_planned(news):
+    assert facts.measured("speed", "gusts of 110 km/h") and facts.measured("speed", "winds of 70 mph")
+    assert not facts.measured("speed", "trains ran at reduced speed, with delays of up to 40 minutes")
+    assert facts.measured("money", "a fee of $40") and facts.measured("weight", "a 20 kg bag")
+    assert facts.dates_after("What did it decide on May 21 or on March 3, 2025?", "2025-04-09") == ["May 21"]
+    assert asks_what_happened("What did the bank decide?") and asks_what_happened("Who won the vote?")
+    assert not asks_what_happened("When is the vote expected?") and not asks_what_happened("What will it do?")
+    answer = news.ask("When is the Bank of Norland's next policy decision?")  # a day to come, asked as one
+    assert "May 21" in first(answer), answer.text
 
 
 def test_a_count_of_something_of_like_meaning_answers(news):
