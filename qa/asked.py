@@ -169,8 +169,8 @@ def _phrase(text: str, counted: bool = False) -> tuple[list[str], tuple[str, ...
             named = True
             if token[0].isupper() and not words:
                 names.append(re.sub(r"['’]s?$", "", low))
-        elif words and (_past_verb(low) or _participle(low) and _noun(words[-1])) or (
-                named and not words and (_past_verb(low) or _participle(low))):
+        elif (_past_verb(low) or _participle(low)) and (
+                words and (_past_verb(low) or _noun(words[-1])) or named and not words):
             break  # "Which breed won", "a commonly used measurement used to", "What was Jacksonville called"
         else:
             words.append(re.sub(r"['’]s?$", "", low))
