@@ -9,7 +9,8 @@ For each candidate sentence of the evidence it adds up
   "when", ...), and a small penalty when it leans on the sentence before ("However, ...").
 
 A sentence that is itself a question is never quoted; a headline or sub-heading only when it states the asked-for
-kind of answer. The best sentence comes first, up to two more follow if they score nearly as well. Sentences of
+kind of answer. The best sentence comes first (never a correction's report of what it corrects, when the
+correction scores nearly as well), up to two more follow if they score nearly as well. Sentences of
 other articles that say the same thing (close in meaning *and* agreeing on their numbers, dates and names) add
 their citations to it; when articles give different figures for the asked-for value, the answer says so and
 cites each. When the best sentence says that the fact is not known ("has not said how much ..."), the answer
@@ -139,6 +140,13 @@ class ExtractiveAnswerer:
             # nearly as well; none at all, and the question is not answered here.
             pool = np.flatnonzero(typed & (scores >= scores[best] - s.margin))
             best = int(pool[np.argmax(scores[pool])]) if len(pool) else (best if typed.any() else -1)
+        if best >= 0 and facts.is_superseded(candidates[best].sentence.text):
+            # "The article also said that 17 people were treated": what a correction corrects comes after the
+            # correction ("The hospital has since said that 23 ..."), when one scores nearly as well.
+            current = [not facts.is_superseded(c.sentence.text) and (typed[i] or kind not in STRICT)
+                       for i, c in enumerate(candidates)]
+            pool = np.flatnonzero(np.array(current) & (scores >= scores[best] - s.margin))
+            best = int(pool[np.argmax(scores[pool])]) if len(pool) else best
         passage = float(evidence.passage_similarity.max()) if len(evidence.passage_similarity) else 0.0
         missing = _missing(focus, evidence, candidates[best] if best >= 0 else None)
         if kind is Kind.QUANTITY and noun and noun not in _GENERIC and best >= 0:

@@ -293,6 +293,19 @@ def is_unknown(text: str) -> bool:
     return bool(_UNKNOWN.search(text))
 
 
+#: "The article also said that ...", "An article published on February 20 stated ...", "The earlier report gave ...";
+#: not "A report by the agency said ...", which is news of its own.
+_SUPERSEDED = re.compile(r"^\W*(?:the|an?|our|that|this)\s+(?:(?:earlier|original|previous|first)\s+(?:report|"
+                         r"article|story|version)|article|story|version)\b[^.;]{0,120}?\b(?:said|stated|reported|"
+                         r"suggested|gave|put)\b", re.IGNORECASE)
+
+
+def is_superseded(text: str) -> bool:
+    """A sentence that reports what an earlier article said, as a correction does ("The article also said that 17
+    people were treated ..."): the corrected figure follows it."""
+    return bool(_SUPERSEDED.search(text))
+
+
 def is_question(text: str) -> bool:
     """A sentence that asks rather than tells ("What does a central bank do?") is never an answer."""
     return text.rstrip().rstrip("\"'”’)»").endswith("?")

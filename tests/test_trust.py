@@ -323,6 +323,21 @@ def test_a_measure_is_stated_in_its_unit_and_a_later_day_only_when_planned(news)
     assert "May 21" in first(answer), answer.text
 
 
+def test_what_a_correction_corrects_is_not_shown_first(news):
+    """A correction's "The article also said that 17 ..." comes after what it corrects to ("has since said 23")."""
+    assert facts.is_superseded("The article also said that 17 people were treated at St. Brigid's Hospital.")
+    assert facts.is_superseded("An article published on February 20 stated that about 1,200 residents had left.")
+    assert not facts.is_superseded("The hospital has since said that 23 people were treated.")
+    assert not facts.is_superseded("A report by the agency said that 20 people died.")  # news of its own
+    assert facts.is_superseded("The earlier report said that 20 people died.")
+    answer = converse(news, "What was the corrected evacuation figure for Dunmore?",
+                      "And how many were treated in hospital?")
+    assert first(answer).startswith("The hospital has since said that 23"), answer.text
+    assert "17 people" in answer.text  # what it corrects is still shown, after it
+    alone = news.ask("How many people were treated at St. Brigid's Hospital?")
+    assert not facts.is_superseded(first(alone)) and "were treated" in first(alone), alone.text
+
+
 def test_a_count_of_something_of_like_meaning_answers(news):
     """"troops" counts soldiers (the model's word vectors say so): not refused for want of the word."""
     answer = news.ask("How many soldiers has North Korea sent to Russia?")
