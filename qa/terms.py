@@ -22,6 +22,8 @@ _QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "wh
                    "having"}
 _STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN) | _QUESTION_WORDS
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s.tokenize's default pattern
+#: A text's words as written, apostrophes kept ("Brigid's"): for offsets and spelling, not for matching terms.
+WORDS = re.compile(r"[\w'’]+")
 
 
 def stem_lists(texts: list[str]) -> list[list[str]]:

@@ -1,0 +1,96 @@
+"""What a question asks that the evidence does not say: the checks that refuse an answer however well its best
+sentence scores (README, "Refusals").
+
+- a name or number of the question that no passage or title contains ("the port of Rotterdam" in an archive about
+  another port); a name spelt one letter off counts as found;
+- a year the question names that is not the chosen sentence's, and a day after its article's date for a question
+  about what happened;
+- for "how many X" (and "what is Y's salary", "top wind speed"): a best sentence that does not count X, or lacks
+  the names that qualify it, or gives no value in a measure's unit.
+"""
+
+from __future__ import annotations
+
+from difflib import get_close_matches
+
+from qa import facts
+from qa.asked import MEASURES, Kind, asks_what_happened, counted_names
+from qa.evidence import Candidate, Evidence
+from qa.terms import WORDS, covers, stems
+
+
+def unsaid(focus: str, kind: Kind, noun: str | None, evidence: Evidence, chosen: Candidate,
+           chars: int) -> tuple[str, ...]:
+    """What ``focus`` (a question of ``kind``, about ``noun``) asks that ``evidence`` and its ``chosen`` sentence do
+    not say; empty when nothing is missing. ``chars``: the prefix length two word forms share (``terms.covers``)."""
+    out = _absent(focus, evidence, chosen)
+    if kind is Kind.QUANTITY and noun and noun not in _GENERIC:
+        out += _uncounted(focus, noun, chosen, evidence.kin, chars)
+    return out
+
+
+def _absent(focus: str, evidence: Evidence, chosen: Candidate) -> tuple[str, ...]:
+    """What the question names that the evidence does not: a name or number no passage or title contains ("the
+    port of Rotterdam" in an archive about another port), a year ("in 2020", "last year") that is not the chosen
+    sentence's, or a day after its article's date for a question about what happened (README, "Refusals"). A name
+    spelt nearly as in the evidence (one letter off: "Zeria" for "Zeira") counts as found."""
+    haystack = " ".join(f"{p.title} {p.text}" for p in evidence.passages)
+    lowered = haystack.lower()
+    names = [w for w in dict.fromkeys(facts.names_in(focus)) if w not in lowered]
+    if names:  # only then are the evidence's words needed (the spelling check)
+        words = set(WORDS.findall(lowered))
+        names = [w for w in names if not _close(w, words)]
+    numbers = facts.numbers_in(focus)  # most questions give none: the evidence's are not read then
+    out = names + sorted(numbers - facts.numbers_in(haystack) if numbers else ())
+    asked = facts.years(focus)
+    year = (chosen.passage.date or "")[:4]
+    if asked and year.isdigit():
+        # A dated article's sentence speaks of the article's year unless it names another: "Who won last year?"
+        # is not answered by this year's winner, nor "the 2020 election" by Tuesday's.
+        asked = facts.absolute_years(asked, int(year))
+        said = facts.absolute_years(facts.years_mentioned(chosen.sentence.text), int(year)) | {year}
+        out += sorted(asked - said)
+    elif asked:  # undated: a year anywhere in the article; "last year" only in the sentence (whose last year?)
+        article = [p.text for p in evidence.passages if p.article_id == chosen.sentence.article_id]
+        said = facts.years_mentioned(" ".join(article)) - set(facts.RELATIVE_YEARS)
+        said |= facts.years_mentioned(chosen.sentence.text)
+        out += [y for y in asked if y not in said]
+    later = facts.dates_after(focus, chosen.passage.date) if chosen.passage.date else []
+    if later and asks_what_happened(focus):
+        # An article does not report what happened after it was written: "What did the bank decide at its May 21
+        # meeting?" is not answered by an April article's "The bank's next decision is on May 21". News dev
+        # must-refuse +1 question, nothing else moved (BENCHMARKS.md, "Measures and later days").
+        out += later
+    return tuple(out)
+
+
+def _uncounted(focus: str, noun: str, c: Candidate, kin: frozenset[str], chars: int) -> tuple[str, ...]:
+    """What "how many ``noun``" asks that ``c`` does not count: the noun itself, when the sentence counts something
+    else ("How many soldiers were killed?"; "10,000 troops" is a count of them: ``Evidence.kin``), and the names
+    that qualify it ("How many South Korean troops ...?" is not answered by "North Korea has sent 10,000 troops").
+    News dev must-refuse refused 35.7% -> 50.0% -> 57.1%, nothing else changed there or on SQuAD (BENCHMARKS.md,
+    "The asked-for thing"); switching to another sentence that counts it, when one scored nearly as well, changed
+    nothing either."""
+    out = () if _counts(noun, c, kin, chars) else (noun,)
+    text = c.sentence.text.replace(".", "")  # "U.S." is "US"
+    said, words = set(stems(text)), set(WORDS.findall(text.lower()))
+    return out + tuple(n for n in counted_names(focus) if n not in words and not any(
+        covers(t, said, chars) for t in stems(n)))
+
+
+def _counts(noun: str, c: Candidate, kin: frozenset[str], chars: int) -> bool:
+    """Whether ``c`` speaks of ``noun``: its sentence or its article's title holds the word, or its sentence a word
+    of like meaning (``kin``; a title's kin is no sign: "pay" in a headline does not give anyone's salary)."""
+    if noun in MEASURES:
+        return facts.measured(MEASURES[noun], c.sentence.text)
+    said = set(stems(c.sentence.text))
+    held = said | set(stems(c.passage.title))
+    return any(covers(t, held, chars) for t in stems(noun)) or bool(said & kin)
+
+
+def _close(word: str, words: set[str]) -> bool:
+    return bool(get_close_matches(word, [w for w in words if abs(len(w) - len(word)) <= 2], n=1, cutoff=0.8))
+
+
+_GENERIC = {"name", "kind", "type", "sort", "number", "amount", "total", "figure", "value", "size", "part", "thing",
+            "one", "ones", "way", "most", "percentage", "share", "proportion", "rate", "level"}
