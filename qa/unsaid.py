@@ -6,11 +6,13 @@ sentence scores (README, "Refusals").
 - a year the question names that is not the chosen sentence's, and a day after its article's date for a question
   about what happened;
 - for "how many X" (and "what is Y's salary", "top wind speed"): a best sentence that does not count X, or lacks
-  the names that qualify it, or gives no value in a measure's unit.
+  the names that qualify it, or gives no value in a measure's unit;
+- for "Who is the ROLE of X?": a ROLE-holder the evidence gives as another's ROLE.
 """
 
 from __future__ import annotations
 
+import re
 from difflib import get_close_matches
 
 from qa import facts
@@ -26,6 +28,8 @@ def unsaid(focus: str, kind: Kind, noun: str | None, evidence: Evidence, chosen:
     out = _absent(focus, evidence, chosen)
     if kind is Kind.QUANTITY and noun and noun not in _GENERIC:
         out += _uncounted(focus, noun, chosen, evidence.kin, chars)
+    if kind is Kind.PERSON:
+        out += _role_of_another(focus, evidence, chosen, chars)
     return out
 
 
@@ -86,6 +90,35 @@ def _counts(noun: str, c: Candidate, kin: frozenset[str], chars: int) -> bool:
     said = set(stems(c.sentence.text))
     held = said | set(stems(c.passage.title))
     return any(covers(t, held, chars) for t in stems(noun)) or bool(said & kin)
+
+
+_NAMED = r"(?:[A-Z][\w'’-]*\s+)*?[A-Z][\w'’-]*"
+_ROLE_OF = re.compile(r"\b(?i:who\s+(?:is|was|are|were)\s+(?:the\s+)?(?:current\s+|new\s+|former\s+)?"
+                      r"([a-z]+(?:\s+[a-z]+)?)\s+of)\s+(?:the\s+)?(" + _NAMED + r")(?=[\s?.,]|$)")
+
+
+def _role_of_another(focus: str, evidence: Evidence, chosen: Candidate, chars: int) -> tuple[str, ...]:
+    """For "Who is the ROLE of X?": X, when the chosen sentence's ROLE is someone the evidence gives as another's
+    ROLE. "Who is the president of Ukraine?" is not answered by "... discussed with President Yoon Suk-yeol" when
+    another sentence says "The President of South Korea, Yoon Suk-yeol"."""
+    asked = _ROLE_OF.search(focus)
+    if not asked:
+        return ()
+    role, place = r"\s+".join(map(re.escape, asked[1].split())), asked[2]
+    held = re.search(rf"(?i:\b{role})\s+({_NAMED})", chosen.sentence.text)
+    if not held:
+        return ()
+    name = re.escape(held[1].split()[0])
+    wanted = stems(place)
+    qualifiers = []
+    for c in evidence.candidates:
+        text = c.sentence.text
+        qualifiers += [m[1] for m in re.finditer(rf"({_NAMED})\s+(?i:{role})\s+{name}\b", text)]
+        qualifiers += [m[1] for m in re.finditer(rf"(?i:{role}\s+of)\s+(?:the\s+)?({_NAMED}),?\s+{name}\b", text)]
+    qualifiers = [q for q in qualifiers if facts.names_in(f"x {q}")]  # "The President Yoon": no qualifier
+    if not qualifiers or any(covers(t, set(stems(q)), chars) for q in qualifiers for t in wanted):
+        return ()
+    return (place,)
 
 
 def _close(word: str, words: set[str]) -> bool:

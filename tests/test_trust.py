@@ -306,6 +306,7 @@ def test_only_titles_that_could_answer_are_evidence(news):
     "How many South Korean troops have been sent to Ukraine?",  # the archive counts North Korea's
     "What was the highest wind speed recorded at Ashford?",  # "running at reduced speed" gives no speed
     "What did the Bank of Norland announce on May 21?",  # its April article: "the next decision is on May 21"
+    "Who is the defense minister of South Korea?",  # was answered with "Ukrainian Defense Minister Rustem Umerov"
 ])
 def test_near_domain_questions_are_refused(news, question):
     answer = news.ask(question)
@@ -336,6 +337,14 @@ def test_what_a_correction_corrects_is_not_shown_first(news):
     assert "17 people" in answer.text  # what it corrects is still shown, after it
     alone = news.ask("How many people were treated at St. Brigid's Hospital?")
     assert not facts.is_superseded(first(alone)) and "were treated" in first(alone), alone.text
+
+
+@pytest.mark.parametrize("question,name", [
+    ("Who is the president of South Korea?", "Yoon Suk-yeol"),  # "The President of South Korea, Yoon Suk-yeol"
+    ("Who is the chief executive of Quillfeather?", "Priya Raghunathan"),  # "chief executive Priya Raghunathan"
+])
+def test_a_role_held_where_the_question_asks_answers(news, question, name):
+    assert name in first(news.ask(question))
 
 
 def test_a_count_of_something_of_like_meaning_answers(news):
