@@ -7,7 +7,8 @@ sentence scores (README, "Refusals").
   about what happened;
 - for "how many X" (and "what is Y's salary", "top wind speed"): a best sentence that does not count X, or lacks
   the names that qualify it, or gives no value in a measure's unit;
-- for "Who is the ROLE of X?": a ROLE-holder the evidence gives as another's ROLE.
+- for "Who is the ROLE of X?": a ROLE-holder the evidence gives as another's ROLE;
+- a scope the question puts on its answer ("worldwide", "nationwide") that the sentence does not state.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def unsaid(focus: str, kind: Kind, noun: str | None, evidence: Evidence, chosen:
         out += _uncounted(focus, noun, chosen, evidence.kin, chars)
     if kind is Kind.PERSON:
         out += _role_of_another(focus, evidence, chosen, chars)
-    return out
+    return out + _scope(focus, chosen.sentence.text)
 
 
 def _absent(focus: str, evidence: Evidence, chosen: Candidate) -> tuple[str, ...]:
@@ -90,6 +91,20 @@ def _counts(noun: str, c: Candidate, kin: frozenset[str], chars: int) -> bool:
     said = set(stems(c.sentence.text))
     held = said | set(stems(c.passage.title))
     return any(covers(t, held, chars) for t in stems(noun)) or bool(said & kin)
+
+
+#: Scopes a question can put on what it asks ("How many people does the company employ worldwide?"), each with the
+#: ways a sentence states it: the plant's "employs about 640 people" is not the company's number worldwide.
+_SCOPES = {
+    "world": re.compile(r"\b(?:world-?wide|globally|(?:around|across|all over) the world|in the world)\b",
+                        re.IGNORECASE),
+    "nation": re.compile(r"\b(?:nation-?wide|(?:across|all over) the country)\b", re.IGNORECASE),
+}  # not "global", "national", "international": they are in names ("Ashford International Airport")
+
+
+def _scope(focus: str, text: str) -> tuple[str, ...]:
+    """A scope ``focus`` puts on its answer ("worldwide", "nationwide") that the sentence ``text`` does not state."""
+    return tuple(m[0] for scope in _SCOPES.values() if (m := scope.search(focus)) and not scope.search(text))
 
 
 _NAMED = r"(?:[A-Z][\w'’-]*\s+)*?[A-Z][\w'’-]*"

@@ -307,6 +307,8 @@ def test_only_titles_that_could_answer_are_evidence(news):
     "What was the highest wind speed recorded at Ashford?",  # "running at reduced speed" gives no speed
     "What did the Bank of Norland announce on May 21?",  # its April article: "the next decision is on May 21"
     "Who is the defense minister of South Korea?",  # was answered with "Ukrainian Defense Minister Rustem Umerov"
+    "How many people does the Dunmore plant employ nationwide?",  # "The plant ... employs about 640 people"
+    "How many people does Quillfeather employ around the world?",  # "offices ... which together employ about 520"
 ])
 def test_near_domain_questions_are_refused(news, question):
     answer = news.ask(question)
@@ -337,6 +339,10 @@ def test_what_a_correction_corrects_is_not_shown_first(news):
     assert "17 people" in answer.text  # what it corrects is still shown, after it
     alone = news.ask("How many people were treated at St. Brigid's Hospital?")
     assert not facts.is_superseded(first(alone)) and "were treated" in first(alone), alone.text
+
+
+def test_a_count_that_states_the_scope_asked_answers(news):
+    assert "15,400 people worldwide" in first(news.ask("How many people does Quillfeather employ worldwide?"))
 
 
 @pytest.mark.parametrize("question,name", [
