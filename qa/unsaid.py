@@ -8,7 +8,8 @@ sentence scores (README, "Refusals").
 - for "how many X" (and "what is Y's salary", "top wind speed"): a best sentence that does not count X, or lacks
   the names that qualify it, or gives no value in a measure's unit;
 - for "Who is the ROLE of X?": a ROLE-holder the evidence gives as another's ROLE;
-- a scope the question puts on its answer ("worldwide", "nationwide") that the sentence does not state.
+- a scope the question puts on its answer ("worldwide", "nationwide"), or a death or injury it asks about, that
+  the sentence does not state.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def unsaid(focus: str, kind: Kind, noun: str | None, evidence: Evidence, chosen:
         out += _uncounted(focus, noun, chosen, evidence.kin, chars)
     if kind is Kind.PERSON:
         out += _role_of_another(focus, evidence, chosen, chars)
-    return out + _scope(focus, chosen.sentence.text)
+    return out + _unstated(focus, chosen.sentence.text)
 
 
 def _absent(focus: str, evidence: Evidence, chosen: Candidate) -> tuple[str, ...]:
@@ -93,18 +94,27 @@ def _counts(noun: str, c: Candidate, kin: frozenset[str], chars: int) -> bool:
     return any(covers(t, held, chars) for t in stems(noun)) or bool(said & kin)
 
 
-#: Scopes a question can put on what it asks ("How many people does the company employ worldwide?"), each with the
-#: ways a sentence states it: the plant's "employs about 640 people" is not the company's number worldwide.
-_SCOPES = {
-    "world": re.compile(r"\b(?:world-?wide|globally|(?:around|across|all over) the world|in the world)\b",
-                        re.IGNORECASE),
-    "nation": re.compile(r"\b(?:nation-?wide|(?:across|all over) the country)\b", re.IGNORECASE),
-}  # not "global", "national", "international": they are in names ("Ashford International Airport")
+#: What a question can ask that a sentence must state in one of these ways, whatever else it says: a scope
+#: ("How many people does the company employ worldwide?" is not answered by the plant's "employs about 640 people"),
+#: a death or an injury ("How many soldiers have been killed?" is not answered by "North Korea has sent over 10,000
+#: troops", nor "How many were hurt?" by "Two people died").
+_STATED = {
+    "world": r"\b(?:world-?wide|globally|(?:around|across|all over) the world|in the world)\b",
+    "nation": r"\b(?:nation-?wide|(?:across|all over) the country)\b",
+    # not "global", "national", "international": they are in names ("Ashford International Airport")
+    "death": r"\b(?:kill|die[ds]?\b|dying|dead|death|fatal|perish|drown|murder|toll\b|bodies\b|casualt|"
+             r"(?:lost|lose|losing) (?:their |his |her )?lives|lives (?:were |have been )?lost)\w*",
+    "injury": r"\b(?:injur|wound|hurt|casualt|treated\b|hospital)\w*",
+}
+#: Asked in lowercase ("killed", not "the Black Death"); stated in any case ("Killed were ...").
+_ASKED = [re.compile(way) for way in _STATED.values()]
+_SAID = [re.compile(way, re.IGNORECASE) for way in _STATED.values()]
 
 
-def _scope(focus: str, text: str) -> tuple[str, ...]:
-    """A scope ``focus`` puts on its answer ("worldwide", "nationwide") that the sentence ``text`` does not state."""
-    return tuple(m[0] for scope in _SCOPES.values() if (m := scope.search(focus)) and not scope.search(text))
+def _unstated(focus: str, text: str) -> tuple[str, ...]:
+    """What ``focus`` asks of :data:`_STATED` ("worldwide", "killed") that the sentence ``text`` does not state."""
+    return tuple(m[0] for asked, said in zip(_ASKED, _SAID, strict=True)
+                 if (m := asked.search(focus)) and not said.search(text))
 
 
 _NAMED = r"(?:[A-Z][\w'’-]*\s+)*?[A-Z][\w'’-]*"

@@ -309,6 +309,8 @@ def test_only_titles_that_could_answer_are_evidence(news):
     "Who is the defense minister of South Korea?",  # was answered with "Ukrainian Defense Minister Rustem Umerov"
     "How many people does the Dunmore plant employ nationwide?",  # "The plant ... employs about 640 people"
     "How many people does Quillfeather employ around the world?",  # "offices ... which together employ about 520"
+    "How many Ukrainian soldiers have died in Kursk?",  # "North Korea has reportedly sent over 10,000 troops"
+    "How many people were hurt when the storm hit Ashford?",  # "Two people died ..." is no count of the hurt
 ])
 def test_near_domain_questions_are_refused(news, question):
     answer = news.ask(question)
@@ -341,8 +343,9 @@ def test_what_a_correction_corrects_is_not_shown_first(news):
     assert not facts.is_superseded(first(alone)) and "were treated" in first(alone), alone.text
 
 
-def test_a_count_that_states_the_scope_asked_answers(news):
+def test_a_count_that_states_the_scope_or_the_harm_asked_answers(news):
     assert "15,400 people worldwide" in first(news.ask("How many people does Quillfeather employ worldwide?"))
+    assert first(news.ask("How many people were killed in Storm Halvard?")).startswith("Two people died")
 
 
 @pytest.mark.parametrize("question,name", [
