@@ -115,7 +115,7 @@ class ExtractiveAnswerer:
             return Answer(evidence.question, f"{UNKNOWN_TEXT} {_one_line(best.sentence.text)} [1]",
                           [AnswerSentence(best.sentence.text, (1,))], [citation], abstained=True, caveat=UNKNOWN_TEXT,
                           reason=UNANSWERED)
-        return self._compose(evidence.question, judgement)
+        return self._compose(evidence, judgement)
 
     def judge(self, evidence: Evidence) -> Judgement:
         s = self.settings
@@ -167,26 +167,29 @@ class ExtractiveAnswerer:
 
     def _anchored(self, kind: Kind, noun: str | None, focus: str, candidates: list[Candidate]) -> np.ndarray:
         """Whether each candidate states its value of the asked-for kind within a few words of a question term."""
+        return np.array([bool(self._answers(kind, noun, focus, c.sentence.text)) for c in candidates], float)
+
+    def _answers(self, kind: Kind, noun: str | None, focus: str, text: str) -> list[tuple[int, int]]:
+        """The spans of ``text``'s values of the asked-for kind that stand within a few words of a question term
+        ("412 flights" for "how many flights"); all of them in a sentence about the "which / what X" asked for."""
         terms = set(stem_lists([focus])[0])
+        values = facts.spans(kind, text, focus, noun)
+        if not values or not terms:
+            return []
         asked_noun = stemmer().stemWord(noun) if noun else None
-        out = np.zeros(len(candidates))
-        for i, c in enumerate(candidates):
-            text = c.sentence.text
-            values = facts.spans(kind, text, focus, noun)
-            if not values or not terms:
-                continue
-            words = [(m.start(), m.end(), m[0].lower()) for m in WORDS.finditer(text)]
-            stems = stemmer().stemWords([w for _, _, w in words])
-            wanted = terms
-            if kind is Kind.THING and asked_noun and asked_noun in stems:
-                out[i] = True  # "what ammunition": a sentence about ammunition
-                continue
-            if kind is Kind.QUANTITY and asked_noun and asked_noun in stems:
-                wanted = {asked_noun}  # "how many dockworkers": a number of dockworkers
-            near = [k for k, stem in enumerate(stems) if covers(stem, wanted, self.settings.prefix_chars)]
-            inside = [{k for k, (a, b, _) in enumerate(words) if a < end and b > start} for start, end in values]
-            out[i] = any(abs(k - v) <= self.settings.anchor_words for span in inside for v in span for k in near
-                         if k not in span)
+        words = [(m.start(), m.end(), m[0].lower()) for m in WORDS.finditer(text)]
+        stems = stemmer().stemWords([w for _, _, w in words])
+        wanted = terms
+        if kind is Kind.THING and asked_noun and asked_noun in stems:
+            return list(values)  # "what ammunition": a sentence about ammunition
+        if kind is Kind.QUANTITY and asked_noun and asked_noun in stems:
+            wanted = {asked_noun}  # "how many dockworkers": a number of dockworkers
+        near = [k for k, stem in enumerate(stems) if covers(stem, wanted, self.settings.prefix_chars)]
+        out = []
+        for start, end in values:
+            span = {k for k, (a, b, _) in enumerate(words) if a < end and b > start}
+            if any(abs(k - v) <= self.settings.anchor_words for v in span for k in near if k not in span):
+                out.append((start, end))
         return out
 
     def _score(self, evidence: Evidence, candidates: list[Candidate], said: str) -> tuple[np.ndarray, np.ndarray]:
@@ -224,8 +227,8 @@ class ExtractiveAnswerer:
         rest = similarity - s.dangling_penalty * dangling
         return rest + s.lexical_weight * coverage, rest + s.lexical_weight * exact
 
-    def _compose(self, question: str, j: Judgement) -> Answer:
-        s = self.settings
+    def _compose(self, evidence: Evidence, j: Judgement) -> Answer:
+        s, question = self.settings, evidence.question
         vectors = np.stack([c.sentence.vector for c in j.candidates])
         order = [j.best] + [int(i) for i in np.argsort(-j.scores) if i != j.best]
         chosen: list[list[int]] = []  # each: candidates saying one fact, the first one shown
@@ -248,7 +251,7 @@ class ExtractiveAnswerer:
                     group.append(t)
                 used.add(t)
             chosen.append(group)
-        rival = self._rival(j, vectors)
+        rival = self._rival(evidence, j, vectors)
         if rival is not None:  # shown second, whatever its rank
             chosen = [g for g in chosen if g[0] != rival]
             chosen.insert(1, [rival])
@@ -265,12 +268,14 @@ class ExtractiveAnswerer:
                     citations.append(self.cite(numbers[key], c))
                 refs.append(numbers[key])
             sentences.append(AnswerSentence(j.candidates[group[0]].sentence.text, tuple(refs)))
-        caveat = _differ(j, chosen[0][0], rival, sentences) if rival is not None else None
+        caveat = self._differ(j, chosen[0][0], rival, sentences) if rival is not None else None
         body = " ".join(f"{_one_line(a.text)} {''.join(f'[{n}]' for n in a.citations)}" for a in sentences)
         return Answer(question, f"{caveat} {body}" if caveat else body, sentences, citations, caveat=caveat)
 
-    def _rival(self, j: Judgement, vectors: np.ndarray) -> int | None:
-        """A sentence of another article that reports the asked-for figure or date differently, if any."""
+    def _rival(self, evidence: Evidence, j: Judgement, vectors: np.ndarray) -> int | None:
+        """A sentence of another article that reports the asked-for figure or date differently, if any: one that
+        would answer the question itself (it counts what was asked, states its harm or scope: ``unsaid``), not a
+        figure of something else ("1,200 residents evacuated" beside "17 people were treated")."""
         if j.kind not in (Kind.QUANTITY, Kind.DATE):
             return None
         s, best = self.settings, j.candidates[j.best]
@@ -291,9 +296,27 @@ class ExtractiveAnswerer:
                 continue  # a share and a count do not disagree
             other = facts.facts(c.sentence.text)
             same_day = own.same_time(other) or j.kind is Kind.DATE
-            if theirs and not theirs & mine and same_day:
+            if theirs and not theirs & mine and same_day and not unsaid(
+                    j.focus, j.kind, question_kind(j.focus)[1], evidence, c, s.prefix_chars):
                 return i
         return None
+
+    def _differ(self, j: Judgement, first: int, rival: int, sentences: list[AnswerSentence]) -> str:
+        """ "Reports differ: 4,300 [1] (Harbor Times, 2024-03-02); 4,500 [2] (Wire Press, 2024-03-03)": each
+        sentence's values that answer what was asked ("4,500 dockworkers", not "a quarter of the trade"), or all of
+        them when none stands next to a question term."""
+        bits = []
+        noun = question_kind(j.focus)[1]
+        asked = facts.normalized(j.kind, j.focus)
+        for i, sentence in zip((first, rival), sentences[:2], strict=True):
+            c = j.candidates[i]
+            text = c.sentence.text
+            found = [text[a:b].strip() for a, b in self._answers(j.kind, noun, j.focus, text)] or [
+                v for v in facts.values(j.kind, text) if not facts.normalized(j.kind, v) & asked]
+            shown = ", ".join(dict.fromkeys(found)) or text
+            where = ", ".join(x for x in (c.passage.source, c.passage.date) if x)
+            bits.append(f"{shown} [{sentence.citations[0]}]" + (f" ({where})" if where else ""))
+        return "Reports differ: " + "; ".join(bits) + "."
 
     def cite(self, number: int, c: Candidate) -> Citation:
         p, s = c.passage, c.sentence
@@ -304,19 +327,6 @@ class ExtractiveAnswerer:
         after = p.text[s.end - p.start:s.end - p.start + width]
         return Citation(number, p.article_id, p.title, p.date, p.source, p.url, s.start, s.end, s.text,
                         _trim_left(before), _trim_right(after))
-
-
-def _differ(j: Judgement, first: int, rival: int, sentences: list[AnswerSentence]) -> str:
-    """ "Reports differ: 4,300 [1] (Harbor Times, 2024-03-02); 4,500 [2] (Wire Press, 2024-03-03)." """
-    bits = []
-    asked = facts.normalized(j.kind, j.focus)
-    for i, sentence in zip((first, rival), sentences[:2], strict=True):
-        c = j.candidates[i]
-        found = [v for v in facts.values(j.kind, c.sentence.text) if not facts.normalized(j.kind, v) & asked]
-        shown = ", ".join(dict.fromkeys(found)) or c.sentence.text
-        where = ", ".join(x for x in (c.passage.source, c.passage.date) if x)
-        bits.append(f"{shown} [{sentence.citations[0]}]" + (f" ({where})" if where else ""))
-    return "Reports differ: " + "; ".join(bits) + "."
 
 
 def _said(history) -> str:

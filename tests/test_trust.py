@@ -4,6 +4,7 @@ citation that disagrees with its quote, "Reports differ", refusals, and filters 
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -266,6 +267,14 @@ def test_sources_that_disagree_are_both_cited(news):
     cited = {c.number: c for c in answer.citations}
     assert any("38 ships" in c.snippet for c in cited.values()) and any("31 ships" in c.snippet for c in cited.values())
     assert len({c.article_id for c in cited.values()}) >= 2
+
+
+def test_reports_differ_names_only_the_figures_that_answer(news):
+    """The caveat gives each source's figure for what was asked, and a figure of something else is no rival."""
+    answer = news.ask("How many dockworkers went on strike at Kelmouth?")
+    assert re.match(r"Reports differ: 4,[35]00 \[1\] \([^)]*\); 4,[35]00 \[2\]", answer.caveat or ""), answer.text
+    injured = news.ask("How many people were injured in the Dunmore chlorine leak?")  # 1,200 were evacuated
+    assert injured.caveat is None and "17 people were treated" in first(injured), injured.text
 
 
 def test_a_headline_is_cited_as_the_title_line(news, texts):
