@@ -47,7 +47,7 @@ _QUANTITY_NOUNS = ("number", "share", "percentage", "percent", "proportion", "am
 MEASURES = {"speed": "speed", "temperature": "temperature", "height": "length", "distance": "length",
             "depth": "length", "width": "length", "weight": "weight", "revenue": "money",
             "profit": "money", "income": "money", "debt": "money", "deficit": "money", "turnover": "money",
-            "fee": "money", "fare": "money"}
+            "fee": "money", "fare": "money", "duration": "time"}  # "duration": what "how long" asks
 _DATE_NOUNS = ("day", "date", "year", "month", "time", "week", "hour", "season", "decade", "century")
 _REASON_WORDS = ("caused", "cause", "led", "prompted", "reason", "reasons", "triggered", "motivated")
 
@@ -85,7 +85,7 @@ def question_kind(question: str) -> tuple[Kind, str | None]:
     if wh in _QUANTITIES:
         return Kind.QUANTITY, head_noun(rest, counted=True) if wh == "how many" else None
     if wh == "how long":
-        return (Kind.DATE, None) if re.match(r"\s+ago\b", rest) else (Kind.QUANTITY, None)
+        return (Kind.DATE, None) if re.match(r"\s+ago\b", rest) else (Kind.QUANTITY, "duration")
     if wh == "when":
         return Kind.DATE, None
     if wh in ("who", "whom", "whose"):

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from qa.asked import PLACE_NOUNS, Kind
+from qa.asked import MEASURES, PLACE_NOUNS, Kind
 
 _WORD = r"[A-Za-z][\w'’-]*"
 
@@ -57,6 +57,9 @@ _UNITS = {
     "length": re.compile(r"\d\s*(?:(?:kilo|centi|milli)?met(?:re|er)s?|km|cm|mm|m|feet|foot|ft|inch(?:es)?|miles?|"
                          r"yards?)\b", re.IGNORECASE),
     "weight": re.compile(r"\d\s*(?:(?:kilo)?grams?|kg|g|tonnes?|tons?|pounds|lbs?|ounces?)\b", re.IGNORECASE),
+    "time": re.compile(r"\b(?:\d[\d,.]*|an?|" + "|".join(_NUMBER_WORDS) + r"|several|a few|a couple of)[\s-]+"
+                       r"(?:(?:and a half|more)\s+)?(?:second|minute|hour|day|night|week|fortnight|month|year|decade)s?"
+                       r"\b", re.IGNORECASE),
 }
 _NAME = re.compile(r"(?<![\w'’-])(?:[A-Z][\w'’-]*|[A-Z]\.)(?:\s+(?:of|de|la|van|von|bin|al|the)?\s*[A-Z][\w'’-]*)*")
 _REASON = re.compile(r"\b(because|due to|owing to|as a result|result of|caused by|blamed|citing|cited|in protest|"
@@ -179,6 +182,8 @@ def spans(kind: Kind, text: str, question: str, noun: str | None = None) -> tupl
 
 
 def _spans(kind: Kind, text: str, question: str, noun: str | None) -> list[tuple[int, int]]:
+    if kind is Kind.QUANTITY and noun in MEASURES:  # "top wind speed": a speed, not any number
+        return [m.span() for m in _unit(MEASURES[noun]).finditer(text) if m[0].lower() not in question.lower()]
     if kind is Kind.QUANTITY:
         asked = set(_numbers(question))
         dates = [m.span() for m in _DATE.finditer(text) if not m["year3"]]
@@ -222,7 +227,11 @@ def _spans(kind: Kind, text: str, question: str, noun: str | None) -> list[tuple
 
 def measured(unit: str, text: str) -> bool:
     """Whether ``text`` states a value in ``unit`` (a kind of :data:`qa.asked.MEASURES`: "110 km/h" is a speed)."""
-    return bool((_MONEY if unit == "money" else _UNITS[unit]).search(text))
+    return bool(_unit(unit).search(text))
+
+
+def _unit(unit: str) -> re.Pattern:
+    return _MONEY if unit == "money" else _UNITS[unit]
 
 
 def values(kind: Kind, text: str) -> list[str]:

@@ -196,6 +196,14 @@ def test_the_answer_states_the_asked_for_value(news, question, expected):
     assert expected.lower() in first(news.ask(question)).lower()
 
 
+def test_how_long_is_answered_with_a_duration(news):
+    assert question_kind("How long did the strike last?") == (Kind.QUANTITY, "duration")
+    assert question_kind("How long ago did the strike end?")[0] is Kind.DATE
+    answer = first(news.ask("How long did the Dunmore evacuation last?"))  # was "about 1,200 residents"
+    assert facts.measured("time", answer), answer
+    assert "nine days" in first(news.ask("How long did the 2011 strike at Kelmouth last?"))
+
+
 @pytest.mark.parametrize("question,expected", [
     ("What does Pyongyang supply to Moscow?", "artillery shells"),  # "supplier" in the sentence
     ("What does the central bank now expect Norland's economy to grow by this year?", "1.1%"),  # "growth"
