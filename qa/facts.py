@@ -31,7 +31,8 @@ _MONTH_ABBR = {m[:3]: m for m in _MONTHS} | {"sept": "september"}
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate(
     ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-     "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"))}
+     "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"))} | {
+    w: str(30 + 10 * i) for i, w in enumerate(("thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"))}
 _SCALE = {"hundred": "100", "hundreds": "100", "thousand": "1000", "thousands": "1000", "million": "1000000",
           "millions": "1000000", "billion": "1000000000", "billions": "1000000000", "dozen": "12", "dozens": "12",
           "half": "0.5", "third": "1/3", "quarter": "1/4", "twice": "2", "double": "2", "triple": "3"}

@@ -191,6 +191,7 @@ def test_a_count_qualified_by_a_name_in_another_form_answers(news):
     ("Which breed won Best in Show at the National Dog Show?", "otterhound"),
     ("Where did Halcyon Maritime divert its ships during the port strike?", "Drummoch"),
     ("Why is Quillfeather cutting jobs?", "shift spending toward artificial intelligence"),  # a stated reason
+    ("How many dockworkers walked out?", "4,300"),  # not "Shipping lines ... wait out the strike", which scored higher
 ])
 def test_the_answer_states_the_asked_for_value(news, question, expected):
     assert expected.lower() in first(news.ask(question)).lower()
@@ -231,6 +232,7 @@ def test_values_are_normalised():
     assert facts.facts("10,000 troops").numbers == facts.facts("10000 troops").numbers
     assert facts.facts("on Nov. 27").dates == facts.facts("on November 27").dates
     assert facts.facts("five members").numbers == facts.facts("5 members").numbers
+    assert facts.facts("over fifty studies").numbers == {"50"}
     assert not facts.facts("About 4,300 dockworkers").agrees(facts.facts("About 4,500 dockworkers"))
     assert facts.facts("on Sunday, March 2").agrees(facts.facts("at 6 a.m. on Sunday"))
 
