@@ -342,6 +342,8 @@ def _said(history) -> str:
 
 _DANGLING = re.compile(r"(however|but|and|also|still|yet|meanwhile|moreover|instead|this|that|these|those|it|its|"
                        r"they|their|he|she|his|her|such)\b", re.IGNORECASE)
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
