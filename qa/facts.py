@@ -184,7 +184,7 @@ def spans(kind: Kind, text: str, question: str, noun: str | None = None) -> tupl
 
 def _spans(kind: Kind, text: str, question: str, noun: str | None) -> list[tuple[int, int]]:
     if kind is Kind.QUANTITY and noun in MEASURES:  # "top wind speed": a speed, not any number
-        return [m.span() for m in _unit(MEASURES[noun]).finditer(text) if m[0].lower() not in question.lower()]
+        return [m.span() for m in _measures(MEASURES[noun], text) if m[0].lower() not in question.lower()]
     if kind is Kind.QUANTITY:
         asked = set(_numbers(question))
         dates = [m.span() for m in _DATE.finditer(text) if not m["year3"]]
@@ -228,11 +228,16 @@ def _spans(kind: Kind, text: str, question: str, noun: str | None) -> list[tuple
 
 def measured(unit: str, text: str) -> bool:
     """Whether ``text`` states a value in ``unit`` (a kind of :data:`qa.asked.MEASURES`: "110 km/h" is a speed)."""
-    return bool(_unit(unit).search(text))
+    return bool(_measures(unit, text))
 
 
-def _unit(unit: str) -> re.Pattern:
-    return _MONEY if unit == "money" else _UNITS[unit]
+def _measures(unit: str, text: str) -> list[re.Match]:
+    """The values in ``unit`` that ``text`` states; "a day" after a figure is a rate ("$62 million a day"), not a
+    time."""
+    found = (_MONEY if unit == "money" else _UNITS[unit]).finditer(text)
+    return [m for m in found if not (unit == "time" and re.match(r"an?\W", m[0], re.IGNORECASE)
+                                     and re.search(r"\d\S*(?:\s+(?:million|billion|thousand))?\s*$",
+                                                   text[:m.start()]))]
 
 
 def values(kind: Kind, text: str) -> list[str]:
