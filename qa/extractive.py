@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -145,15 +146,15 @@ class ExtractiveAnswerer:
             near = scores >= scores[best] - s.margin
             if kind is Kind.QUANTITY and not facts.is_unknown(candidates[best].sentence.text):
                 near = np.ones(len(scores), bool)
-            pool = np.flatnonzero(typed & near)
-            best = int(pool[np.argmax(scores[pool])]) if len(pool) else (best if typed.any() else -1)
+            stated = _best_among(typed & near, scores)
+            best = stated if stated >= 0 else (best if typed.any() else -1)
         if best >= 0 and facts.is_superseded(candidates[best].sentence.text):
             # "The article also said that 17 people were treated": what a correction corrects comes after the
             # correction ("The hospital has since said that 23 ..."), when one scores nearly as well.
-            current = [not facts.is_superseded(c.sentence.text) and (typed[i] or kind not in STRICT)
-                       for i, c in enumerate(candidates)]
-            pool = np.flatnonzero(np.array(current) & (scores >= scores[best] - s.margin))
-            best = int(pool[np.argmax(scores[pool])]) if len(pool) else best
+            current = np.array([not facts.is_superseded(c.sentence.text) and (typed[i] or kind not in STRICT)
+                                for i, c in enumerate(candidates)])
+            correction = _best_among(current & (scores >= scores[best] - s.margin), scores)
+            best = correction if correction >= 0 else best
         passage = float(evidence.passage_similarity.max()) if len(evidence.passage_similarity) else 0.0
         missing = unsaid(focus, kind, noun, evidence, candidates[best], s.prefix_chars) if best >= 0 else ()
         sentence = float(sure[best]) if best >= 0 else 0.0
@@ -178,11 +179,10 @@ class ExtractiveAnswerer:
     def _answers(self, kind: Kind, noun: str | None, focus: str, text: str) -> list[tuple[int, int]]:
         """The spans of ``text``'s values of the asked-for kind that stand within a few words of a question term
         ("412 flights" for "how many flights"); all of them in a sentence about the "which / what X" asked for."""
-        terms = set(stem_lists([focus])[0])
         values = facts.spans(kind, text, focus, noun)
+        terms, asked_noun = _asked_terms(focus, noun)
         if not values or not terms:
             return []
-        asked_noun = stemmer().stemWord(noun) if noun else None
         words = [(m.start(), m.end(), m[0].lower()) for m in WORDS.finditer(text)]
         stems = stemmer().stemWords([w for _, _, w in words])
         wanted = terms
@@ -333,6 +333,18 @@ class ExtractiveAnswerer:
         after = p.text[s.end - p.start:s.end - p.start + width]
         return Citation(number, p.article_id, p.title, p.date, p.source, p.url, s.start, s.end, s.text,
                         _trim_left(before), _trim_right(after))
+
+
+def _best_among(mask: np.ndarray, scores: np.ndarray) -> int:
+    """The index of the best-scoring candidate ``mask`` keeps, or -1 when it keeps none."""
+    pool = np.flatnonzero(mask)
+    return int(pool[np.argmax(scores[pool])]) if len(pool) else -1
+
+
+@lru_cache(maxsize=1024)
+def _asked_terms(focus: str, noun: str | None) -> tuple[frozenset[str], str | None]:
+    """The question's stemmed terms and its asked-for noun's stem: the same for every candidate sentence."""
+    return frozenset(stem_lists([focus])[0]), stemmer().stemWord(noun) if noun else None
 
 
 def _said(history) -> str:

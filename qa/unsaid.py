@@ -65,7 +65,7 @@ def _absent(focus: str, evidence: Evidence, chosen: Candidate) -> tuple[str, ...
     if later and asks_what_happened(focus):
         # An article does not report what happened after it was written: "What did the bank decide at its May 21
         # meeting?" is not answered by an April article's "The bank's next decision is on May 21". News dev
-        # must-refuse +1 question, nothing else moved (BENCHMARKS.md, "Measures and later days").
+        # must-refuse +1 question, nothing else moved (BENCHMARKS.md, "Measures, later days and corrections").
         out += later
     return tuple(out)
 
@@ -140,7 +140,7 @@ def _role_of_another(focus: str, evidence: Evidence, chosen: Candidate, chars: i
         text = c.sentence.text
         qualifiers += [m[1] for m in re.finditer(rf"({_NAMED})\s+(?i:{role})\s+{name}\b", text)]
         qualifiers += [m[1] for m in re.finditer(rf"(?i:{role}\s+of)\s+(?:the\s+)?({_NAMED}),?\s+{name}\b", text)]
-    qualifiers = [q for q in qualifiers if facts.names_in(f"x {q}")]  # "The President Yoon": no qualifier
+    qualifiers = [q for q in qualifiers if facts.facts(q).names]  # "The President Yoon": no qualifier
     if not qualifiers or any(covers(t, set(stems(q)), chars) for q in qualifiers for t in wanted):
         return ()
     return (place,)
