@@ -107,7 +107,18 @@ class Assistant:
         # The reading the articles support better: answered rather than refused, then the higher confidence; a
         # question that points back keeps the conversation's reading unless the other is clearly better.
         margin = CONTEXT_PREFERENCE if options[0].reading.leans else 0.0
+        if first.answerable and second.answerable and _anchored(first) != _anchored(second):
+            # A reading whose best sentence states the asked-for kind next to the question's words ("They walked
+            # out because ...") is the better supported, whatever the confidences: the conversation's query carries
+            # the previous turn, which lifts its passages' similarity (news dev conversations 13 -> 14 of 15, no
+            # other dev, check or SQuAD question moved: BENCHMARKS.md, "Anchored readings and headlines").
+            return (options[1], second) if _anchored(second) else (options[0], first)
         if second.answerable and not first.answerable or (
                 first.answerable == second.answerable and second.confidence > first.confidence + margin):
             return options[1], second
         return options[0], first
+
+
+def _anchored(j: Judgement) -> bool:
+    """Whether the judgement's best sentence states its value of the asked-for kind next to a question term."""
+    return j.best >= 0 and bool(j.anchored[j.best])

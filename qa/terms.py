@@ -22,6 +22,9 @@ _QUESTION_WORDS = {"what", "which", "who", "whom", "whose", "when", "where", "wh
                    "having"}
 _STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN) | _QUESTION_WORDS
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s.tokenize's default pattern
+#: "non-voting" is not voting: the prefix is kept on its word, so it covers no "vote" ("How did the committee
+#: vote?" was answered with "... may send a non-voting observer to its meetings").
+_NEGATED = re.compile(r"\b(non)-(?=\w)")
 #: A text's words as written, apostrophes kept ("Brigid's"): for offsets and spelling, not for matching terms.
 WORDS = re.compile(r"[\w'’]+")
 
@@ -36,7 +39,7 @@ def stems(text: str) -> tuple[str, ...]:
     """As ``bm25s.tokenize(..., stopwords=_STOPWORDS, stemmer=...)`` with each word put to its ``base_form`` first,
     without bm25s's per-call set-up (a third of the answerer's time); cached, since the same sentences come back
     question after question."""
-    bases = (base_form(w) for w in _TOKEN.findall(text.lower()) if w not in _STOPWORDS)
+    bases = (base_form(w) for w in _TOKEN.findall(_NEGATED.sub(r"\1", text.lower())) if w not in _STOPWORDS)
     words = [w for w in bases if w not in _STOPWORDS]  # "been", "having": forms of stop words
     return tuple(stemmer().stemWords(words))
 

@@ -124,6 +124,18 @@ def test_a_follow_up_is_not_answered_with_what_was_already_said(news, questions,
     assert expected in first(answer), answer.text
 
 
+def test_the_reading_whose_best_sentence_answers_in_kind_wins(news):
+    # With the conversation, "his union" searched for the previous answer too, whose passages then looked better.
+    answer = converse(news, "Who runs the Kelmouth dock union?", "Why did his union walk out?")
+    assert "walked out because" in first(answer), answer.text
+
+
+def test_a_word_negated_by_non_is_not_the_word(news):
+    assert "vote" not in stems("a non-voting observer") and "vote" in stems("two voted")
+    answer = news.ask("How did the Bank of Norland's committee vote?")
+    assert first(answer).startswith("Five members"), answer.text
+
+
 def test_who_else_names_someone_the_conversation_has_not(news):
     answer = converse(news, "Who did South Korea's president meet on November 27?", "What did they agree on?",
                       "Who else did the Ukrainian minister meet?")
