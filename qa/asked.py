@@ -33,7 +33,12 @@ STRICT = frozenset({Kind.QUANTITY, Kind.DATE, Kind.PERSON, Kind.PLACE})
 
 PLACE_NOUNS = ("city", "town", "country", "place", "port", "region", "province", "state", "district", "county",
                "capital", "island", "village", "airport", "location", "venue", "area", "street", "site", "harbor",
-               "harbour", "neighborhood", "neighbourhood", "coast", "border", "nation")
+               "harbour", "neighborhood", "neighbourhood", "coast", "border", "nation", "headquarters", "birthplace",
+               "hometown")
+#: Place nouns that name a place by its relation to another, not by its type: "the capital of South Korea" is a
+#: city the evidence must call the capital, while "What modern city did Khanbaliq become?" is answered by
+#: "modern-day Beijing" (:mod:`qa.unsaid`).
+PLACE_RELATIONS = frozenset({"capital", "headquarters", "birthplace", "hometown"})
 _PERSON_NOUNS = ("person", "people", "man", "woman", "official", "minister", "leader", "company", "firm", "group",
                  "organisation", "organization", "agency", "team", "party", "candidate", "president", "union",
                  "player", "coach", "country", "government", "spokesperson", "spokesman", "spokeswoman", "judge",

@@ -8,6 +8,8 @@ sentence scores (README, "Refusals").
 - for "how many X" (and "what is Y's salary", "top wind speed"): a best sentence that does not count X, or lacks
   the names that qualify it, or gives no value in a measure's unit;
 - for "Who is the ROLE of X?": a ROLE-holder the evidence gives as another's ROLE;
+- for "What is the capital of X?" (a place by its relation, :data:`qa.asked.PLACE_RELATIONS`): evidence that
+  never says "capital";
 - a scope the question puts on its answer ("worldwide", "nationwide"), or a death or injury it asks about, that
   the sentence does not state.
 """
@@ -18,7 +20,7 @@ import re
 from difflib import get_close_matches
 
 from qa import facts
-from qa.asked import MEASURES, Kind, asks_what_happened, counted_names
+from qa.asked import MEASURES, PLACE_RELATIONS, Kind, asks_what_happened, counted_names
 from qa.evidence import Candidate, Evidence
 from qa.terms import WORDS, covers, stems
 
@@ -32,6 +34,8 @@ def unsaid(focus: str, kind: Kind, noun: str | None, evidence: Evidence, chosen:
         out += _uncounted(focus, noun, chosen, evidence.kin, chars)
     if kind is Kind.PERSON:
         out += _role_of_another(focus, evidence, chosen, chars)
+    if kind is Kind.PLACE and noun in PLACE_RELATIONS:
+        out += _unnamed(noun, evidence, chars)
     return out + _unstated(focus, chosen.sentence.text)
 
 
@@ -68,6 +72,14 @@ def _absent(focus: str, evidence: Evidence, chosen: Candidate) -> tuple[str, ...
         # must-refuse +1 question, nothing else moved (BENCHMARKS.md, "Measures, later days and corrections").
         out += later
     return tuple(out)
+
+
+def _unnamed(noun: str, evidence: Evidence, chars: int) -> tuple[str, ...]:
+    """``noun`` (a place by its relation: "capital"), when no passage or title of ``evidence`` holds the word:
+    "What is the capital of South Korea?" is not answered by a headline that names Russia, nor by "Seoul" in a
+    sentence that does not say it is the capital."""
+    held = set(stems(" ".join(f"{p.title} {p.text}" for p in evidence.passages)))
+    return () if any(covers(t, held, chars) for t in stems(noun)) else (noun,)
 
 
 def _uncounted(focus: str, noun: str, c: Candidate, kin: frozenset[str], chars: int) -> tuple[str, ...]:
