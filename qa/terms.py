@@ -4,7 +4,8 @@ Terms are what ``bm25s.tokenize`` would give (its token pattern and English stop
 stemmed by Snowball, after irregular forms are put back to their base word ("won" -> "win", "began" -> "begin",
 "children" -> "child": lemminflect's dictionary), so "Who won?" finds "a winner" and "When did it begin?" finds
 "began". Snowball leaves agent nouns and many derivations whole ("supplier", "handler", "growth"), so a term also
-covers a stem it begins or that begins it when they share enough letters (``covers``).
+covers a stem it begins or that begins it when they share enough letters, and a verb of leading covers a leader's
+title (``covers``: "Who heads the union?" finds "the union's general secretary").
 """
 
 from __future__ import annotations
@@ -58,12 +59,20 @@ def base_form(word: str) -> str:
 
 def covers(term: str, held: set[str], chars: int) -> bool:
     """Whether the stems ``held`` cover ``term``: the stem itself, or (``chars`` > 0) one it begins or that begins
-    it, both at least ``chars`` letters long ("suppli" / "supplier")."""
+    it, both at least ``chars`` letters long ("suppli" / "supplier"), or for a verb of leading a leader's title."""
     if term in held:
+        return True
+    if term in _LEADS and not _LEADERS.isdisjoint(held):
         return True
     return bool(chars) and len(term) >= chars and any(
         len(w) >= chars and w[:chars] == term[:chars] and (w.startswith(term) or term.startswith(w)) for w in held)
 
+
+#: Verbs of leading and the titles of those who lead (stems): "Who heads the union?" is answered by "the union's
+#: general secretary, Park Min-jae", "Who runs Quillfeather?" by "chief executive Priya Raghunathan".
+_LEADS = frozenset({"lead", "head", "run", "chair", "helm"})  # not "direct": "directly" stems to it
+_LEADERS = frozenset({"leader", "head", "chief", "secretari", "director", "chairman", "chairwoman", "chair",
+                      "chairperson", "presid", "governor", "boss", "manag", "captain", "command"})
 
 _local = threading.local()
 

@@ -13,7 +13,7 @@ from conftest import CORPUS, ROOT
 from qa import Assistant, Filters, Retriever, facts, sync
 from qa.asked import Kind, asks_what_happened, counted_names, question_kind
 from qa.conversation import Turn, leans_on_conversation, readings
-from qa.terms import stems
+from qa.terms import covers, stems
 
 NEWS = ROOT / "bench" / "newsqa" / "corpus"
 DEV = ROOT / "bench" / "data" / "newsqa_dev.jsonl"
@@ -225,6 +225,14 @@ def test_how_long_is_answered_with_a_duration(news):
 def test_other_forms_of_a_question_word_count_as_its_terms(news, question, expected):
     answer = news.ask(question)
     assert expected in first(answer), answer.text
+
+
+def test_a_verb_of_leading_is_covered_by_a_leaders_title(news):
+    assert covers("head", set(stems("the union's general secretary")), 5)
+    assert not covers("direct", set(stems("the agency's director")), 0)  # "directly" stems to "direct"
+    # Was "Members of the Kelmouth Dock and Harbour Workers' Union backed the agreement ...".
+    answer = news.ask("Who runs the dockworkers' union?")
+    assert "Park Min-jae" in first(answer), answer.text
 
 
 def test_irregular_forms_count_as_their_base_word(news):
