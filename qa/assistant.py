@@ -111,7 +111,8 @@ class Assistant:
             # A reading whose best sentence states the asked-for kind next to the question's words ("They walked
             # out because ...") is the better supported, whatever the confidences: the conversation's query carries
             # the previous turn, which lifts its passages' similarity (news dev conversations 13 -> 14 of 15, no
-            # other dev, check or SQuAD question moved: BENCHMARKS.md, "Anchored readings and headlines").
+            # other dev, check or SQuAD question moved: BENCHMARKS.md, "Anchored readings, leaders' titles and
+            # places by relation").
             return (options[1], second) if _anchored(second) else (options[0], first)
         if second.answerable and not first.answerable or (
                 first.answerable == second.answerable and second.confidence > first.confidence + margin):
