@@ -109,7 +109,7 @@ def question_kind(question: str) -> tuple[Kind, str | None]:
         return Kind.QUANTITY, head
     words = ([head] if head else []) + phrase[:2]
     for word in words:
-        noun = word.rstrip("s") if word not in ("news", "status") else word
+        noun = word.rstrip("s") if word not in ("news", "status", "headquarters") else word
         if word in _QUANTITY_NOUNS or noun in _QUANTITY_NOUNS:
             return Kind.QUANTITY, head
         if word in _DATE_NOUNS or noun in _DATE_NOUNS:

@@ -359,6 +359,7 @@ def test_near_domain_questions_are_refused(news, question):
 
 
 def test_a_place_by_its_relation_is_answered_where_the_evidence_states_it(news):
+    assert question_kind("What is the headquarters of the port authority?") == (Kind.PLACE, "headquarters")
     answer = news.ask("What is the headquarters of the port authority?")
     assert "headquarters on Customs House Square" in first(answer), answer.text
 
