@@ -141,14 +141,18 @@ def counted_names(question: str) -> tuple[str, ...]:
 
 
 #: Verbs of questions about what is planned rather than what happened ("When was the May 21 meeting scheduled?").
-_PLANNED = {"scheduled", "planned", "expected", "due", "set", "supposed", "forecast", "predicted", "proposed"}
+_PLANNED = {"scheduled", "planned", "expected", "due", "supposed", "forecast", "predicted", "proposed"}
+#: "set" is a plan only as "is set to", "set for": "What rate did the bank set on May 21?" asks what happened.
+_SET_FOR = re.compile(r"\b(?:is|are|was|were|be|been)\s+set\b|\bset\s+(?:to|for)\b", re.IGNORECASE)
 
 
 def asks_what_happened(question: str) -> bool:
     """Whether ``question`` asks about something that has happened: it has "did", "was" or "were", or a verb's past
     form ("What did the bank decide?", "Who won?"), and no verb of plans ("When is the vote expected?")."""
     words = re.findall(r"[a-z]+", question.lower())
-    return not _PLANNED & set(words) and any(w in ("did", "was", "were") or _past_verb(w) for w in words)
+    if _PLANNED & set(words) or _SET_FOR.search(question):
+        return False
+    return any(w in ("did", "was", "were") or _past_verb(w) for w in words)
 
 
 def _phrase(text: str, counted: bool = False) -> tuple[list[str], tuple[str, ...]]:

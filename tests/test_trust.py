@@ -347,6 +347,7 @@ def test_only_titles_that_could_answer_are_evidence(news):
     "How many South Korean troops have been sent to Ukraine?",  # the archive counts North Korea's
     "What was the highest wind speed recorded at Ashford?",  # "running at reduced speed" gives no speed
     "What did the Bank of Norland announce on May 21?",  # its April article: "the next decision is on May 21"
+    "What rate did the Bank of Norland set on May 21?",  # "set" is a plan only as "is set to", "set for"
     "Who is the defense minister of South Korea?",  # was answered with "Ukrainian Defense Minister Rustem Umerov"
     "How many people does the Dunmore plant employ nationwide?",  # "The plant ... employs about 640 people"
     "How many people does Quillfeather employ around the world?",  # "offices ... which together employ about 520"
@@ -371,6 +372,7 @@ def test_a_measure_is_stated_in_its_unit_and_a_later_day_only_when_planned(news)
     assert facts.dates_after("What did it decide on May 21 or on March 3, 2025?", "2025-04-09") == ["May 21"]
     assert asks_what_happened("What did the bank decide?") and asks_what_happened("Who won the vote?")
     assert not asks_what_happened("When is the vote expected?") and not asks_what_happened("What will it do?")
+    assert asks_what_happened("What rate did the bank set?") and not asks_what_happened("When is the vote set for?")
     answer = news.ask("When is the Bank of Norland's next policy decision?")  # a day to come, asked as one
     assert "May 21" in first(answer), answer.text
 
