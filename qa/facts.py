@@ -232,12 +232,14 @@ def measured(unit: str, text: str) -> bool:
 
 
 def _measures(unit: str, text: str) -> list[re.Match]:
-    """The values in ``unit`` that ``text`` states; "a day" after a figure is a rate ("$62 million a day"), not a
-    time."""
+    """The values in ``unit`` that ``text`` states; "a day" after a figure is a rate ("$62 million a day", "three
+    times a week"), not a time."""
     found = (_MONEY if unit == "money" else _UNITS[unit]).finditer(text)
     return [m for m in found if not (unit == "time" and re.match(r"an?\W", m[0], re.IGNORECASE)
-                                     and re.search(r"\d\S*(?:\s+(?:million|billion|thousand))?\s*$",
-                                                   text[:m.start()]))]
+                                     and _RATE_BEFORE.search(text[:m.start()]))]
+
+
+_RATE_BEFORE = re.compile(r"(?:\d\S*(?:\s+(?:million|billion|thousand))?|\btimes|\bonce|\btwice)\s*$", re.IGNORECASE)
 
 
 def values(kind: Kind, text: str) -> list[str]:

@@ -215,6 +215,7 @@ def test_how_long_is_answered_with_a_duration(news):
     answer = first(news.ask("How long did the Dunmore evacuation last?"))  # was "about 1,200 residents"
     assert facts.measured("time", answer), answer
     assert facts.measured("time", "the strike lasted a week") and not facts.measured("time", "$62 million a day")
+    assert not facts.measured("time", "three times a day") and not facts.measured("time", "twice a week")
     assert "nine days" in first(news.ask("How long did the 2011 strike at Kelmouth last?"))
 
 
