@@ -8,8 +8,8 @@ sentence scores (README, "Refusals").
 - for "how many X" (and "what is Y's salary", "top wind speed"): a best sentence that does not count X, or lacks
   the names that qualify it, or gives no value in a measure's unit;
 - for "Who is the ROLE of X?": a ROLE-holder the evidence gives as another's ROLE;
-- for "What is the capital of X?" (a place by its relation, :data:`qa.asked.PLACE_RELATIONS`): evidence that
-  never says "capital";
+- for "What is the capital of X?" (a place by its relation, :data:`qa.asked.PLACE_RELATIONS`) and "Who is the
+  coach of X?": evidence that never says "capital" or "coach";
 - a scope the question puts on its answer ("worldwide", "nationwide"), or a death or injury it asks about, that
   the sentence does not state.
 """
@@ -34,6 +34,8 @@ def unsaid(focus: str, kind: Kind, noun: str | None, evidence: Evidence, chosen:
         out += _uncounted(focus, noun, chosen, evidence.kin, chars)
     if kind is Kind.PERSON:
         out += _role_of_another(focus, evidence, chosen, chars)
+        role = _ROLE_OF.search(focus)  # its head word: "defence minister" is also written "Defense Minister"
+        out += _unnamed(role[1].split()[-1].lower(), evidence, chars) if role else ()
     if kind is Kind.PLACE and noun in PLACE_RELATIONS:
         out += _unnamed(noun, evidence, chars)
     return out + _unstated(focus, chosen.sentence.text)
@@ -75,9 +77,10 @@ def _absent(focus: str, evidence: Evidence, chosen: Candidate) -> tuple[str, ...
 
 
 def _unnamed(noun: str, evidence: Evidence, chars: int) -> tuple[str, ...]:
-    """``noun`` (a place by its relation: "capital"), when no passage or title of ``evidence`` holds the word:
-    "What is the capital of South Korea?" is not answered by a headline that names Russia, nor by "Seoul" in a
-    sentence that does not say it is the capital."""
+    """``noun`` (a place or a person by its relation: "capital", "coach"), when no passage or title of ``evidence``
+    holds the word: "What is the capital of South Korea?" is not answered by a headline that names Russia, nor by
+    "Seoul" in a sentence that does not say it is the capital; "Who is the coach of Ashford City?" not by a match
+    report that names no coach."""
     held = set(stems(" ".join(f"{p.title} {p.text}" for p in evidence.passages)))
     return () if any(covers(t, held, chars) for t in stems(noun)) else (noun,)
 

@@ -341,6 +341,7 @@ def test_only_titles_that_could_answer_are_evidence(news):
     "What was the score in last year's National Cup final?",
     "What is the capital of France?",
     "What is the capital of Norland?",  # a capital the archive never names as one ("founded in 1872" was quoted)
+    "Who is the coach of Ashford City?",  # no coach in the match report (its headline was quoted)
     "Who did the Brenton mayor defeat in the 2020 election?",  # the dated article's sentence is about this year's
     "Which breed won the National Dog Show last year?",  # an undated article: "last year" must be in the sentence
     "What is Park Min-jae's salary?",  # "three years" is no salary: the sentence must speak of one
