@@ -212,9 +212,8 @@ def _spans(kind: Kind, text: str, question: str, noun: str | None) -> list[tuple
                                                        if m[0].lower() not in asked]
     if kind is Kind.PLACE:
         asked = {w.lower() for w in re.findall(_WORD, question)}
-        return [m.span(1) for m in _PLACE_PREP.finditer(text) if any(
-            p not in asked and p not in _NOT_NAMES for p in m[1].lower().split())] + [
-            m.span() for m in _PLACE_WORDS.finditer(text) if m[0].lower() not in asked]
+        return _named_places(text, asked) + [m.span() for m in _PLACE_WORDS.finditer(text)
+                                             if m[0].lower() not in asked]
     if kind is Kind.REASON:
         return [m.span() for m in _REASON.finditer(text)]
     if kind is Kind.THING:
@@ -224,6 +223,18 @@ def _spans(kind: Kind, text: str, question: str, noun: str | None) -> list[tuple
             out += [m.span() for m in re.finditer(rf"\b{re.escape(noun.rstrip('s'))}", text, re.IGNORECASE)]
         return out + [m.span() for m in _NUMBER.finditer(text)]
     return []
+
+
+def names_a_place(text: str, question: str) -> bool:
+    """Whether ``text`` names a place ``question`` does not ("off Skerry Point"), beyond a common noun ("the
+    port")."""
+    return bool(_named_places(text, {w.lower() for w in re.findall(_WORD, question)}))
+
+
+def _named_places(text: str, asked: set[str]) -> list[tuple[int, int]]:
+    """Spans of the names after a preposition of place ("in Seoul", "off Skerry Point") not among ``asked``."""
+    return [m.span(1) for m in _PLACE_PREP.finditer(text)
+            if any(p not in asked and p not in _NOT_NAMES for p in m[1].lower().split())]
 
 
 def measured(unit: str, text: str) -> bool:

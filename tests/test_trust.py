@@ -209,6 +209,13 @@ def test_the_answer_states_the_asked_for_value(news, question, expected):
     assert expected.lower() in first(news.ask(question)).lower()
 
 
+def test_where_is_answered_by_a_places_name(news):
+    assert facts.names_a_place("31 ships were waiting at anchor off Skerry Point", "Where did the ships wait?")
+    assert not facts.names_a_place("ships were circling in the approaches to the port", "Where did the ships wait?")
+    # Was "By Wednesday morning, 38 ships were waiting at anchor or slowly circling in the approaches to the port".
+    assert "Skerry Point" in first(news.ask("Where did the ships wait at anchor during the strike?"))
+
+
 def test_how_long_is_answered_with_a_duration(news):
     assert question_kind("How long did the strike last?") == (Kind.QUANTITY, "duration")
     assert question_kind("How long ago did the strike end?")[0] is Kind.DATE
