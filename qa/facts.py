@@ -206,12 +206,12 @@ def _spans(kind: Kind, text: str, question: str, noun: str | None) -> list[tuple
                 out.append(m.span())
         return out
     if kind is Kind.PERSON:
-        asked = set(_names(question)) | {w.lower() for w in re.findall(_WORD, question)}
+        asked = set(_names(question)) | _words(question)
         return [m.span() for m in _NAME.finditer(text) if any(
             n not in asked for n in _names(m[0]))] + [m.span() for m in _ROLES.finditer(text)
                                                        if m[0].lower() not in asked]
     if kind is Kind.PLACE:
-        asked = {w.lower() for w in re.findall(_WORD, question)}
+        asked = _words(question)
         return _named_places(text, asked) + [m.span() for m in _PLACE_WORDS.finditer(text)
                                              if m[0].lower() not in asked]
     if kind is Kind.REASON:
@@ -228,10 +228,16 @@ def _spans(kind: Kind, text: str, question: str, noun: str | None) -> list[tuple
 def names_a_place(text: str, question: str) -> bool:
     """Whether ``text`` names a place ``question`` does not ("off Skerry Point"), beyond a common noun ("the
     port")."""
-    return bool(_named_places(text, {w.lower() for w in re.findall(_WORD, question)}))
+    return bool(_named_places(text, _words(question)))
 
 
-def _named_places(text: str, asked: set[str]) -> list[tuple[int, int]]:
+@lru_cache(maxsize=1024)
+def _words(question: str) -> frozenset[str]:
+    """A question's words, lowercased: the same for every candidate sentence it is compared with."""
+    return frozenset(w.lower() for w in re.findall(_WORD, question))
+
+
+def _named_places(text: str, asked: frozenset[str]) -> list[tuple[int, int]]:
     """Spans of the names after a preposition of place ("in Seoul", "off Skerry Point") not among ``asked``."""
     return [m.span(1) for m in _PLACE_PREP.finditer(text)
             if any(p not in asked and p not in _NOT_NAMES for p in m[1].lower().split())]

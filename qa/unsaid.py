@@ -29,24 +29,25 @@ def unsaid(focus: str, kind: Kind, noun: str | None, evidence: Evidence, chosen:
            chars: int) -> tuple[str, ...]:
     """What ``focus`` (a question of ``kind``, about ``noun``) asks that ``evidence`` and its ``chosen`` sentence do
     not say; empty when nothing is missing. ``chars``: the prefix length two word forms share (``terms.covers``)."""
-    out = _absent(focus, evidence, chosen)
+    haystack = " ".join(f"{p.title} {p.text}" for p in evidence.passages)  # every passage and its title
+    out = _absent(focus, haystack, evidence, chosen)
     if kind is Kind.QUANTITY and noun and noun not in _GENERIC:
         out += _uncounted(focus, noun, chosen, evidence.kin, chars)
-    if kind is Kind.PERSON:
-        out += _role_of_another(focus, evidence, chosen, chars)
-        role = _ROLE_OF.search(focus)  # its head word: "defence minister" is also written "Defense Minister"
-        out += _unnamed(role[1].split()[-1].lower(), evidence, chars) if role else ()
+    if kind is Kind.PERSON and (asked := _ROLE_OF.search(focus)):
+        out += _role_of_another(asked, evidence, chosen, chars)
+        # its head word: "defence minister" is also written "Defense Minister"
+        out += _unnamed(asked[1].split()[-1].lower(), haystack, chars)
     if kind is Kind.PLACE and noun in PLACE_RELATIONS:
-        out += _unnamed(noun, evidence, chars)
+        out += _unnamed(noun, haystack, chars)
     return out + _unstated(focus, chosen.sentence.text)
 
 
-def _absent(focus: str, evidence: Evidence, chosen: Candidate) -> tuple[str, ...]:
+def _absent(focus: str, haystack: str, evidence: Evidence, chosen: Candidate) -> tuple[str, ...]:
     """What the question names that the evidence does not: a name or number no passage or title contains ("the
     port of Rotterdam" in an archive about another port), a year ("in 2020", "last year") that is not the chosen
     sentence's, or a day after its article's date for a question about what happened (README, "Refusals"). A name
-    spelt nearly as in the evidence (one letter off: "Zeria" for "Zeira") counts as found."""
-    haystack = " ".join(f"{p.title} {p.text}" for p in evidence.passages)
+    spelt nearly as in the evidence (one letter off: "Zeria" for "Zeira") counts as found. ``haystack``: the
+    evidence's passages and titles, joined."""
     lowered = haystack.lower()
     names = [w for w in dict.fromkeys(facts.names_in(focus)) if w not in lowered]
     if names:  # only then are the evidence's words needed (the spelling check)
@@ -76,12 +77,12 @@ def _absent(focus: str, evidence: Evidence, chosen: Candidate) -> tuple[str, ...
     return tuple(out)
 
 
-def _unnamed(noun: str, evidence: Evidence, chars: int) -> tuple[str, ...]:
-    """``noun`` (a place or a person by its relation: "capital", "coach"), when no passage or title of ``evidence``
+def _unnamed(noun: str, haystack: str, chars: int) -> tuple[str, ...]:
+    """``noun`` (a place or a person by its relation: "capital", "coach"), when no passage or title (``haystack``)
     holds the word: "What is the capital of South Korea?" is not answered by a headline that names Russia, nor by
     "Seoul" in a sentence that does not say it is the capital; "Who is the coach of Ashford City?" not by a match
     report that names no coach."""
-    held = set(stems(" ".join(f"{p.title} {p.text}" for p in evidence.passages)))
+    held = set(stems(haystack))
     return () if any(covers(t, held, chars) for t in stems(noun)) else (noun,)
 
 
@@ -137,13 +138,11 @@ _ROLE_OF = re.compile(r"\b(?i:who\s+(?:is|was|are|were)\s+(?:the\s+)?(?:current\
                       r"([a-z]+(?:\s+[a-z]+)?)\s+of)\s+(?:the\s+)?(" + _NAMED + r")(?=[\s?.,]|$)")
 
 
-def _role_of_another(focus: str, evidence: Evidence, chosen: Candidate, chars: int) -> tuple[str, ...]:
-    """For "Who is the ROLE of X?": X, when the chosen sentence's ROLE is someone the evidence gives as another's
-    ROLE. "Who is the president of Ukraine?" is not answered by "... discussed with President Yoon Suk-yeol" when
-    another sentence says "The President of South Korea, Yoon Suk-yeol"."""
-    asked = _ROLE_OF.search(focus)
-    if not asked:
-        return ()
+def _role_of_another(asked: re.Match, evidence: Evidence, chosen: Candidate, chars: int) -> tuple[str, ...]:
+    """For "Who is the ROLE of X?" (``asked``: its match of :data:`_ROLE_OF`): X, when the chosen sentence's ROLE is
+    someone the evidence gives as another's ROLE. "Who is the president of Ukraine?" is not answered by "...
+    discussed with President Yoon Suk-yeol" when another sentence says "The President of South Korea, Yoon
+    Suk-yeol"."""
     role, place = r"\s+".join(map(re.escape, asked[1].split())), asked[2]
     held = re.search(rf"(?i:\b{role})\s+({_NAMED})", chosen.sentence.text)
     if not held:
