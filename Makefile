@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: run test index lint bench browser llm clean
+.PHONY: run test index lint bench browser llm clean train baseline realnews
 
 # Milvus's real C++ core (milvus-lite 2.5.1) for the Milvus contract tests. Its own virtualenv: it pins
 # setuptools<70, which the main one must not get. Only its `milvus` binary is used, as a server on 127.0.0.1
@@ -51,6 +51,19 @@ llm: $(BIN)/llama-ready
 test: $(BIN)/qa browser $(MILVUS_CORE)/.ready llm
 	$(BIN)/ruff check qa tests bench app.py
 	QA_REQUIRE_MILVUS_CORE=1 $(BIN)/python -m pytest -q
+
+# The answer ranker (qa/ranker.json), fitted on the dev sets (bench/train.py). Needs the real-news dev set prepared
+# outside the repository (its data has no license): see bench/realnews.py, or set QA_REALNEWS.
+train: $(BIN)/qa
+	$(BIN)/python -m bench.train
+
+# Real news: answers and retrieval on dev (2024) and check (2025), per question kind.
+realnews: $(BIN)/qa
+	$(BIN)/python -m bench.realnews
+
+# The regression gate's baseline (tests/baseline.jsonl): run after a change that moves answers, and commit it with it.
+baseline: $(BIN)/qa
+	$(BIN)/python -m bench.baseline --write
 
 # Benchmarks (BENCHMARKS.md); `make bench BENCH_ARGS=--quick` for the short run (the soak: 10 minutes instead of 30).
 # txtai and matplotlib are bench-only. bench.sync_cost times the storage design before issue 15 beside today's,

@@ -86,6 +86,9 @@ class Answer:
     #: One line when the configured language model could not answer and these are the quotes instead.
     notice: str | None = None
     unsupported: list[Unsupported] = field(default_factory=list)  # written sentences left out, and why
+    #: The days the question's time words named, preferred in the search: "2026-01-05 to 2026-01-12, from the
+    #: question ('this week')" (:mod:`qa.when`); None when it has none.
+    period: str | None = None
 
     @property
     def author(self) -> str:

@@ -10,6 +10,8 @@ With an :class:`~qa.written.Endpoint` (``QA_LLM_URL``) a language model writes t
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +22,7 @@ from qa.evidence import Evidence, gather
 from qa.extractive import ExtractiveAnswerer, Judgement
 from qa.filters import Filters
 from qa.retriever import MAX_QUERY_CHARS, Retriever
+from qa.when import Period, as_of_day, period
 
 if TYPE_CHECKING:
     from qa.written import Endpoint
@@ -50,19 +53,26 @@ class Assistant:
 
     def ask(self, question: str, history: Sequence | None = None, *, source: str | None = None,
             since: str | None = None, until: str | None = None, undated: bool = True,
-            filters: Filters | None = None, quotes: bool = False) -> Answer:
+            filters: Filters | None = None, quotes: bool = False, as_of: str | dt.date | None = None,
+            time_words: bool = True) -> Answer:
         """Answer ``question``; ``history`` holds the earlier turns ({"role", "content"} messages or Turn objects).
 
         ``filters`` (or ``source``/``since``/``until``/``undated``) narrow the articles searched; a bad value
         raises :class:`qa.filters.FilterError` (a ValueError) that names the field. ``quotes``: answer with quoted
         sentences even when a language model is configured (the web chat's "Quotes" switch).
+
+        ``as_of``: the day the question is asked (YYYY-MM-DD or a date; default today). Articles dated after it are
+        not used, and time words ("this week", "yesterday", "in early December 2024") are read relative to it: the
+        articles of the days they name are preferred, and ``Answer.period`` says which days
+        (:mod:`qa.when`). ``time_words=False`` reads none.
         """
         return final(self.stream(question, history, source=source, since=since, until=until, undated=undated,
-                                 filters=filters, quotes=quotes))
+                                 filters=filters, quotes=quotes, as_of=as_of, time_words=time_words))
 
     def stream(self, question: str, history: Sequence | None = None, *, source: str | None = None,
                since: str | None = None, until: str | None = None, undated: bool = True,
-               filters: Filters | None = None, quotes: bool = False) -> Iterator[Event]:
+               filters: Filters | None = None, quotes: bool = False, as_of: str | dt.date | None = None,
+               time_words: bool = True) -> Iterator[Event]:
         """As :meth:`ask`, as it is written: :class:`~qa.answer.Token` pieces of a written answer, then a
         :class:`~qa.answer.Checked` per written sentence, then the :class:`~qa.answer.Answer` (always last, and
         the only event of the extractive answerer)."""
@@ -76,30 +86,40 @@ class Assistant:
             yield Answer(question, f"No articles match these filters: {filters.describe()}. Clear or widen them "
                                    "to search the whole archive.", abstained=True, reason=NO_MATCH)
             return
-        evidence, judgement = self._resolve(question, normalize_history(history), filters)
+        day = as_of_day(as_of)
+        when = period(question, day) if time_words else None
+        if as_of is not None:  # no article from after the day asked; without as_of, every article is from before today
+            filters = dataclasses.replace(filters, until=min(filters.until or day.isoformat(), day.isoformat()))
+        evidence, judgement = self._resolve(question, normalize_history(history), filters, when,
+                                            day.isoformat() if as_of is not None else None)
         answerer = self.judge if quotes else self.answerer
         # The judgement that chose the reading is passed on to answerers gated by it: it is not made twice.
         mine = answerer is self.judge or getattr(answerer, "judge", None) is self.judge
         streaming = getattr(answerer, "stream", None)
         if streaming is None:
-            yield answerer.answer(evidence, judgement) if mine else answerer.answer(evidence)
-            return
-        yield from streaming(evidence, judgement) if mine else streaming(evidence)
+            answer = answerer.answer(evidence, judgement) if mine else answerer.answer(evidence)
+            events: Iterator[Event] = iter([answer])
+        else:
+            events = streaming(evidence, judgement) if mine else streaming(evidence)
+        for event in events:
+            yield dataclasses.replace(event, period=when.describe()) if when and isinstance(event, Answer) else event
 
     @property
     def writes(self) -> bool:
         """Whether a language model writes the answers (``QA_LLM_URL``); ``ask(..., quotes=True)`` still quotes."""
         return self.answerer is not self.judge
 
-    def evidence(self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None) -> Evidence:
+    def evidence(self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None,
+                 when: Period | None = None) -> Evidence:
         """The evidence for the reading of ``question`` that the articles support best."""
-        return self._resolve(question, history, filters)[0]
+        return self._resolve(question, history, filters, when)[0]
 
-    def _resolve(self, question: str, history: Sequence[Turn] = (),
-                 filters: Filters | None = None) -> tuple[Evidence, Judgement]:
+    def _resolve(self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None,
+                 when: Period | None = None, as_of: str | None = None) -> tuple[Evidence, Judgement]:
         """The best-supported reading's evidence, and the judgement of it that chose it."""
         history = tuple(history)
-        options = [gather(self.retriever, question, r, history, filters, self.k) for r in readings(question, history)]
+        options = [gather(self.retriever, question, r, history, filters, self.k, period=when, as_of=as_of)
+                   for r in readings(question, history)]
         judged = [self.judge.judge(e) for e in options]
         if len(options) == 1:
             return options[0], judged[0]

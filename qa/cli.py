@@ -136,6 +136,10 @@ def _parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="answer a question with cited sentences from the articles")
     ask.add_argument("question")
     _filters(ask)
+    ask.add_argument("--as-of", metavar="YYYY-MM-DD", help="the day the question is asked (default: today): later "
+                     "articles are left out, and time words (\"this week\") are read from it")
+    ask.add_argument("--no-time-words", dest="time_words", action="store_false",
+                     help="do not prefer the days the question's time words name")
     ask.add_argument("--llm", metavar="URL", help="an OpenAI-compatible endpoint that writes the answer, e.g. "
                      "http://127.0.0.1:8080/v1 (or QA_LLM_URL; its key only as QA_LLM_API_KEY)")
     ask.add_argument("--llm-model", metavar="NAME", help="the model it serves (default: the first it lists)")
@@ -208,11 +212,14 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
     from qa.assistant import Assistant
+    from qa.when import as_of_day
     from qa.written import Endpoint
 
     filters = _filters_of(args)
     writer = Endpoint.from_settings(settings)
-    answer = Assistant.open(settings.index, writer=writer).ask(repair(args.question), **filters)
+    as_of = as_of_day(args.as_of) if args.as_of else None  # a bad day: a FilterError (a ValueError), exit 2
+    answer = Assistant.open(settings.index, writer=writer).ask(repair(args.question), as_of=as_of,
+                                                              time_words=args.time_words, **filters)
     if answer.notice:
         print(shown(f"qa: note: {answer.notice}"), file=sys.stderr)
     if args.json:
@@ -220,6 +227,8 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if writer is not None:
         print(shown(f"{answer.author}:"))
+    if answer.period:
+        print(shown(f"(preferring articles of {answer.period})"))
     print(_lines(answer.text))
     for left in answer.unsupported:
         print(shown(f"(left out, {left.reason}: \"{left.text}\")"))

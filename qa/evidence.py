@@ -20,6 +20,7 @@ from qa.facts import headline_answers
 from qa.filters import Filters
 from qa.retriever import Passage, Retriever, Sentence
 from qa.terms import stems
+from qa.when import Period
 
 #: Where a candidate's offsets point: into the article's text, or into its title.
 TEXT, TITLE = "text", "title"
@@ -52,13 +53,18 @@ class Evidence:
     #: For "how many X": stems of the candidates' words that mean nearly what X means ("troops" for "How many
     #: soldiers ...?"), X's own stems aside. The answerer's only use of them is for such questions.
     kin: frozenset[str] = frozenset()
+    #: The days the question's time words name ("this week"), relative to the day it is asked; None without any.
+    period: Period | None = None
+    as_of: str | None = None  # the day it is asked (YYYY-MM-DD), when the caller gave one
 
 
 def gather(retriever: Retriever, question: str, reading: Reading, history: tuple[Turn, ...] = (),
-           filters: Filters | None = None, k: int = 5, mode: str = "hybrid") -> Evidence:
-    """Search for ``reading`` (in retrieval ``mode``) and collect its evidence (one search, one query embedding)."""
+           filters: Filters | None = None, k: int = 5, mode: str = "hybrid", period: Period | None = None,
+           as_of: str | None = None) -> Evidence:
+    """Search for ``reading`` (in retrieval ``mode``, preferring articles of ``period``) and collect its evidence
+    (one search, one query embedding)."""
     filters = filters or Filters()
-    passages = retriever.search(reading.query, k=k, mode=mode, filters=filters)
+    passages = retriever.search(reading.query, k=k, mode=mode, filters=filters, prefer=period)
     vector = retriever.embed_query(reading.query)
     similarity = retriever.chunk_vectors(passages) @ vector if passages else np.zeros(0, np.float32)
     by_chunk = retriever.sentences(passages)
@@ -83,7 +89,8 @@ def gather(retriever: Retriever, question: str, reading: Reading, history: tuple
                        for p, v in zip(titled, vectors, strict=True)]
     own = retriever.embed_query(question) if reading.contextual else None
     kin = _kin(retriever, noun, candidates) if noun and kind is Kind.QUANTITY else frozenset()
-    return Evidence(question, reading, vector, passages, similarity, candidates, tuple(history), filters, own, kin)
+    return Evidence(question, reading, vector, passages, similarity, candidates, tuple(history), filters, own, kin,
+                    period, as_of)
 
 
 #: Words this close to the asked-for noun (cosine of the model's input word vectors) mean the same thing: with

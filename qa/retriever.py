@@ -21,6 +21,7 @@ from qa.filters import Filters
 from qa.fusion import BM25_WEIGHT, Fusion
 from qa.listing import PAGE_SIZE, SORT_KEYS, ArticlePage, ArticleView
 from qa.store import Manifest, Passage, Sentence, Store, open_store
+from qa.when import Period
 
 __all__ = ["BM25_WEIGHT", "MODES", "IndexInfo", "Passage", "Retriever", "Sentence"]
 
@@ -28,6 +29,12 @@ MODES = ("hybrid", "dense", "bm25")
 #: Queries are cut to this many characters: the model reads 256 tokens (about 1,000 characters) at most,
 #: and a pasted essay must not make BM25 and the answerer slow.
 MAX_QUERY_CHARS = 2000
+#: A passage of an article dated inside the period a question's time words name ("this week") gains this much
+#: (fused scores run 0-1): a preference, not a filter. Fitted on the real-news dev set (bench/realnews.py
+#: --sweep-period; BENCHMARKS.md, "Time words").
+PERIOD_BONUS = 0.05
+#: ... among this many of the best passages: the period re-orders what the search found, it finds nothing new.
+PERIOD_DEPTH = 30
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ class Retriever:
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         #: How dense and lexical scores are combined in hybrid mode; bench/tune.py sweeps its weight.
         self.fusion = Fusion()
+        self.period_bonus = PERIOD_BONUS
         manifest = self.store.manifest
         if manifest is None:
             raise IndexUnusable(f"the index in {self.path} is empty; run `qa index` to fill it")
@@ -113,13 +121,14 @@ class Retriever:
 
     def search(self, query: str, k: int = 5, mode: str = "hybrid", source: str | None = None,
                since: str | dt.date | None = None, until: str | dt.date | None = None, undated: bool = True,
-               filters: Filters | None = None) -> list[Passage]:
+               filters: Filters | None = None, prefer: Period | None = None) -> list[Passage]:
         """The ``k`` best passages for ``query``, best first.
 
         ``mode``: "hybrid" (0.7 x cosine + 0.3 x normalized BM25), "dense" or "bm25". ``filters`` (or the
         shortcuts ``source``, ``since``, ``until``, ``undated``) keep articles of one source and dated within
         those days (inclusive); undated articles are kept unless ``undated`` is False. A bad date raises
-        :class:`qa.filters.FilterError` (a ValueError) naming the field.
+        :class:`qa.filters.FilterError` (a ValueError) naming the field. ``prefer``: the days a question's time
+        words name (:func:`qa.when.period`); passages of articles dated inside it move up by :data:`PERIOD_BONUS`.
         """
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
@@ -141,7 +150,11 @@ class Retriever:
             else:
                 ranked = self.fusion(store.dense(vector, depth, filters), store.lexical(query, depth, filters),
                                      lambda ids: store.chunk_vectors(ids) @ vector)
-            return store.passages(ranked[:k])
+            if prefer is None or not self.period_bonus:
+                return store.passages(ranked[:k])
+            found = store.passages(ranked[:max(k, PERIOD_DEPTH)])
+        moved = [replace(p, score=p.score + self.period_bonus * prefer.holds(p.date)) for p in found]
+        return sorted(moved, key=lambda p: -p.score)[:k]
 
     def _follow_model(self) -> None:
         """Take on the settings of a rebuilt index; queries must be embedded with the model it was built with."""

@@ -24,25 +24,46 @@ from qa.asked import MEASURES, PLACE_RELATIONS, Kind, asks_what_happened, counte
 from qa.evidence import Candidate, Evidence
 from qa.terms import WORDS, covers, stems
 
+#: The kinds of thing :func:`parts` finds unsaid, each a feature of the answer ranker (qa/features.py).
+PARTS = ("absent", "other_time", "uncounted", "role", "unstated")
+
 
 def unsaid(focus: str, kind: Kind, noun: str | None, evidence: Evidence, chosen: Candidate,
            chars: int) -> tuple[str, ...]:
     """What ``focus`` (a question of ``kind``, about ``noun``) asks that ``evidence`` and its ``chosen`` sentence do
     not say; empty when nothing is missing. ``chars``: the prefix length two word forms share (``terms.covers``)."""
-    haystack = " ".join(f"{p.title} {p.text}" for p in evidence.passages)  # every passage and its title
-    out = _absent(focus, haystack, evidence, chosen)
+    return tuple(x for found in parts(focus, kind, noun, evidence, chosen, chars).values() for x in found)
+
+
+def parts(focus: str, kind: Kind, noun: str | None, evidence: Evidence, chosen: Candidate,
+          chars: int, haystack: str | None = None) -> dict[str, tuple[str, ...]]:
+    """:func:`unsaid`, by :data:`PARTS`: names or numbers no passage holds ("absent"), another year or a later day
+    ("other_time"), what "how many" counts ("uncounted"), a role held elsewhere or never named ("role"), a scope, a
+    death or an injury the sentence does not state ("unstated"). ``haystack``: :func:`evidence_text` of the evidence,
+    when the caller has it (it is the same for every candidate)."""
+    haystack = evidence_text(evidence) if haystack is None else haystack
+    absent, other_time = _absent(focus, haystack, evidence, chosen)
+    uncounted: tuple[str, ...] = ()
     if kind is Kind.QUANTITY and noun and noun not in _GENERIC:
-        out += _uncounted(focus, noun, chosen, evidence.kin, chars)
+        uncounted = _uncounted(focus, noun, chosen, evidence.kin, chars)
+    role: tuple[str, ...] = ()
     if kind is Kind.PERSON and (asked := _ROLE_OF.search(focus)):
-        out += _role_of_another(asked, evidence, chosen, chars)
+        role = _role_of_another(asked, evidence, chosen, chars)
         # its head word: "defence minister" is also written "Defense Minister"
-        out += _unnamed(asked[1].split()[-1].lower(), haystack, chars)
+        role += _unnamed(asked[1].split()[-1].lower(), haystack, chars)
     if kind is Kind.PLACE and noun in PLACE_RELATIONS:
-        out += _unnamed(noun, haystack, chars)
-    return out + _unstated(focus, chosen.sentence.text)
+        role += _unnamed(noun, haystack, chars)
+    return {"absent": absent, "other_time": other_time, "uncounted": uncounted, "role": role,
+            "unstated": _unstated(focus, chosen.sentence.text)}
 
 
-def _absent(focus: str, haystack: str, evidence: Evidence, chosen: Candidate) -> tuple[str, ...]:
+def evidence_text(evidence: Evidence) -> str:
+    """Every passage and its title, joined: what "the evidence says" means."""
+    return " ".join(f"{p.title} {p.text}" for p in evidence.passages)
+
+
+def _absent(focus: str, haystack: str, evidence: Evidence,
+            chosen: Candidate) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """What the question names that the evidence does not: a name or number no passage or title contains ("the
     port of Rotterdam" in an archive about another port), a year ("in 2020", "last year") that is not the chosen
     sentence's, or a day after its article's date for a question about what happened (README, "Refusals"). A name
@@ -54,7 +75,8 @@ def _absent(focus: str, haystack: str, evidence: Evidence, chosen: Candidate) ->
         words = set(WORDS.findall(lowered))
         names = [w for w in names if not _close(w, words)]
     numbers = facts.numbers_in(focus)  # most questions give none: the evidence's are not read then
-    out = names + sorted(numbers - facts.numbers_in(haystack) if numbers else ())
+    absent = tuple(names + sorted(numbers - facts.numbers_in(haystack) if numbers else ()))
+    out: list[str] = []
     asked = facts.years(focus)
     year = (chosen.passage.date or "")[:4]
     if asked and year.isdigit():
@@ -74,7 +96,7 @@ def _absent(focus: str, haystack: str, evidence: Evidence, chosen: Candidate) ->
         # meeting?" is not answered by an April article's "The bank's next decision is on May 21". News dev
         # must-refuse +1 question, nothing else moved (BENCHMARKS.md, "Measures, later days and corrections").
         out += later
-    return tuple(out)
+    return absent, tuple(out)
 
 
 def _unnamed(noun: str, haystack: str, chars: int) -> tuple[str, ...]:

@@ -61,6 +61,8 @@ def _with_author(answer: Answer, body: str) -> str:
     """A written answer says who wrote it and what its check left out; quotes standing in for one say why."""
     if answer.notice:
         body = f"*{escape_markdown(f'{answer.author}: {answer.notice}')}*\n\n{body}"
+    if answer.period:  # the days the question's time words name, shown like a filter
+        body = f"*{escape_markdown(f'Preferring articles of {answer.period}')}*\n\n{body}"
     if answer.answerer == WRITTEN:
         left_out = len(answer.unsupported)
         note = f"{answer.author}; every sentence checked against the sentences it cites"

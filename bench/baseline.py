@@ -1,0 +1,117 @@
+"""The regression gate: today's answer to every question of the committed sets, kept in tests/baseline.jsonl.
+
+    python -m bench.baseline            # compare today's answers with the committed baseline; list what changed
+    python -m bench.baseline --write    # make today's answers the baseline (commit it with the change that moved them)
+
+The sets are those in the repository or beside it: newsqa dev and check (bench/data, over the bundled articles and
+bench/newsqa/corpus), the SQuAD sample and the seed questions (../shared/eval). Each line holds a question, whether
+it was refused, and a digest of the answer's text with its first sentence's first words, so that a change to
+retrieval or answers that moves any answer fails ``tests/test_baseline.py`` until the baseline in the same commit
+says so: no change moves answers silently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench import newsqa
+from bench.data import EVAL_DIR, SEED_CORPUS, seed_questions, squad_set, write_squad_corpus
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = ROOT / "tests" / "baseline.jsonl"
+
+
+def line(set_name: str, question: str, answer) -> dict:
+    """What the baseline keeps of one answer: no more than it takes to see that it moved, and where."""
+    if isinstance(answer, Exception):
+        return {"set": set_name, "question": question, "error": type(answer).__name__}
+    first = answer.sentences[0].text if answer.sentences else answer.text
+    return {"set": set_name, "question": question, "refused": bool(answer.abstained),
+            "digest": hashlib.sha256(answer.text.encode()).hexdigest()[:12], "first": " ".join(first.split()[:12])}
+
+
+def answers(embedder=None, eval_dir: Path = EVAL_DIR) -> Iterator[dict]:
+    """Today's answers to every question of the committed sets, in a fixed order."""
+    from qa import Assistant, Retriever, sync
+    from qa.config import configure_offline
+    from qa.embedding import load_embedder
+
+    configure_offline()
+    embedder = embedder or load_embedder("all-MiniLM-L6-v2")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        corpus = newsqa.build_corpus(root / "news")
+        sync(corpus, root / "news-index", embedder=embedder)
+        news = Assistant(Retriever(root / "news-index", embedder))
+        for name in newsqa.SETS:
+            for record in newsqa.load(name):
+                yield line(f"newsqa-{name}", record["question"], newsqa.ask_record(news, record))
+        news.retriever.close()
+
+        shutil.copytree(SEED_CORPUS, root / "seed")
+        sync(root / "seed", root / "seed-index", embedder=embedder)
+        seed = Assistant(Retriever(root / "seed-index", embedder))
+        for q in seed_questions(eval_dir):
+            yield line("seed", q.question, seed.ask(q.question))
+        seed.retriever.close()
+
+        data = squad_set(eval_dir)
+        write_squad_corpus(root / "squad", data.passages)
+        sync(root / "squad", root / "squad-index", embedder=embedder)
+        squad = Assistant(Retriever(root / "squad-index", embedder))
+        for q in data.questions:
+            yield line("squad", q.question, squad.ask(q.question))
+        squad.retriever.close()
+
+
+def load(path: Path = BASELINE) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def changes(old: list[dict], new: list[dict]) -> list[str]:
+    """One line per question whose answer moved (or that came or went), in words."""
+    key = lambda r: (r["set"], r["question"])  # noqa: E731
+    before = {key(r): r for r in old}
+    after = {key(r): r for r in new}
+    out = []
+    for k, r in after.items():
+        was = before.get(k)
+        if was is None:
+            out.append(f"new question [{k[0]}] {k[1]}")
+        elif was != r:
+            shown = lambda x: "refused" if x.get("refused") else repr(x.get("first", x.get("error")))  # noqa: E731
+            out.append(f"[{k[0]}] {k[1]}\n    was: {shown(was)}\n    now: {shown(r)}")
+    out += [f"question gone [{k[0]}] {k[1]}" for k in before if k not in after]
+    return out
+
+
+def write(rows: list[dict], path: Path = BASELINE) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.baseline", description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="make today's answers the committed baseline")
+    args = parser.parse_args(argv)
+    rows = list(answers())
+    moved = changes(load(), rows)
+    if args.write:
+        write(rows)
+        print(f"{len(moved)} answers moved; wrote {BASELINE.relative_to(ROOT)} ({len(rows)} questions)")
+        return 0
+    print("\n".join(moved) or "no answer moved")
+    print(f"{len(moved)} of {len(rows)} answers moved")
+    return 1 if moved else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Answers and retrieval on real news: a weekly news quiz over the articles its search step found.
+
+    P=../shared/eval/realnews/prepare.py; A="--past /tmp/realtimeqa/past --weeks 12"
+    python $P $A --years 2024 --out /tmp/realnews/dev; python $P $A --years 2025 --out /tmp/realnews/check
+    python -m bench.realnews                    # dev and check, per question kind (indexes each set once, reused)
+    python -m bench.realnews --set dev --show   # print each miss
+    python -m bench.realnews --no-as-of         # ask as if on the day of the run (time words not anchored)
+
+The data (``../shared/eval/realnews/``; see its README) has no license: it stays outside the project, in
+``--data`` (default ``/tmp/realnews``) with its indexes in ``--indexes`` (default ``/tmp/realnews-index``). Choose on
+**dev** (2024), report **check** (2025) beside it; never tune on check. Scores are those of the independent check:
+the correct choice (case and punctuation ignored) in the answer's first sentence, anywhere in the answer, in a cited
+snippet; refused (every question is answerable from the archive); retrieval Hits@5 and MRR@10 (the correct choice
+in the title or text of a passage, the top 10 passages of a hybrid search).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.report import save_json
+
+SETS = ("dev", "check")
+DATA = Path(os.environ.get("QA_REALNEWS", "/tmp/realnews"))
+INDEXES = Path(os.environ.get("QA_REALNEWS_INDEX", "/tmp/realnews-index"))
+
+
+def norm(text: str) -> str:
+    """As the quiz's scorer: lower case, every run of non-word characters one space, padded."""
+    return " " + re.sub(r"\W+", " ", text.lower()).strip() + " "
+
+
+def holds(text: str, answer: str) -> bool:
+    return norm(answer) in norm(text)
+
+
+def load(name: str, data: Path = DATA) -> list[dict]:
+    path = data / name / "questions.jsonl"
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: prepare it with ../shared/eval/realnews/prepare.py (see its README)")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def open_index(name: str, data: Path = DATA, indexes: Path = INDEXES, embedder=None):
+    """The set's index, built the first time (30-40 minutes here) and brought in line with its corpus after."""
+    from qa import Retriever, sync
+
+    folder = indexes / name
+    report = sync(data / name / "corpus", folder, embedder=embedder)
+    if report.added or report.updated or report.removed:
+        print(f"realnews {name}: {report.summary()}", file=sys.stderr)
+    return Retriever(folder, embedder)
+
+
+def retrieval_rank(retriever, record: dict, as_of: bool = True) -> int | None:
+    """The rank (1-10) of the first passage holding the correct choice in a hybrid search, else None."""
+    until = record["as_of"] if as_of else None
+    passages = retriever.search(record["question"], k=10, until=until)
+    for rank, p in enumerate(passages, 1):
+        if holds(f"{p.title} {p.text}", record["answer"]):
+            return rank
+    return None
+
+
+def ask(assistant, record: dict, as_of: bool = True):
+    if as_of:
+        try:
+            return assistant.ask(record["question"], as_of=record["as_of"])
+        except TypeError:  # an assistant without as_of (an older checkout)
+            return assistant.ask(record["question"], until=record["as_of"])
+    return assistant.ask(record["question"])
+
+
+def evaluate(records: list[dict], assistant, retriever, as_of: bool = True, show: bool = False) -> dict:
+    from qa.asked import question_kind
+
+    rows: dict[str, dict[str, list]] = {}
+    ranks, timings = [], []
+    for record in records:
+        started = time.perf_counter()
+        answer = ask(assistant, record, as_of)
+        timings.append(time.perf_counter() - started)
+        gold = record["answer"]
+        first = answer.sentences[0].text if answer.sentences and not answer.abstained else ""
+        out = rows.setdefault(question_kind(record["question"])[0].value, {})
+        marks = {"first": holds(first, gold),
+                 "answer": not answer.abstained and holds(answer.text, gold),
+                 "cited": not answer.abstained and any(holds(c.snippet, gold) for c in answer.citations),
+                 "refused": answer.abstained}
+        for name, flag in marks.items():
+            out.setdefault(name, []).append(flag)
+        rank = retrieval_rank(retriever, record, as_of)
+        ranks.append(rank)
+        if show and not marks["first"]:
+            print(f"MISS {record['id']} ({record['as_of']}, retrieval rank {rank}): {record['question']}\n"
+                  f"   gold {gold!r}\n   got: {' '.join(answer.text.split())[:300]}\n")
+    total: dict[str, list] = {}
+    for measures in rows.values():
+        for name, flags in measures.items():
+            total.setdefault(name, []).extend(flags)
+
+    def rate(flags: list) -> float:
+        return sum(map(bool, flags)) / len(flags) if flags else float("nan")
+
+    return {
+        "kinds": {kind: {name: rate(f) for name, f in m.items()} | {"n": len(m["first"])}
+                  for kind, m in sorted(rows.items())},
+        "overall": {name: rate(f) for name, f in total.items()} | {"n": len(records)},
+        "retrieval": {"hits@5": rate([r is not None and r <= 5 for r in ranks]),
+                      "mrr@10": sum(1 / r for r in ranks if r) / len(ranks), "n": len(ranks)},
+        "ask_ms_p50": float(np.percentile(np.array(timings) * 1000, 50)),
+    }
+
+
+MEASURES = ("first", "answer", "cited", "refused")
+
+
+def render(name: str, result: dict) -> str:
+    def cell(v: float) -> str:
+        return f"{v:.1%}"
+
+    r = result["retrieval"]
+    lines = [f"realnews {name}: {result['overall']['n']} questions; retrieval Hits@5 {cell(r['hits@5'])}, "
+             f"MRR@10 {r['mrr@10']:.3f}; ask p50 {result['ask_ms_p50']:.0f} ms", "",
+             "| kind | n | " + " | ".join(MEASURES) + " |", "|---|---:|" + "---:|" * len(MEASURES)]
+    for kind, row in [*result["kinds"].items(), ("**all**", result["overall"])]:
+        lines.append(f"| {kind} | {row['n']} | " + " | ".join(cell(row[m]) for m in MEASURES) + " |")
+    return "\n".join(lines)
+
+
+def run(sets: tuple[str, ...] = SETS, as_of: bool = True, show: bool = False, data: Path = DATA,
+        indexes: Path = INDEXES, k: int = 5, period_bonus: float | None = None) -> dict:
+    from qa import Assistant
+    from qa.config import configure_offline
+    from qa.embedding import load_embedder
+
+    configure_offline()
+    embedder = load_embedder("all-MiniLM-L6-v2")
+    results = {}
+    for name in sets:
+        retriever = open_index(name, data, indexes, embedder)
+        if period_bonus is not None:
+            retriever.period_bonus = period_bonus
+        results[name] = evaluate(load(name, data), Assistant(retriever, k=k), retriever, as_of, show)
+        retriever.close()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.realnews", description=__doc__.splitlines()[0])
+    parser.add_argument("--set", choices=[*SETS, "both"], default="both")
+    parser.add_argument("--data", type=Path, default=DATA, help="where prepare.py wrote dev/ and check/")
+    parser.add_argument("--indexes", type=Path, default=INDEXES, help="where their indexes are kept")
+    parser.add_argument("--no-as-of", action="store_true", help="ask without the quiz's date")
+    parser.add_argument("--qa-path", type=Path, help="a checkout whose qa/ package to evaluate instead of this one")
+    parser.add_argument("--show", action="store_true", help="print every miss")
+    parser.add_argument("-k", type=int, default=5, help="passages the assistant reads (default 5)")
+    parser.add_argument("--period-bonus", type=float, help="the retriever's bonus for the question's days")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    if args.qa_path:
+        sys.path.insert(0, str(args.qa_path.resolve()))
+    sets = SETS if args.set == "both" else (args.set,)
+    results = run(sets, not args.no_as_of, args.show, args.data, args.indexes, args.k, args.period_bonus)
+    print("\n\n".join(render(name, result) for name, result in results.items()))
+    if args.out:
+        save_json(results, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
