@@ -1,6 +1,6 @@
-"""Every benchmark in one run: quality (bench.eval, bench.newsqa, bench.longdocs), defaults (bench.tune), speed
-(bench.speed), FAISS (bench.ann), the cost of one sync against the index size (bench.sync_cost), written answers
-beside quotes (bench.llm; needs `make llm`).
+"""Every benchmark in one run: quality (bench.eval, bench.newsqa, bench.realnews, bench.longdocs), defaults
+(bench.tune), speed (bench.speed), FAISS (bench.ann), the cost of one sync against the index size
+(bench.sync_cost), written answers beside quotes (bench.llm; needs `make llm`).
 
     python -m bench            # make bench; long the first time (it builds and caches the 20k-chunk index)
     python -m bench --quick    # 100 questions, stages up to 5k chunks, 100k vectors, sync cost at 2k and 20k
@@ -14,14 +14,14 @@ import sys
 import time
 from pathlib import Path
 
-from bench import ann, llm, longdocs, newsqa, speed, sync_cost, tune
+from bench import ann, llm, longdocs, newsqa, realnews, speed, sync_cost, tune
 from bench import eval as quality
 from bench.data import RESULTS
 from bench.plot import PLOT, plot
 from bench.report import save_json
 from qa.config import configure_offline
 
-PARTS = ("eval", "newsqa", "longdocs", "tune", "speed", "ann", "sync_cost", "llm")
+PARTS = ("eval", "newsqa", "realnews", "longdocs", "tune", "speed", "ann", "sync_cost", "llm")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +50,15 @@ def main(argv: list[str] | None = None) -> int:
         results["newsqa"] = newsqa.run()
         results["seconds"]["newsqa"] = time.perf_counter() - started
         sections.append(("Answers on news (python -m bench.newsqa)", newsqa.render_all(results["newsqa"])))
+    if "realnews" in parts:
+        if (realnews.DATA / "dev" / "questions.jsonl").exists():
+            started = time.perf_counter()
+            results["realnews"] = realnews.run()
+            results["seconds"]["realnews"] = time.perf_counter() - started
+            sections.append(("Answers on real news (python -m bench.realnews)",
+                             "\n\n".join(realnews.render(n, r) for n, r in results["realnews"].items())))
+        else:
+            print(f"realnews left out: {realnews.DATA} holds no prepared set (see bench/realnews.py)", file=sys.stderr)
     if "longdocs" in parts:
         started = time.perf_counter()
         results["longdocs"] = longdocs.run((128,) if args.quick else longdocs.SIZES, not args.no_peer)

@@ -56,6 +56,34 @@ class Sample:
         return bool(self.question.golds)
 
 
+def conversation_samples(assistant, records: list[dict]) -> list[Sample]:
+    """Questions asked after a conversation: each reading of the question (with and without the conversation) is a
+    sample of its own, labelled by the gold answer; the conversation's answers are today's ranker's."""
+    from qa import features
+    from qa.conversation import normalize_history, readings
+    from qa.evidence import gather
+    from qa.extractive import stage
+    from qa.filters import Filters
+
+    out = []
+    for r in records:
+        history: list[dict] = []
+        for q in r["history"]:
+            answer = assistant.ask(q, history=history)
+            history += [{"role": "user", "content": q}, {"role": "assistant", "content": answer.text}]
+        turns = normalize_history(history)
+        text = " ".join(r["question"].split())
+        filters = Filters.parse(**{k: v for k, v in (r.get("filters") or {}).items() if k in ("source", "since",
+                                                                                                 "until")})
+        golds = () if r.get("expect_abstain") else tuple(r["expect_any"])
+        for reading in readings(text, turns):
+            scene = stage(gather(assistant.retriever, text, reading, turns, filters, assistant.k))
+            if scene.candidates:
+                labels = np.array([any(realnews.holds(t, g) for g in golds) for t in scene.texts])
+                out.append(Sample(Question("newsqa-conversation", text, golds), features.table(scene), labels))
+    return out
+
+
 def samples(retriever, questions: list[Question]) -> list[Sample]:
     """Each question's candidates as the assistant sees them (the question read alone)."""
     from qa import features
@@ -124,8 +152,12 @@ def collect(log=print, with_realnews: bool = True) -> list[Sample]:
         asked = [Question("newsqa", r["question"], () if r.get("expect_abstain") else tuple(r["expect_any"]))
                  for r in records]
         out += samples(retriever, asked)
+        conversations = [r for r in newsqa.load("dev") if r.get("history") and not r.get("expect_no_match")]
+        from qa import Assistant
+
+        out += conversation_samples(Assistant(retriever), conversations)
         retriever.close()
-        log(f"newsqa dev: {len(asked)} questions")
+        log(f"newsqa dev: {len(asked)} questions and {len(conversations)} conversations")
     return out
 
 
