@@ -47,6 +47,8 @@ QUEUE_CONCURRENCY = 4
 QUEUE_MAX_SIZE = 128
 _STREAM_PAUSE = 0.12  # seconds between streamed sentences: enough to see the answer arrive
 STATIC = Path(__file__).parent / "static"
+#: What the "Delete chat" confirm dialog sends for Cancel.
+CANCELLED = "qa-cancelled"
 
 
 def open_assistant(settings: Settings, embedder=None, log: Callable[[str], None] | None = None) -> Assistant:
@@ -292,8 +294,8 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
         new_button.click(chats.new_chat, store, store, **private).then(show, store, shown, **private)
         rename_button.click(chats.rename, [store, title_box], store, **private).then(show, store, shown, **private)
         title_box.submit(chats.rename, [store, title_box], store, **private).then(show, store, shown, **private)
-        delete_button.click(chats.delete, store, store, js="(s) => confirm('Delete this chat from this browser?') "
-                            "? s : null", **private).then(show, store, shown, **private)
+        delete_button.click(delete_chat, store, store, js="(s) => confirm('Delete this chat from this browser?') "
+                            f"? s : '{CANCELLED}'", **private).then(show, store, shown, **private)
         export_button.click(export, store, export_file, **private)
         for box in (source, since, until, undated):
             box.change(check_filters, [source, since, until, undated], [filters_box, filter_note], **quiet)
@@ -321,6 +323,13 @@ def configured_model(assistant: Assistant) -> str | None:
 def _authors(model: str | None) -> list[tuple[str, str]]:
     """The answer switch's choices: what the reader sees, and the value an answer is asked with."""
     return [(QUOTES_AUTHOR, QUOTES), (written_by(model), WRITTEN)]
+
+
+def delete_chat(store: dict | str | None):
+    """The "Delete chat" button: the current chat out of ``store``. The page's confirm dialog sends
+    :data:`CANCELLED` when the reader pressed Cancel: then nothing changes. (It once sent null, which Gradio
+    hands over as the empty store, so Cancel stored no chats at all.)"""
+    return gr.skip() if store is None or store == CANCELLED else chats.delete(store)
 
 
 def pick_example(evt: gr.SelectData) -> str:
