@@ -14,12 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+from qa import checks
+from qa.checks import shown
 from qa.config import Settings
 from qa.embedding import Embedder, load_embedder
-from qa.errors import IndexUnusable
+from qa.errors import BadRequest, IndexUnusable
 from qa.filters import Filters
 from qa.fusion import BM25_WEIGHT, Fusion
-from qa.listing import PAGE_SIZE, SORT_KEYS, ArticlePage, ArticleView
+from qa.listing import MAX_PAGE_SIZE, PAGE_SIZE, SORT_KEYS, ArticlePage, ArticleView
 from qa.store import Manifest, Passage, Sentence, Store, open_store
 
 __all__ = ["BM25_WEIGHT", "MODES", "IndexInfo", "Passage", "Retriever", "Sentence"]
@@ -121,12 +123,14 @@ class Retriever:
         those days (inclusive); undated articles are kept unless ``undated`` is False. A bad date raises
         :class:`qa.filters.FilterError` (a ValueError) naming the field.
         """
-        if mode not in MODES:
-            raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+        if not isinstance(mode, str) or mode not in MODES:
+            raise BadRequest(f"mode {shown(mode)} is not one of {', '.join(MODES)}")
         filters = filters or Filters.parse(source, since, until, undated)
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise BadRequest(f"k {shown(k)} is not a whole number; give how many passages to return, e.g. 5")
         if k < 1:
             return []
-        query = query.strip()[:MAX_QUERY_CHARS]
+        query = checks.text(query, "query", "What ammunition was discussed?", required=True).strip()[:MAX_QUERY_CHARS]
         if not query:
             return []
         vector = self.embed_query(query) if mode != "bm25" else None
@@ -180,7 +184,13 @@ class Retriever:
 
     def articles(self, query: str = "", sort: str = SORT_KEYS[0], descending: bool = True, offset: int = 0,
                  limit: int = PAGE_SIZE) -> ArticlePage:
-        """A page of the archive's article list (see :meth:`qa.store.protocol.Store.articles`)."""
+        """A page of the archive's article list (see :meth:`qa.store.protocol.Store.articles`); a value of the
+        wrong type or out of range raises :class:`~qa.errors.BadRequest` naming it."""
+        query = checks.text(query, "query", "Korea")
+        offset = checks.whole(offset, "offset", 0, 0, checks.MAX_OFFSET)
+        limit = checks.whole(limit, "limit", PAGE_SIZE, 0, MAX_PAGE_SIZE)
+        if not isinstance(sort, str):
+            raise BadRequest(f"cannot sort by {shown(sort)}; use one of {', '.join(SORT_KEYS)}")
         return self.store.articles(query, sort, descending, offset, limit)
 
     def article(self, article_id: str) -> ArticleView | None:

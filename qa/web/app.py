@@ -14,6 +14,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a local app: no us
 
 import gradio as gr  # noqa: E402 - after the setting above
 
+from qa import checks  # noqa: E402
 from qa.answer import QUOTES, QUOTES_AUTHOR, WRITTEN, Answer, Token, written_by  # noqa: E402
 from qa.assistant import Assistant  # noqa: E402
 from qa.config import DEFAULT_HOST, DEFAULT_PORT, Settings, WebSettings  # noqa: E402
@@ -21,6 +22,7 @@ from qa.errors import DiskFull, IndexReadOnly, IndexUnusable  # noqa: E402
 from qa.filters import FilterError, Filters  # noqa: E402
 from qa.indexing import CorpusNotFound, MassRemoval, sync  # noqa: E402
 from qa.listing import PAGE_SIZE, SORT_KEYS  # noqa: E402
+from qa.metadata import repair  # noqa: E402
 from qa.retriever import Retriever  # noqa: E402
 from qa.web import archive_tab, chats  # noqa: E402
 from qa.web.archive import MAX_UPLOAD_BYTES, safe_name  # noqa: E402
@@ -44,6 +46,8 @@ EXAMPLES = (
 )
 #: Events (questions, uploads) run at once per handler, and requests that may wait in Gradio's queue.
 QUEUE_CONCURRENCY = 4
+#: The most passages one /search call returns.
+MAX_K = 50
 QUEUE_MAX_SIZE = 128
 _STREAM_PAUSE = 0.12  # seconds between streamed sentences: enough to see the answer arrive
 STATIC = Path(__file__).parent / "static"
@@ -99,7 +103,7 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
         partial answer at each step), saving the chat in the browser once the answer is known."""
         store = chats.clean(store)
         messages, groups, turns = chats.view(chats.answers(store))
-        question = " ".join((question or "").split())
+        question = " ".join(repair(question or "").split())  # a lone surrogate could not be sent to the page
         busy, idle = _busy(True), _busy(False)
         if not question:
             yield "", messages, sources_html(groups), gr.skip(), *idle, gr.skip()
@@ -184,21 +188,28 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
         without a date are kept when a date range is given.
         """
         try:
-            answer = assistant.ask(question, history=chat_turns(history), source=source or None,
-                                   since=since or None, until=until or None, undated=undated is not False)
+            question = checks.text(question, "question", EXAMPLES[0], required=True)
+            turns = chat_turns(checks.history(history))
+            answer = assistant.ask(question, history=turns, source=_optional(source, "source", "Wire"),
+                                   since=_optional(since, "since", "2024-11-27"),
+                                   until=_optional(until, "until", "2024-11-30"), undated=undated is not False)
         except ValueError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         return answer.to_dict()
 
     def search(query: str, k: int = 5, source: str | None = None, since: str | None = None,
                until: str | None = None, undated: bool = True, mode: str = "hybrid") -> list[dict]:
-        """The ``k`` passages most relevant to ``query`` (best first), with their articles' metadata.
+        """The ``k`` passages most relevant to ``query`` (best first; ``k`` from 1 to 50), with their articles'
+        metadata.
 
         Filters as for /ask; ``mode``: "hybrid", "dense" or "bm25".
         """
         try:
-            passages = retriever.search(query, k=max(1, min(int(k), 50)), mode=mode, source=source or None,
-                                        since=since or None, until=until or None, undated=undated is not False)
+            query = checks.text(query, "query", EXAMPLES[0], required=True)
+            passages = retriever.search(query, k=checks.whole(k, "k", 5, 1, MAX_K), mode=mode,
+                                        source=_optional(source, "source", "Wire"),
+                                        since=_optional(since, "since", "2024-11-27"),
+                                        until=_optional(until, "until", "2024-11-30"), undated=undated is not False)
         except ValueError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         return [asdict(p) for p in passages]
@@ -211,8 +222,8 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
         file, chunks, indexed_at; ``limit`` is at most 500.
         """
         try:
-            page = retriever.articles(query or "", sort, descending is not False, int(offset), int(limit))
-        except (ValueError, TypeError) as exc:
+            page = retriever.articles(query, sort, descending is not False, offset, limit)
+        except ValueError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         return {"rows": [asdict(r) for r in page.rows], "total": page.total, "offset": page.offset}
 
@@ -312,6 +323,11 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
     # a bounded queue tells the 129th waiting request "queue full" instead of letting waits grow without end.
     app.queue(default_concurrency_limit=QUEUE_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     return app
+
+
+def _optional(value: object, name: str, example: str) -> str | None:
+    """An optional text parameter of the API: None when empty; a BadRequest when it is not text."""
+    return checks.text(value, name, example) or None
 
 
 def configured_model(assistant: Assistant) -> str | None:
