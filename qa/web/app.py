@@ -366,14 +366,19 @@ def theme() -> gr.themes.Base:
 
 
 def launch(app, host: str = DEFAULT_HOST, port: int | None = DEFAULT_PORT, auth: tuple[str, str] | None = None,
-           prevent_thread_lock: bool = False, quiet: bool = False) -> str:
+           prevent_thread_lock: bool = False, quiet: bool = False, trusted_proxies: str = "") -> str:
     """Serve ``app`` (from :func:`create_app`) with its style and script; returns the local URL.
 
-    :class:`qa.guard.Guard` limits request sizes and slows down repeated failed logins, per client."""
+    :class:`qa.guard.Guard` limits request sizes and slows down repeated failed logins, per client: the address
+    that connected, unless it is one of ``trusted_proxies`` (``QA_TRUSTED_PROXIES``), whose X-Forwarded-For
+    header then names the client. Without that, any local program could name itself a new client per try."""
     from starlette.middleware import Middleware
 
     from qa.guard import Guard
 
+    # uvicorn, under Gradio, believes X-Forwarded-For from the addresses in FORWARDED_ALLOW_IPS (loopback by
+    # default) and rewrites the client's address before the Guard sees it; it reads the variable at launch.
+    os.environ["FORWARDED_ALLOW_IPS"] = trusted_proxies
     css = (STATIC / "style.css").read_text(encoding="utf-8")
     head = f"<script>{(STATIC / 'app.js').read_text(encoding='utf-8')}</script>"
     _, url, _ = app.launch(server_name=host, server_port=port, auth=auth, prevent_thread_lock=prevent_thread_lock,
