@@ -9,6 +9,7 @@ repaired to U+FFFD, as the corpus reader does: the tokenizer would refuse it.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 from qa.errors import BadRequest
@@ -42,14 +43,15 @@ def whole(value: object, name: str, default: int, low: int, high: int) -> int:
     number = value
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         number = int(value)
-    if isinstance(number, float) and math.isfinite(number) and number.is_integer():
+    if isinstance(number, numbers.Real) and not isinstance(number, numbers.Integral) and math.isfinite(number) \
+            and float(number).is_integer():
         number = int(number)
-    if isinstance(number, bool) or not isinstance(number, int):
+    if isinstance(number, bool) or not isinstance(number, numbers.Integral):
         raise BadRequest(f"{name} {shown(value)} is not a whole number; give one from {low:,} to {high:,}, "
                          f"e.g. {default}")
     if not low <= number <= high:
         raise BadRequest(f"{name} {shown(value)} is out of range; give a whole number from {low:,} to {high:,}")
-    return number
+    return int(number)
 
 
 def history(value: object) -> list[dict]:

@@ -7,6 +7,7 @@ the filters as data, fuses them (:class:`qa.fusion.Fusion`) and reads the passag
 from __future__ import annotations
 
 import datetime as dt
+import numbers
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -126,8 +127,9 @@ class Retriever:
         if not isinstance(mode, str) or mode not in MODES:
             raise BadRequest(f"mode {shown(mode)} is not one of {', '.join(MODES)}")
         filters = filters or Filters.parse(source, since, until, undated)
-        if isinstance(k, bool) or not isinstance(k, int):
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
             raise BadRequest(f"k {shown(k)} is not a whole number; give how many passages to return, e.g. 5")
+        k = int(k)
         if k < 1:
             return []
         query = checks.text(query, "query", "What ammunition was discussed?", required=True).strip()[:MAX_QUERY_CHARS]
