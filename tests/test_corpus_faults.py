@@ -269,3 +269,18 @@ def test_an_upload_named_like_the_folder_note_is_refused_not_said_added(tmp_path
                      corpus)
     assert up.name is None and "never indexed as an article" in up.reason and "rename the file" in up.reason
     assert not list(corpus.iterdir())
+
+
+def test_what_a_killed_page_action_left_is_tidied_at_the_start_and_nothing_is_lost(tmp_path):
+    from qa.web.archive import recover
+
+    corpus = tmp_path / "corpus"
+    write(corpus, "kept.md", "Kept\n\nNew version.\n")
+    write(corpus, ".kept.md.0a1b2c3d.replaced", "Kept\n\nOld version.\n")  # killed after the replace
+    write(corpus, ".new.md.0a1b2c3d.writing", "New\n\nHalf writ")  # killed while writing
+    write(corpus, ".gone.md.0a1b2c3d.deleting", "Gone\n\nKilled before the delete finished.\n")
+    write(corpus, ".notes", "someone's hidden file")
+    assert len(recover(corpus)) == 3
+    assert folder_state(corpus) == {"kept.md": b"Kept\n\nNew version.\n", ".notes": b"someone's hidden file",
+                                    "gone.md": b"Gone\n\nKilled before the delete finished.\n"}
+    assert recover(corpus) == []

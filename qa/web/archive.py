@@ -165,6 +165,29 @@ def claim(corpus: Path, names: Iterable[str]) -> Iterator[set[str]]:
             _WRITING.difference_update(keys[name] for name in mine)
 
 
+def recover(corpus: Path) -> list[str]:
+    """Tidy what a killed page action left in ``corpus`` (hidden files of :mod:`qa.files`): a half-written
+    upload goes; a file set aside to be deleted comes back unless its name was taken again (deleting it is
+    asked again rather than lost); the old version of a replaced file goes (the new one is in place). Returns
+    what was done, for the log. Run when the app starts, before any page action."""
+    done = []
+    for path in sorted(Path(corpus).glob(".*.*.*")) if Path(corpus).is_dir() else []:
+        name, _, kind = path.name[1:].rpartition(".")
+        name = name.rpartition(".")[0]
+        if kind not in ("writing", "replaced", "deleting") or not path.is_file() or not name:
+            continue
+        try:
+            if kind == "deleting" and not (path.parent / name).exists():
+                put_back(path, path.parent / name)
+                done.append(f"{name} put back (its deletion was cut short)")
+            else:
+                path.unlink()
+                done.append(f"{path.name} removed (left by an upload, replace or delete that was cut short)")
+        except OSError as exc:
+            done.append(f"{path.name} left as it is ({disk_words(exc)})")
+    return done
+
+
 def busy(original: str) -> Upload:
     """The report for an upload whose name another action is changing at this moment."""
     return Upload(original, reason=f"{safe_name(original)} is being changed by another upload or delete at this "

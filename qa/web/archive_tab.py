@@ -25,6 +25,7 @@ from qa.web.archive import (
     UploadReport,
     busy,
     claim,
+    recover,
     safe_name,
     save_upload,
     settle,
@@ -83,6 +84,8 @@ def build(settings: Settings, retriever: Retriever, refresh: Callable, refreshed
     ``refreshed`` components (the status line, the source filter) after the archive changed. Returns the
     listing event's arguments (for the page's load event)."""
     log = _log
+    for words in recover(settings.corpus):
+        log(f"corpus folder: {words}")
 
     def index(uploads: list):
         return index_uploads(settings, retriever.embedder, uploads, log)
