@@ -192,3 +192,21 @@ def test_an_upload_without_a_file_name_is_refused_with_the_reason(client, capfd)
                        timeout=60)
     assert reply.status_code == 400 and "non-empty file name" in reply.json()["error"]
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_sessions_kept_in_memory_are_bounded(embedder, seed_index, monkeypatch):
+    # Each API call is a new session; Gradio kept 10,000 of them (about 140 KB each): +1.4 GB under many visitors.
+    import httpx
+
+    import qa.web.app
+
+    monkeypatch.setattr(qa.web.app, "SESSIONS_KEPT", 20, raising=False)
+    app = create_app(Settings(corpus=CORPUS, index=seed_index), embedder)
+    url = launch(app, port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        for _ in range(40):
+            event = httpx.post(url + "gradio_api/call/articles", json={"data": ["", "date", True, 0, 5]}, timeout=60)
+            assert "complete" in httpx.get(f"{url}gradio_api/call/articles/{event.json()['event_id']}", timeout=60).text
+        assert len(app.state_holder.session_data) <= 20
+    finally:
+        app.close()

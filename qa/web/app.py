@@ -49,6 +49,11 @@ QUEUE_CONCURRENCY = 4
 #: The most passages one /search call returns.
 MAX_K = 50
 QUEUE_MAX_SIZE = 128
+#: Visitors' sessions (Gradio's per-session state: about 140 KB each here) kept in memory, the least recently
+#: used dropped first. Gradio keeps 10,000: 10,000 API calls (each a new session) grew the app by 1.4-2 GB.
+#: A dropped session loses only its page state (a pending Replace question, the list's page); chats are kept
+#: in the browser.
+SESSIONS_KEPT = 1000
 _STREAM_PAUSE = 0.12  # seconds between streamed sentences: enough to see the answer arrive
 STATIC = Path(__file__).parent / "static"
 #: What the "Delete chat" confirm dialog sends for Cancel.
@@ -384,6 +389,7 @@ def launch(app, host: str = DEFAULT_HOST, port: int | None = DEFAULT_PORT, auth:
     _, url, _ = app.launch(server_name=host, server_port=port, auth=auth, prevent_thread_lock=prevent_thread_lock,
                            quiet=quiet, theme=theme(), css=css, head=head, max_file_size=MAX_UPLOAD_BYTES,
                            footer_links=["api"], show_error=True, share=False, ssr_mode=False,
+                           state_session_capacity=SESSIONS_KEPT,
                            app_kwargs={"middleware": [Middleware(Guard)]})
     return url
 
