@@ -284,3 +284,26 @@ def test_what_a_killed_page_action_left_is_tidied_at_the_start_and_nothing_is_lo
     assert folder_state(corpus) == {"kept.md": b"Kept\n\nNew version.\n", ".notes": b"someone's hidden file",
                                     "gone.md": b"Gone\n\nKilled before the delete finished.\n"}
     assert recover(corpus) == []
+
+
+def test_a_replace_the_index_cannot_take_is_put_back_and_said_so_plainly(tmp_path, monkeypatch):
+    from qa.web import archive_tab
+    from qa.web.archive import upload_report_html
+
+    corpus = tmp_path / "corpus"
+    write(corpus, "victim.md", VICTIM)
+    before = folder_state(corpus)
+
+    def full(**kwargs):
+        raise DiskFull(f"the disk holding {tmp_path / 'index'} is full (0 KB free); free some space and run the "
+                       "command again. The index was not changed.")
+
+    monkeypatch.setattr(archive_tab, "sync", full)
+    up = save_upload(write(tmp_path / "up", "victim.md", SHORT), corpus, replace=True)
+    steps = archive_tab.index_uploads(Settings(corpus=corpus, index=tmp_path / "index"), None, [up], lambda _: None)
+    box: dict = {}
+    list(archive_tab._drain(steps, box))
+    page = upload_report_html(box["result"])
+    assert folder_state(corpus) == before
+    assert "not indexed: the disk holding" in page and "The archive&#x27;s version is unchanged." in page, page
+    plain(page)

@@ -193,7 +193,8 @@ def build(settings: Settings, retriever: Retriever, refresh: Callable, refreshed
                         report = result
         except (FileNotFoundError, IndexUnusable, ValueError, OSError) as exc:
             log(f"delete of {file} not done: {exc}")
-            yield _bad(f"Not deleted: {why_not(exc)} {file} is unchanged."), hide, gr.skip()
+            kept = "" if isinstance(exc, FileNotFoundError) else f" {file} is unchanged."
+            yield _bad(f"Not deleted: {why_not(exc)}{kept}"), hide, gr.skip()
             return
         log(f"deleted {file}: {report.summary()}")
         yield done(sync_report_html(report, f"Deleted {file} from the corpus folder and the index")), hide, hide
