@@ -40,7 +40,8 @@ def test_hostile_uploads_leave_the_app_answering_and_restartable(page, tmp_path,
 
     # A lone surrogate in the question once ended the chat's stream with no message (TextEncodeInput...).
     page.evaluate("""() => { const box = document.querySelector('#qa-question textarea');
-        box.value = 'When does the \\ud800 Velmora ferry run?'; box.dispatchEvent(new Event('input')); box.focus(); }""")
+        box.value = 'When does the \\ud800 Velmora ferry run?';
+        box.dispatchEvent(new Event('input')); box.focus(); }""")
     page.keyboard.press("Enter")
     page.wait_for_function("""() => document.querySelectorAll('#qa-chat [data-testid="bot"]').length === 2
         && !document.querySelector('.generating, .pending') && document.querySelector('#qa-send').offsetParent""",
