@@ -21,6 +21,7 @@ from qa.conversation import Turn, normalize_history, readings
 from qa.evidence import Evidence, gather
 from qa.extractive import ExtractiveAnswerer, Judgement
 from qa.filters import Filters
+from qa.metadata import repair
 from qa.retriever import MAX_QUERY_CHARS, Retriever
 from qa.when import Period, as_of_day, period
 
@@ -78,7 +79,8 @@ class Assistant:
         the only event of the extractive answerer)."""
         filters = filters or Filters.parse(source, since, until, undated)
         # Cut before any work: a 20 MB question through the API must cost no more than a long one.
-        question = " ".join(str(question or "")[:2 * MAX_QUERY_CHARS].split())[:MAX_QUERY_CHARS]
+        # A lone surrogate ("\ud800" from JSON) is repaired: the tokenizer refuses text UTF-8 cannot encode.
+        question = " ".join(repair(str(question or "")[:2 * MAX_QUERY_CHARS]).split())[:MAX_QUERY_CHARS]
         if not question:
             yield Answer("", "Please type a question about the news articles.", abstained=True, reason=EMPTY)
             return

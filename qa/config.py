@@ -161,17 +161,22 @@ class WebSettings:
     port: int = DEFAULT_PORT
     auth: tuple[str, str] | None = None
     secret: str = "qa-news-archive-chats"
+    #: Proxies whose X-Forwarded-For header names the real client (``QA_TRUSTED_PROXIES``, comma-separated
+    #: addresses or networks). None by default: the login throttle counts the address that connected.
+    trusted_proxies: str = ""
 
     @classmethod
     def from_env(cls) -> WebSettings:
-        """Defaults, then ``QA_HOST``, ``QA_PORT``, ``QA_AUTH``, ``QA_WEB_SECRET``; a bad value exits with the fix."""
+        """Defaults, then ``QA_HOST``, ``QA_PORT``, ``QA_AUTH``, ``QA_WEB_SECRET``, ``QA_TRUSTED_PROXIES``; a bad
+        value exits with the fix."""
         env = os.environ
         try:
             port = parse_port(env.get("QA_PORT") or str(DEFAULT_PORT))
             auth = parse_auth(env["QA_AUTH"]) if env.get("QA_AUTH") else None
         except ValueError as exc:
             raise SystemExit(f"{'QA_PORT' if 'port' in str(exc) else 'QA_AUTH'}: {exc}") from None
-        return cls(env.get("QA_HOST") or DEFAULT_HOST, port, auth, env.get("QA_WEB_SECRET") or cls.secret)
+        proxies = ",".join(p.strip() for p in env.get("QA_TRUSTED_PROXIES", "").split(",") if p.strip())
+        return cls(env.get("QA_HOST") or DEFAULT_HOST, port, auth, env.get("QA_WEB_SECRET") or cls.secret, proxies)
 
 
 def parse_port(value: str) -> int:

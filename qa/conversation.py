@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from qa.asked import Kind, question_kind
 from qa.facts import names_in, numbers_in
+from qa.metadata import repair
 
 _CONTINUATION = re.compile(r"^\s*(and|but|also|so|then|what about|how about|what else|anything else|same for|"
                            r"and what about|or)\b", re.IGNORECASE)
@@ -136,7 +137,7 @@ def normalize_history(history: Sequence | None) -> list[Turn]:
     turns: list[Turn] = []
     for item in history or []:
         if isinstance(item, Turn):
-            turns.append(item)
+            turns.append(Turn(item.role, _text(item.content)))
         elif isinstance(item, dict) and item.get("role") in ("user", "assistant"):
             turns.append(Turn(item["role"], _text(item.get("content"))))
         elif isinstance(item, list | tuple) and len(item) == 2:
@@ -146,4 +147,4 @@ def normalize_history(history: Sequence | None) -> list[Turn]:
 
 
 def _text(content: object) -> str:
-    return content if isinstance(content, str) else ""
+    return repair(content) if isinstance(content, str) else ""  # a lone surrogate would stop the tokenizer

@@ -21,6 +21,8 @@ from qa.metadata import FIELD_LIMITS, MetadataError, field, load_front_matter, r
 
 #: File types the corpus reader understands, by extension.
 SUPPORTED_EXTENSIONS = (".md", ".markdown", ".txt", ".html", ".htm", ".json", ".jsonl")
+#: Files at the top of the corpus folder that describe the folder: never read as articles.
+FOLDER_NOTES = ("readme.md", "readme.txt")
 #: Files larger than this are skipped with a message rather than read into memory.
 MAX_FILE_BYTES = 20 * 1024 * 1024
 
@@ -102,7 +104,7 @@ def list_files(folder: str | Path, *, follow_links: bool = False, exclude: Path 
         if path.is_symlink() and (trouble := _link_trouble(path, real_root, follow_links)):
             problems.append(Problem(printable(rel), trouble))
             continue
-        if path.is_dir() or rel.lower() in ("readme.md", "readme.txt"):  # a note about the folder, not an article
+        if path.is_dir() or rel.lower() in FOLDER_NOTES:  # a note about the folder, not an article
             continue
         if printable(rel) != rel:  # not UTF-8 (kept as surrogates by Python): no id, no page, no SQLite row
             problems.append(Problem(printable(rel), "file name is not valid UTF-8 text; rename the file"))

@@ -46,3 +46,8 @@ class MassRemoval(QAError, ValueError):
 
 class FilterError(QAError, ValueError):
     """A filter value that is not usable; the message names the field as the user saw it and the fix."""
+
+
+class BadRequest(QAError, ValueError):
+    """A value from a caller (an API call, a library call) of the wrong type or out of range; the message names
+    the parameter and what to give."""

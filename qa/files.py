@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -114,6 +116,104 @@ def fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# --- All-or-nothing changes of one file (the corpus folder's uploads, replacements and deletions) -------------
+
+#: Free space asked for beyond a file's own size before writing it (a directory block, the file's metadata).
+SPACE_MARGIN = 64 * 1024
+
+
+def beside(target: Path, kind: str) -> Path:
+    """A new hidden name in ``target``'s folder (the sync skips names starting with a dot): same file system,
+    so renaming it over ``target`` is one atomic step that needs no space."""
+    return target.with_name(f".{target.name}.{secrets.token_hex(4)}.{kind}")
+
+
+def write_beside(target: Path, data: bytes, overwrite: bool = False) -> None:
+    """Put ``data`` at ``target`` all at once: written to a hidden file beside it, flushed to the disk, then
+    renamed over ``target`` (``overwrite``), or linked in only if no file of that name exists (else
+    FileExistsError: another writer came first). On any error ``target``'s folder holds what it held before."""
+    free = free_bytes(target.parent)
+    if free is not None and free < len(data) + SPACE_MARGIN:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    temp = beside(target, "writing")
+    try:
+        with open(temp, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(temp, target)
+        else:
+            _link_new(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+    _settled(target.parent)
+
+
+def keep_aside(target: Path) -> Path:
+    """A hidden copy of ``target`` beside it, to put back with :func:`put_back`: a second name of the same file
+    (a hard link costs no space); a real copy where the file system has no links."""
+    backup = beside(target, "replaced")
+    try:
+        os.link(target, backup)
+    except OSError as exc:
+        if exc.errno in _SPACE_ERRNOS | _READONLY_ERRNOS:
+            raise
+        try:
+            shutil.copy2(target, backup)
+        except BaseException:
+            backup.unlink(missing_ok=True)
+            raise
+    return backup
+
+
+def set_aside(target: Path) -> Path:
+    """Rename ``target`` to a hidden name beside it (one step, no space needed); :func:`put_back` undoes it."""
+    aside = beside(target, "deleting")
+    os.rename(target, aside)
+    return aside
+
+
+def put_back(aside: Path, target: Path) -> None:
+    """``aside`` (from :func:`keep_aside` or :func:`set_aside`) back at ``target``, in one step."""
+    os.replace(aside, target)
+    _settled(target.parent)
+
+
+def disk_words(exc: OSError, where: str = "the corpus folder") -> str:
+    """What an OSError from writing in ``where`` means, in plain words (no errno, no temporary path)."""
+    code = exc.errno
+    if code in _SPACE_ERRNOS:
+        return f"the disk holding {where} is full; free some space and try again"
+    if code in _READONLY_ERRNOS:
+        return f"{where} is on a read-only disk; remount it read-write and try again"
+    if code in _DENIED_ERRNOS:
+        return f"no permission to write in {where}; ask the administrator to fix its permissions"
+    reason = (exc.strerror or "an input/output error").lower()
+    return f"{where} could not be written ({reason}); try again, or ask the administrator to check the disk"
+
+
+def _link_new(temp: Path, target: Path) -> None:
+    try:
+        os.link(temp, target)  # fails when target exists: two writers of one new name cannot both win
+    except FileExistsError:
+        raise
+    except OSError as exc:  # no hard links on this file system: check, then rename
+        if exc.errno in _SPACE_ERRNOS | _READONLY_ERRNOS | _DENIED_ERRNOS:
+            raise
+        if target.exists():
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST)) from None
+        os.replace(temp, target)
+
+
+def _settled(folder: Path) -> None:
+    """Make a rename in ``folder`` durable; the change is made already, so a failure here changes nothing."""
+    try:
+        fsync_dir(folder)
+    except OSError:
+        pass
 
 
 def _existing(path: Path) -> Path:

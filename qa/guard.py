@@ -8,6 +8,7 @@ echoed back, so request bodies are limited (uploads have Gradio's own per-file l
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 
@@ -35,7 +36,7 @@ class Guard:
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
         if path.startswith(_UPLOAD_PATHS):
-            return await self.app(scope, receive, send)
+            return await self._upload(scope, receive, send)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             return await _refuse(send, 413, f"request too large ({int(length):,} bytes; the limit is "
@@ -43,6 +44,26 @@ class Guard:
         if path in _LOGIN_PATHS and scope.get("method") == "POST":
             return await self._login(scope, receive, send)
         return await self.app(scope, _limited(receive, self.max_bytes), send)
+
+    async def _upload(self, scope, receive, send):
+        """Gradio's upload route, whose errors on a malformed upload (a file part without a file name: TypeError)
+        became a 500 with a traceback in the log: a 400 that says what to send instead."""
+        started = False
+
+        async def watch(message):
+            nonlocal started
+            started |= message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except (TypeError, ValueError, KeyError) as exc:
+            if started:
+                raise
+            print(f"qa web: upload refused: malformed request ({type(exc).__name__}: {exc})", file=sys.stderr,
+                  flush=True)
+            await _refuse(send, 400, "the upload could not be read: send each file as a multipart form part "
+                                     "named 'files' with a non-empty file name")
 
     async def _login(self, scope, receive, send):
         client = (scope.get("client") or ("?", 0))[0]

@@ -7,6 +7,7 @@ the filters as data, fuses them (:class:`qa.fusion.Fusion`) and reads the passag
 from __future__ import annotations
 
 import datetime as dt
+import numbers
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -14,12 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from qa import checks
+from qa.checks import shown
 from qa.config import Settings
 from qa.embedding import Embedder, load_embedder
-from qa.errors import IndexUnusable
+from qa.errors import BadRequest, IndexUnusable
 from qa.filters import Filters
 from qa.fusion import BM25_WEIGHT, Fusion
-from qa.listing import PAGE_SIZE, SORT_KEYS, ArticlePage, ArticleView
+from qa.listing import MAX_PAGE_SIZE, PAGE_SIZE, SORT_KEYS, ArticlePage, ArticleView
 from qa.store import Manifest, Passage, Sentence, Store, open_store
 from qa.when import Period
 
@@ -130,12 +133,15 @@ class Retriever:
         :class:`qa.filters.FilterError` (a ValueError) naming the field. ``prefer``: the days a question's time
         words name (:func:`qa.when.period`); passages of articles dated inside it move up by :data:`PERIOD_BONUS`.
         """
-        if mode not in MODES:
-            raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+        if not isinstance(mode, str) or mode not in MODES:
+            raise BadRequest(f"mode {shown(mode)} is not one of {', '.join(MODES)}")
         filters = filters or Filters.parse(source, since, until, undated)
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+            raise BadRequest(f"k {shown(k)} is not a whole number; give how many passages to return, e.g. 5")
+        k = int(k)
         if k < 1:
             return []
-        query = query.strip()[:MAX_QUERY_CHARS]
+        query = checks.text(query, "query", "What ammunition was discussed?", required=True).strip()[:MAX_QUERY_CHARS]
         if not query:
             return []
         vector = self.embed_query(query) if mode != "bm25" else None
@@ -193,7 +199,13 @@ class Retriever:
 
     def articles(self, query: str = "", sort: str = SORT_KEYS[0], descending: bool = True, offset: int = 0,
                  limit: int = PAGE_SIZE) -> ArticlePage:
-        """A page of the archive's article list (see :meth:`qa.store.protocol.Store.articles`)."""
+        """A page of the archive's article list (see :meth:`qa.store.protocol.Store.articles`); a value of the
+        wrong type or out of range raises :class:`~qa.errors.BadRequest` naming it."""
+        query = checks.text(query, "query", "Korea")
+        offset = checks.whole(offset, "offset", 0, 0, checks.MAX_OFFSET)
+        limit = checks.whole(limit, "limit", PAGE_SIZE, 0, MAX_PAGE_SIZE)
+        if not isinstance(sort, str):
+            raise BadRequest(f"cannot sort by {shown(sort)}; use one of {', '.join(SORT_KEYS)}")
         return self.store.articles(query, sort, descending, offset, limit)
 
     def article(self, article_id: str) -> ArticleView | None:

@@ -49,3 +49,23 @@ def test_repeated_failed_logins_are_slowed_down(guarded):
     time.sleep(int(locked.headers["retry-after"]) + 0.5)
     again = httpx.post(guarded + "login", data={"username": "alice", "password": "s3cret"}, timeout=30)
     assert again.status_code == 200
+
+
+def test_a_forged_x_forwarded_for_is_no_new_client(embedder, seed_index):
+    # 30 failed logins from 127.0.0.1, each naming another client in X-Forwarded-For: none was throttled.
+    app = create_app(Settings(corpus=CORPUS, index=seed_index), embedder)
+    url = launch(app, port=free_port(), prevent_thread_lock=True, quiet=True, auth=("alice", "s3cret"))
+    try:
+        codes = [httpx.post(url + "login", data={"username": "alice", "password": f"guess{i}"},
+                            headers={"x-forwarded-for": f"203.0.113.{i}"}, timeout=30).status_code for i in range(30)]
+    finally:
+        app.close()
+    assert codes[:FREE_LOGIN_FAILURES] == [400] * FREE_LOGIN_FAILURES and codes.count(429) >= 20, codes
+
+
+def test_trusted_proxies_are_a_setting_of_the_web_entry_point(monkeypatch):
+    from qa.config import WebSettings
+
+    assert WebSettings.from_env().trusted_proxies == ""  # none by default: the socket's peer is the client
+    monkeypatch.setenv("QA_TRUSTED_PROXIES", " 10.0.0.1, 192.168.0.0/16 ")
+    assert WebSettings.from_env().trusted_proxies == "10.0.0.1,192.168.0.0/16"

@@ -442,6 +442,18 @@ def test_filters_badge_invalid_range_undated_and_clear(page):
     assert page.get_by_label("Include undated articles").is_checked() and not note.inner_text()
 
 
+def test_cancel_in_the_delete_chat_dialog_changes_nothing():
+    import gradio as gr
+
+    from qa.web import chats
+    from qa.web.app import CANCELLED, delete_chat
+
+    answer = Answer("What ammunition?", "Shells. [1]", [AnswerSentence("Shells.", (1,))], [_citation(1)])
+    store = chats.add_answer(chats.new_chat(chats.add_answer(chats.EMPTY_STORE, answer)), answer)
+    assert isinstance(delete_chat(CANCELLED), type(gr.skip()))  # Cancel: the store is not written
+    assert len(delete_chat(store)["chats"]) == 1  # OK deletes the current chat only
+
+
 @pytest.mark.browser
 def test_a_conversation_survives_a_reload_and_past_chats_are_listed(page, served):
     ask(page, "What ammunition was discussed?", turn=1)
@@ -473,6 +485,13 @@ def test_a_conversation_survives_a_reload_and_past_chats_are_listed(page, served
     page.reload()  # the chosen chat and the list survive a reload; nothing of them is on the server
     page.wait_for_function("() => document.querySelectorAll('#qa-chat [data-testid=\"bot\"]').length === 3")
     page.locator("#qa-sidebar .toggle-button").click()
+    page.click("#qa-delete-chat")  # Cancel in "Delete this chat from this browser?" (the fixture dismisses it)
+    page.wait_for_timeout(2000)  # the event's round trip: it once stored an empty list of chats here
+    assert page.dialogs and page.locator("#qa-chats label").count() == 2
+    page.reload()
+    page.wait_for_function("() => document.querySelectorAll('#qa-chat [data-testid=\"bot\"]').length === 3")
+    page.locator("#qa-sidebar .toggle-button").click()
+    assert page.locator("#qa-chats label").count() == 2  # nothing was deleted, for good either
     page.remove_listener("dialog", page.dismiss_dialogs)
     page.once("dialog", lambda dialog: dialog.accept())  # "Delete this chat from this browser?"
     page.click("#qa-delete-chat")

@@ -29,9 +29,23 @@ def test_hostile_uploads_leave_the_app_answering_and_restartable(page, tmp_path,
     assert "Not added" in report and len(page.content()) < 200_000, len(page.content())
     assert not (settings.corpus / "all-bad.jsonl").exists()  # not kept, so not re-read by every later sync
 
+    report = upload(page, tmp_path, "README.md", "Harbour notes\nThe Velmora pier was painted blue.\n")
+    assert "Not added" in report and "never indexed as an article" in report  # it was "Added 1 article", never indexed
+    assert not (settings.corpus / "README.md").exists()
+
     report = upload(page, tmp_path, "after.md", "Harbour news\nThe Velmora ferry now runs at dawn.\n")
     assert "Added 1 article" in report
     ask(page, "When does the Velmora ferry run?", turn=1)
+    assert "dawn" in last_answer(page)
+
+    # A lone surrogate in the question once ended the chat's stream with no message (TextEncodeInput...).
+    page.evaluate("""() => { const box = document.querySelector('#qa-question textarea');
+        box.value = 'When does the \\ud800 Velmora ferry run?';
+        box.dispatchEvent(new Event('input')); box.focus(); }""")
+    page.keyboard.press("Enter")
+    page.wait_for_function("""() => document.querySelectorAll('#qa-chat [data-testid="bot"]').length === 2
+        && !document.querySelector('.generating, .pending') && document.querySelector('#qa-send').offsetParent""",
+                           timeout=30_000)
     assert "dawn" in last_answer(page)
 
     # A restart over the same corpus (which still holds everything that was kept) starts and answers.

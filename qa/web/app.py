@@ -14,6 +14,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a local app: no us
 
 import gradio as gr  # noqa: E402 - after the setting above
 
+from qa import checks  # noqa: E402
 from qa.answer import QUOTES, QUOTES_AUTHOR, WRITTEN, Answer, Token, written_by  # noqa: E402
 from qa.assistant import Assistant  # noqa: E402
 from qa.config import DEFAULT_HOST, DEFAULT_PORT, Settings, WebSettings  # noqa: E402
@@ -21,6 +22,7 @@ from qa.errors import DiskFull, IndexReadOnly, IndexUnusable  # noqa: E402
 from qa.filters import FilterError, Filters  # noqa: E402
 from qa.indexing import CorpusNotFound, MassRemoval, sync  # noqa: E402
 from qa.listing import PAGE_SIZE, SORT_KEYS  # noqa: E402
+from qa.metadata import repair  # noqa: E402
 from qa.retriever import Retriever  # noqa: E402
 from qa.web import archive_tab, chats  # noqa: E402
 from qa.web.archive import MAX_UPLOAD_BYTES, safe_name  # noqa: E402
@@ -44,9 +46,18 @@ EXAMPLES = (
 )
 #: Events (questions, uploads) run at once per handler, and requests that may wait in Gradio's queue.
 QUEUE_CONCURRENCY = 4
+#: The most passages one /search call returns.
+MAX_K = 50
 QUEUE_MAX_SIZE = 128
+#: Visitors' sessions (Gradio's per-session state: about 140 KB each here) kept in memory, the least recently
+#: used dropped first. Gradio keeps 10,000: 10,000 API calls (each a new session) grew the app by 1.4-2 GB.
+#: A dropped session loses only its page state (a pending Replace question, the list's page); chats are kept
+#: in the browser.
+SESSIONS_KEPT = 1000
 _STREAM_PAUSE = 0.12  # seconds between streamed sentences: enough to see the answer arrive
 STATIC = Path(__file__).parent / "static"
+#: What the "Delete chat" confirm dialog sends for Cancel.
+CANCELLED = "qa-cancelled"
 
 
 def open_assistant(settings: Settings, embedder=None, log: Callable[[str], None] | None = None) -> Assistant:
@@ -97,7 +108,7 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
         partial answer at each step), saving the chat in the browser once the answer is known."""
         store = chats.clean(store)
         messages, groups, turns = chats.view(chats.answers(store))
-        question = " ".join((question or "").split())
+        question = " ".join(repair(question or "").split())  # a lone surrogate could not be sent to the page
         busy, idle = _busy(True), _busy(False)
         if not question:
             yield "", messages, sources_html(groups), gr.skip(), *idle, gr.skip()
@@ -182,21 +193,28 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
         without a date are kept when a date range is given.
         """
         try:
-            answer = assistant.ask(question, history=chat_turns(history), source=source or None,
-                                   since=since or None, until=until or None, undated=undated is not False)
+            question = checks.text(question, "question", EXAMPLES[0], required=True)
+            turns = chat_turns(checks.history(history))
+            answer = assistant.ask(question, history=turns, source=_optional(source, "source", "Wire"),
+                                   since=_optional(since, "since", "2024-11-27"),
+                                   until=_optional(until, "until", "2024-11-30"), undated=undated is not False)
         except ValueError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         return answer.to_dict()
 
     def search(query: str, k: int = 5, source: str | None = None, since: str | None = None,
                until: str | None = None, undated: bool = True, mode: str = "hybrid") -> list[dict]:
-        """The ``k`` passages most relevant to ``query`` (best first), with their articles' metadata.
+        """The ``k`` passages most relevant to ``query`` (best first; ``k`` from 1 to 50), with their articles'
+        metadata.
 
         Filters as for /ask; ``mode``: "hybrid", "dense" or "bm25".
         """
         try:
-            passages = retriever.search(query, k=max(1, min(int(k), 50)), mode=mode, source=source or None,
-                                        since=since or None, until=until or None, undated=undated is not False)
+            query = checks.text(query, "query", EXAMPLES[0], required=True)
+            passages = retriever.search(query, k=checks.whole(k, "k", 5, 1, MAX_K), mode=mode,
+                                        source=_optional(source, "source", "Wire"),
+                                        since=_optional(since, "since", "2024-11-27"),
+                                        until=_optional(until, "until", "2024-11-30"), undated=undated is not False)
         except ValueError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         return [asdict(p) for p in passages]
@@ -209,8 +227,8 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
         file, chunks, indexed_at; ``limit`` is at most 500.
         """
         try:
-            page = retriever.articles(query or "", sort, descending is not False, int(offset), int(limit))
-        except (ValueError, TypeError) as exc:
+            page = retriever.articles(query, sort, descending is not False, offset, limit)
+        except ValueError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         return {"rows": [asdict(r) for r in page.rows], "total": page.total, "offset": page.offset}
 
@@ -292,8 +310,8 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
         new_button.click(chats.new_chat, store, store, **private).then(show, store, shown, **private)
         rename_button.click(chats.rename, [store, title_box], store, **private).then(show, store, shown, **private)
         title_box.submit(chats.rename, [store, title_box], store, **private).then(show, store, shown, **private)
-        delete_button.click(chats.delete, store, store, js="(s) => confirm('Delete this chat from this browser?') "
-                            "? s : null", **private).then(show, store, shown, **private)
+        delete_button.click(delete_chat, store, store, js="(s) => confirm('Delete this chat from this browser?') "
+                            f"? s : '{CANCELLED}'", **private).then(show, store, shown, **private)
         export_button.click(export, store, export_file, **private)
         for box in (source, since, until, undated):
             box.change(check_filters, [source, since, until, undated], [filters_box, filter_note], **quiet)
@@ -312,6 +330,11 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
     return app
 
 
+def _optional(value: object, name: str, example: str) -> str | None:
+    """An optional text parameter of the API: None when empty; a BadRequest when it is not text."""
+    return checks.text(value, name, example) or None
+
+
 def configured_model(assistant: Assistant) -> str | None:
     """The writing model's name as configured (``QA_LLM_MODEL``), without asking its endpoint."""
     endpoint = getattr(assistant.answerer, "endpoint", None)
@@ -321,6 +344,13 @@ def configured_model(assistant: Assistant) -> str | None:
 def _authors(model: str | None) -> list[tuple[str, str]]:
     """The answer switch's choices: what the reader sees, and the value an answer is asked with."""
     return [(QUOTES_AUTHOR, QUOTES), (written_by(model), WRITTEN)]
+
+
+def delete_chat(store: dict | str | None):
+    """The "Delete chat" button: the current chat out of ``store``. The page's confirm dialog sends
+    :data:`CANCELLED` when the reader pressed Cancel: then nothing changes. (It once sent null, which Gradio
+    hands over as the empty store, so Cancel stored no chats at all.)"""
+    return gr.skip() if store is None or store == CANCELLED else chats.delete(store)
 
 
 def pick_example(evt: gr.SelectData) -> str:
@@ -341,19 +371,25 @@ def theme() -> gr.themes.Base:
 
 
 def launch(app, host: str = DEFAULT_HOST, port: int | None = DEFAULT_PORT, auth: tuple[str, str] | None = None,
-           prevent_thread_lock: bool = False, quiet: bool = False) -> str:
+           prevent_thread_lock: bool = False, quiet: bool = False, trusted_proxies: str = "") -> str:
     """Serve ``app`` (from :func:`create_app`) with its style and script; returns the local URL.
 
-    :class:`qa.guard.Guard` limits request sizes and slows down repeated failed logins, per client."""
+    :class:`qa.guard.Guard` limits request sizes and slows down repeated failed logins, per client: the address
+    that connected, unless it is one of ``trusted_proxies`` (``QA_TRUSTED_PROXIES``), whose X-Forwarded-For
+    header then names the client. Without that, any local program could name itself a new client per try."""
     from starlette.middleware import Middleware
 
     from qa.guard import Guard
 
+    # uvicorn, under Gradio, believes X-Forwarded-For from the addresses in FORWARDED_ALLOW_IPS (loopback by
+    # default) and rewrites the client's address before the Guard sees it; it reads the variable at launch.
+    os.environ["FORWARDED_ALLOW_IPS"] = trusted_proxies
     css = (STATIC / "style.css").read_text(encoding="utf-8")
     head = f"<script>{(STATIC / 'app.js').read_text(encoding='utf-8')}</script>"
     _, url, _ = app.launch(server_name=host, server_port=port, auth=auth, prevent_thread_lock=prevent_thread_lock,
                            quiet=quiet, theme=theme(), css=css, head=head, max_file_size=MAX_UPLOAD_BYTES,
                            footer_links=["api"], show_error=True, share=False, ssr_mode=False,
+                           state_session_capacity=SESSIONS_KEPT,
                            app_kwargs={"middleware": [Middleware(Guard)]})
     return url
 

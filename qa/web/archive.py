@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import html
-import os
 import re
-import shutil
-import tempfile
+import threading
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa.corpus import SUPPORTED_EXTENSIONS, read_file
+from qa.corpus import FOLDER_NOTES, SUPPORTED_EXTENSIONS, read_file
+from qa.files import disk_words, keep_aside, put_back, write_beside
 from qa.indexing import SyncReport
 
 #: Uploads larger than this are refused before anything is saved.
@@ -27,7 +27,7 @@ class Upload:
     reason: str | None = None
     existing: bool = False  # the same file was already in the corpus
     conflict: bool = False  # another file of this name is in the corpus: not saved, ask whether to replace it
-    backup: Path | None = None  # the file this upload replaced, until the upload is indexed
+    backup: Path | None = None  # the file this upload replaced (hidden, beside it), until the upload is indexed
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,12 @@ def safe_name(name: str) -> str:
 def save_upload(path: str | Path, corpus: str | Path, original: str | None = None, replace: bool = False) -> Upload:
     """Check the uploaded file at ``path`` and copy it into ``corpus`` under its safe name.
 
-    Refused before saving: unsupported types, files over :data:`MAX_UPLOAD_BYTES`, and files the corpus
-    reader cannot turn into an article. An identical file is not saved twice. A file of the same name but other
-    content is a *conflict* (nothing saved) unless ``replace``: then it takes the old file's place at once
-    (``os.replace``), and the old file is kept in ``backup`` until the new one is indexed (:func:`settle`).
+    Refused before saving: unsupported types, the folder's own note (``README.md``), files over
+    :data:`MAX_UPLOAD_BYTES`, and files the corpus reader cannot turn into an article. An identical file is not
+    saved twice. A file of the same name but other content is a *conflict* (nothing saved) unless ``replace``:
+    then it takes the old file's place, and the old file is kept beside it (hidden, on the same disk) in
+    ``backup`` until the new one is indexed (:func:`settle`). Every write is all-or-nothing
+    (:func:`qa.files.write_beside`): on any error the corpus folder holds what it held before.
     """
     path, corpus = Path(path), Path(corpus)
     original = original or path.name
@@ -82,6 +84,10 @@ def save_upload(path: str | Path, corpus: str | Path, original: str | None = Non
     if suffix not in SUPPORTED_EXTENSIONS:
         return Upload(original, reason=f"unsupported file type {suffix or '(none)'!r}; "
                                        f"upload one of {', '.join(SUPPORTED_EXTENSIONS)}")
+    if name.lower() in FOLDER_NOTES:  # the sync never reads it: saying "added" would be untrue
+        return Upload(original, reason=f"{name} is the name of the corpus folder's own note, which is never "
+                                       f"indexed as an article; rename the file (e.g. {Path(name).stem}-article"
+                                       f"{suffix}) to add it")
     size = path.stat().st_size
     if size > MAX_UPLOAD_BYTES:
         return Upload(original, reason=f"file is {size / 2**20:.1f} MB, over the "
@@ -91,6 +97,7 @@ def save_upload(path: str | Path, corpus: str | Path, original: str | None = Non
         return Upload(original, reason=reasons(problems) or "no article found in the file")
     data = path.read_bytes()
     target = corpus / name
+    replacing = False
     try:
         corpus.mkdir(parents=True, exist_ok=True)
         if target.resolve().parent != corpus.resolve():
@@ -100,30 +107,33 @@ def save_upload(path: str | Path, corpus: str | Path, original: str | None = Non
                 return Upload(original, name, existing=True)
             if not replace:
                 return Upload(original, name, conflict=True)
+            replacing = True
         elif target.exists():
             return Upload(original, reason=f"{name} is a folder in the corpus; rename the file")
-        temp = corpus / f".{name}.uploading"
+        if not replacing:
+            try:
+                write_beside(target, data)
+            except FileExistsError:  # another upload of this name came first: ask, as for any other copy
+                return Upload(original, name, conflict=True)
+            return Upload(original, name)
+        backup = keep_aside(target)
         try:
-            temp.write_bytes(data)
-            backup = None
-            if target.is_file():
-                backup = Path(tempfile.mkdtemp(prefix="qa-replaced-")) / name
-                shutil.copy2(target, backup)
-            os.replace(temp, target)  # readers (a sync) see the old file or the new one, never half of one
-        finally:
-            temp.unlink(missing_ok=True)
+            write_beside(target, data, overwrite=True)  # readers (a sync) see the old file or the new one
+        except BaseException:
+            backup.unlink(missing_ok=True)
+            raise
         return Upload(original, name, backup=backup)
-    except OSError as exc:  # a full or read-only disk: say so, and keep the app up
-        return Upload(original, reason=f"could not be saved in the corpus folder ({exc.strerror or exc}); "
-                                       "ask the administrator to free space or fix the folder")
+    except OSError as exc:  # a full or read-only disk: say so in plain words, and keep the app up
+        kept = f"{name} is unchanged" if replacing else "nothing was saved"
+        return Upload(original, reason=f"not saved: {disk_words(exc)}. {kept}.")
 
 
 def take_back(upload: Upload, corpus: Path) -> None:
-    """Undo the saving of ``upload``: the replaced file comes back, a new one goes."""
+    """Undo the saving of ``upload``: the replaced file comes back (renamed, in one step), a new one goes."""
     if upload.name is None or upload.existing:
         return
     if upload.backup is not None:
-        shutil.move(upload.backup, corpus / upload.name)
+        put_back(upload.backup, corpus / upload.name)
     else:
         (corpus / upload.name).unlink(missing_ok=True)
 
@@ -131,8 +141,57 @@ def take_back(upload: Upload, corpus: Path) -> None:
 def settle(uploads: Sequence[Upload]) -> None:
     """Forget the backups of replaced files once their uploads are indexed (or taken back)."""
     for up in uploads:
-        if up.backup is not None and up.backup.exists():
-            shutil.rmtree(up.backup.parent, ignore_errors=True)
+        if up.backup is not None:
+            up.backup.unlink(missing_ok=True)
+
+
+#: The corpus files some page action is changing now (resolved paths): one writer per article name at a time.
+_WRITING: set[str] = set()
+_WRITING_LOCK = threading.Lock()
+
+
+@contextmanager
+def claim(corpus: Path, names: Iterable[str]) -> Iterator[set[str]]:
+    """Claim ``names`` in ``corpus`` for one upload, replace or delete; yields the names claimed. A name
+    another action is changing at this moment is not claimed: that action's report must stay true."""
+    keys = {name: str(Path(corpus).resolve() / name) for name in names}
+    with _WRITING_LOCK:
+        mine = {name for name, key in keys.items() if key not in _WRITING}
+        _WRITING.update(keys[name] for name in mine)
+    try:
+        yield mine
+    finally:
+        with _WRITING_LOCK:
+            _WRITING.difference_update(keys[name] for name in mine)
+
+
+def recover(corpus: Path) -> list[str]:
+    """Tidy what a killed page action left in ``corpus`` (hidden files of :mod:`qa.files`): a half-written
+    upload goes; a file set aside to be deleted comes back unless its name was taken again (deleting it is
+    asked again rather than lost); the old version of a replaced file goes (the new one is in place). Returns
+    what was done, for the log. Run when the app starts, before any page action."""
+    done = []
+    for path in sorted(Path(corpus).glob(".*.*.*")) if Path(corpus).is_dir() else []:
+        name, _, kind = path.name[1:].rpartition(".")
+        name = name.rpartition(".")[0]
+        if kind not in ("writing", "replaced", "deleting") or not path.is_file() or not name:
+            continue
+        try:
+            if kind == "deleting" and not (path.parent / name).exists():
+                put_back(path, path.parent / name)
+                done.append(f"{name} put back (its deletion was cut short)")
+            else:
+                path.unlink()
+                done.append(f"{path.name} removed (left by an upload, replace or delete that was cut short)")
+        except OSError as exc:
+            done.append(f"{path.name} left as it is ({disk_words(exc)})")
+    return done
+
+
+def busy(original: str) -> Upload:
+    """The report for an upload whose name another action is changing at this moment."""
+    return Upload(original, reason=f"{safe_name(original)} is being changed by another upload or delete at this "
+                                   "moment; nothing was saved. Try again when it has finished")
 
 
 #: Reasons listed per rejected file, and rejected files listed on the page; the rest are counted. A 900 KB

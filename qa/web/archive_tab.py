@@ -16,12 +16,17 @@ import gradio as gr
 
 from qa.config import Settings
 from qa.errors import IndexUnusable
+from qa.files import disk_words
 from qa.indexing import CorpusNotFound, MassRemoval, sync
 from qa.listing import MAX_PAGE_SIZE, PAGE_SIZE, SORT_KEYS
 from qa.retriever import Retriever
 from qa.web.archive import (
     MAX_UPLOAD_BYTES,
     UploadReport,
+    busy,
+    claim,
+    recover,
+    safe_name,
     save_upload,
     settle,
     summarize_uploads,
@@ -50,6 +55,10 @@ element.addEventListener('keydown', (event) => {
 _PRIVATE = dict(api_visibility="private", show_progress="hidden")
 
 
+def _log(message: str) -> None:
+    print(f"qa web: {message}", file=sys.stderr, flush=True)
+
+
 def progress_html(words: str) -> str:
     return f'<div class="qa-progress" role="status">{html.escape(words)}…</div>'
 
@@ -75,32 +84,11 @@ def build(settings: Settings, retriever: Retriever, refresh: Callable, refreshed
     ``refreshed`` components (the status line, the source filter) after the archive changed. Returns the
     listing event's arguments (for the page's load event)."""
     log = _log
+    for words in recover(settings.corpus):
+        log(f"corpus folder: {words}")
 
     def index(uploads: list):
-        """Index saved uploads, saying how far it got; returns the report of what became of each file."""
-        report = None
-        todo = [u for u in uploads if u.name and not u.existing and not u.conflict]
-        if todo:
-            try:
-                start = f"Reading {len(todo)} file{'s' * (len(todo) != 1)}"
-                for words, result in watch(lambda: sync(settings=settings, embedder=retriever.embedder,
-                                                        progress=True), start):
-                    if words:
-                        yield progress_html(words)
-                    else:
-                        report = result
-                log(f"upload synced: {report.summary()}")
-            except (IndexUnusable, ValueError) as exc:  # a full disk, a moved corpus: nothing added, the app stays
-                log(f"upload not indexed: {exc}")
-                uploads = [withdraw(u, settings.corpus, f"not indexed: {exc}") for u in uploads]
-        result = summarize_uploads(uploads, report, settings.corpus)
-        if result.restored:  # a replaced file came back because nothing of its new version could be indexed
-            try:
-                sync(settings=settings, embedder=retriever.embedder)
-            except (IndexUnusable, ValueError) as exc:
-                log(f"restored file not indexed again: {exc}")
-        settle(uploads)
-        return result
+        return index_uploads(settings, retriever.embedder, uploads, log)
 
     def add(files: list[str] | None):
         files = files or []
@@ -109,10 +97,12 @@ def build(settings: Settings, retriever: Retriever, refresh: Callable, refreshed
             yield done(upload_report_html(UploadReport())), [], hide
             return
         yield progress_html(f"Checking {len(files)} file{'s' * (len(files) != 1)}"), [], hide
-        uploads = [save_upload(f, settings.corpus) for f in files]
         box: dict = {}
-        for words in _drain(index(uploads), box):
-            yield words, [], hide
+        with claim(settings.corpus, [safe_name(Path(f).name) for f in files]) as mine:
+            uploads = [save_upload(f, settings.corpus) if safe_name(Path(f).name) in mine else busy(Path(f).name)
+                       for f in files]
+            for words in _drain(index(uploads), box):
+                yield words, [], hide
         result = box["result"]
         pending = [f for f, u in zip(files, uploads, strict=True) if u.conflict]
         yield done(upload_report_html(result)), pending, gr.update(visible=bool(pending))
@@ -122,10 +112,12 @@ def build(settings: Settings, retriever: Retriever, refresh: Callable, refreshed
         if not pending:
             yield done('<div class="qa-note">Nothing waits to be replaced.</div>'), [], hide
             return
-        uploads = [save_upload(f, settings.corpus, replace=True) for f in pending]
         box: dict = {}
-        for words in _drain(index(uploads), box):
-            yield words, [], hide
+        with claim(settings.corpus, [safe_name(Path(f).name) for f in pending]) as mine:
+            uploads = [save_upload(f, settings.corpus, replace=True) if safe_name(Path(f).name) in mine
+                       else busy(Path(f).name) for f in pending]
+            for words in _drain(index(uploads), box):
+                yield words, [], hide
         yield done(upload_report_html(box["result"])), [], hide
 
     def keep(pending: list[str]):
@@ -188,14 +180,21 @@ def build(settings: Settings, retriever: Retriever, refresh: Callable, refreshed
             return
         try:
             report = None
-            for words, result in watch(lambda: delete_file(settings, retriever.embedder, file), f"Deleting {file}"):
-                if words:
-                    yield progress_html(words), hide, gr.skip()
-                else:
-                    report = result
+            with claim(settings.corpus, [file]) as mine:
+                if not mine:
+                    yield _bad(f"Not deleted: {file} is being changed by another upload or delete at this moment; "
+                               "try again when it has finished."), hide, gr.skip()
+                    return
+                for words, result in watch(lambda: delete_file(settings, retriever.embedder, file),
+                                           f"Deleting {file}"):
+                    if words:
+                        yield progress_html(words), hide, gr.skip()
+                    else:
+                        report = result
         except (FileNotFoundError, IndexUnusable, ValueError, OSError) as exc:
             log(f"delete of {file} not done: {exc}")
-            yield _bad(f"Not deleted: {exc}"), hide, gr.skip()
+            kept = "" if isinstance(exc, FileNotFoundError) else f" {file} is unchanged."
+            yield _bad(f"Not deleted: {why_not(exc)}{kept}"), hide, gr.skip()
             return
         log(f"deleted {file}: {report.summary()}")
         yield done(sync_report_html(report, f"Deleted {file} from the corpus folder and the index")), hide, hide
@@ -269,10 +268,42 @@ def build(settings: Settings, retriever: Retriever, refresh: Callable, refreshed
     return listing
 
 
+def index_uploads(settings: Settings, embedder, uploads: list, log: Callable[[str], None] = _log):
+    """Index saved uploads, saying how far it got (yields words); returns the report of what became of each
+    file. When the sync fails, the uploads are taken back: the folder holds what it held before."""
+    report = None
+    todo = [u for u in uploads if u.name and not u.existing and not u.conflict]
+    if todo:
+        try:
+            start = f"Reading {len(todo)} file{'s' * (len(todo) != 1)}"
+            for words, result in watch(lambda: sync(settings=settings, embedder=embedder, progress=True), start):
+                if words:
+                    yield progress_html(words)
+                else:
+                    report = result
+            log(f"upload synced: {report.summary()}")
+        except (IndexUnusable, ValueError, OSError) as exc:  # a full disk, a moved corpus: nothing added
+            log(f"upload not indexed: {exc}")
+            reason = f"not indexed: {why_not(exc)}"
+            uploads = [withdraw(u, settings.corpus, reason + (" The archive's version is unchanged."
+                                                              if u.backup else "")) for u in uploads]
+    result = summarize_uploads(uploads, report, settings.corpus)
+    if result.restored:  # a replaced file came back because nothing of its new version could be indexed
+        try:
+            sync(settings=settings, embedder=embedder)
+        except (IndexUnusable, ValueError, OSError) as exc:
+            log(f"restored file not indexed again: {exc}")
+    settle(uploads)
+    return result
+
+
+def why_not(exc: BaseException) -> str:
+    """Why a change was not made, in plain words: an OSError without its errno or temporary paths."""
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+        return disk_words(exc) + "."
+    return str(exc).rstrip(".") + "."
+
+
 def _drain(gen, box: dict):
     """Yield what ``gen`` yields; put what it returns in ``box["result"]``."""
     box["result"] = yield from gen
-
-
-def _log(message: str) -> None:
-    print(f"qa web: {message}", file=sys.stderr, flush=True)

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     except (IndexUnusable, ModelError, ValueError) as exc:
         raise SystemExit(f"qa web: error: {exc}") from None
     _log(f"serving on http://{args.host}:{args.port}" + (" (login required)" if args.auth else ""))
-    launch(app, args.host, args.port, auth=args.auth)
+    launch(app, args.host, args.port, auth=args.auth, trusted_proxies=WebSettings.from_env().trusted_proxies)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,7 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     web = WebSettings.from_env()
     parser = argparse.ArgumentParser(
         prog="python app.py", description="Serve the news-archive chat in the browser.",
-        epilog="Environment: QA_HOST, QA_PORT, QA_AUTH (user:password), QA_WEB_SECRET, QA_CORPUS, QA_INDEX, "
+        epilog="Environment: QA_HOST, QA_PORT, QA_AUTH (user:password), QA_WEB_SECRET, QA_TRUSTED_PROXIES (proxies "
+               "whose X-Forwarded-For is believed; none by default), QA_CORPUS, QA_INDEX, "
                "QA_MODEL (see qa/config.py). The index is synced with the corpus folder at start (only new or "
                "changed articles are embedded).")
     parser.add_argument("--host", default=web.host,

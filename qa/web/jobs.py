@@ -7,17 +7,15 @@ tqdm (``progress=True``) and says what they mean: "Reading 3 files", "Splitting 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TypeVar
 
 from tqdm import tqdm
 
 from qa.config import Settings
+from qa.files import put_back, set_aside
 from qa.indexing import SyncReport, sync
 
 T = TypeVar("T")
@@ -75,21 +73,21 @@ def watch(work: Callable[[], T], start: str) -> Iterator[tuple[str | None, T | N
 def delete_file(settings: Settings, embedder, name: str) -> SyncReport:
     """Take the corpus file ``name`` out of the corpus folder and its articles out of the index, as one step.
 
-    The file is moved aside, the index synced, and only then is the file deleted; when the sync fails the file
-    is put back where it was, so nothing is lost. Raises FileNotFoundError for a name that is no corpus file.
+    The file is renamed aside (hidden, in the same folder: one step that needs no space), the index synced,
+    and only then is the file deleted; when the sync fails the file is renamed back, whole, so nothing is lost.
+    Raises FileNotFoundError for a name that is no corpus file.
     """
     corpus = settings.corpus.resolve()
     path = (settings.corpus / name).resolve()
     if corpus not in path.parents or not path.is_file():
         raise FileNotFoundError(f"{name} is not a file in the corpus folder; sync with the folder to refresh "
                                 "the list")
-    aside = Path(tempfile.mkdtemp(prefix="qa-deleted-")) / path.name
-    shutil.move(path, aside)
+    aside = set_aside(path)
     try:
         # The user chose this file: removing all of a large archive's articles with it is what was asked.
         report = sync(settings=settings, embedder=embedder, allow_mass_removal=True)
     except BaseException:
-        shutil.move(aside, path)
+        put_back(aside, path)
         raise
-    shutil.rmtree(aside.parent, ignore_errors=True)
+    aside.unlink(missing_ok=True)
     return report
