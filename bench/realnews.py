@@ -17,6 +17,8 @@ in the title or text of a passage, the top 10 passages of a hybrid search).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import itertools
 import json
 import os
 import re
@@ -62,8 +64,11 @@ def open_index(name: str, data: Path = DATA, indexes: Path = INDEXES, embedder=N
 
 def retrieval_rank(retriever, record: dict, as_of: bool = True) -> int | None:
     """The rank (1-10) of the first passage holding the correct choice in a hybrid search, else None."""
-    until = record["as_of"] if as_of else None
-    passages = retriever.search(record["question"], k=10, until=until)
+    from qa.when import period
+
+    day = record["as_of"] if as_of else None
+    prefer = period(record["question"], dt.date.fromisoformat(day)) if day else None
+    passages = retriever.search(record["question"], k=10, until=day, prefer=prefer, as_of=day)
     for rank, p in enumerate(passages, 1):
         if holds(f"{p.title} {p.text}", record["answer"]):
             return rank
@@ -120,6 +125,22 @@ def evaluate(records: list[dict], assistant, retriever, as_of: bool = True, show
     }
 
 
+def sweep(retriever, records: list[dict], periods=(0.0, 0.02, 0.05, 0.1), recencies=(0.0, 0.02, 0.05, 0.1),
+          half_lives=(7.0, 30.0, 90.0)) -> list[dict]:
+    """Retrieval MRR@10 and Hits@5 for each time setting of the retriever (the bonus for the question's days, and
+    for recent articles with its half-life), best first: what PERIOD_BONUS and RECENCY_BONUS are chosen by."""
+    rows = []
+    for period_bonus, recency, half_life in itertools.product(periods, recencies, half_lives):
+        if not recency and half_life != half_lives[0]:
+            continue
+        retriever.period_bonus, retriever.recency_bonus, retriever.recency_half_life = period_bonus, recency, half_life
+        ranks = [retrieval_rank(retriever, r) for r in records]
+        rows.append({"period_bonus": period_bonus, "recency_bonus": recency, "half_life": half_life,
+                     "mrr@10": sum(1 / r for r in ranks if r) / len(ranks),
+                     "hits@5": sum(r is not None and r <= 5 for r in ranks) / len(ranks)})
+    return sorted(rows, key=lambda r: -r["mrr@10"])
+
+
 MEASURES = ("first", "answer", "cited", "refused")
 
 
@@ -137,7 +158,8 @@ def render(name: str, result: dict) -> str:
 
 
 def run(sets: tuple[str, ...] = SETS, as_of: bool = True, show: bool = False, data: Path = DATA,
-        indexes: Path = INDEXES, k: int = 5, period_bonus: float | None = None) -> dict:
+        indexes: Path = INDEXES, k: int = 5, period_bonus: float | None = None,
+        recency: tuple[float, float] | None = None) -> dict:
     from qa import Assistant
     from qa.config import configure_offline
     from qa.embedding import load_embedder
@@ -149,6 +171,8 @@ def run(sets: tuple[str, ...] = SETS, as_of: bool = True, show: bool = False, da
         retriever = open_index(name, data, indexes, embedder)
         if period_bonus is not None:
             retriever.period_bonus = period_bonus
+        if recency is not None:
+            retriever.recency_bonus, retriever.recency_half_life = recency
         results[name] = evaluate(load(name, data), Assistant(retriever, k=k), retriever, as_of, show)
         retriever.close()
     return results
@@ -164,12 +188,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show", action="store_true", help="print every miss")
     parser.add_argument("-k", type=int, default=5, help="passages the assistant reads (default 5)")
     parser.add_argument("--period-bonus", type=float, help="the retriever's bonus for the question's days")
+    parser.add_argument("--sweep", action="store_true", help="only retrieval, over a grid of the time settings")
+    parser.add_argument("--recency", type=float, nargs=2, metavar=("BONUS", "HALF_LIFE"),
+                        help="the retriever's bonus for recent articles, and its half-life in days")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     if args.qa_path:
         sys.path.insert(0, str(args.qa_path.resolve()))
     sets = SETS if args.set == "both" else (args.set,)
-    results = run(sets, not args.no_as_of, args.show, args.data, args.indexes, args.k, args.period_bonus)
+    if args.sweep:
+        from qa.config import configure_offline
+
+        configure_offline()
+        for name in sets:
+            retriever = open_index(name, args.data, args.indexes)
+            for row in sweep(retriever, load(name, args.data)):
+                print(name, " ".join(f"{k} {v:.3f}" for k, v in row.items()))
+        return 0
+    results = run(sets, not args.no_as_of, args.show, args.data, args.indexes, args.k, args.period_bonus,
+                  args.recency)
     print("\n\n".join(render(name, result) for name, result in results.items()))
     if args.out:
         save_json(results, args.out)

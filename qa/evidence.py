@@ -64,7 +64,7 @@ def gather(retriever: Retriever, question: str, reading: Reading, history: tuple
     """Search for ``reading`` (in retrieval ``mode``, preferring articles of ``period``) and collect its evidence
     (one search, one query embedding)."""
     filters = filters or Filters()
-    passages = retriever.search(reading.query, k=k, mode=mode, filters=filters, prefer=period)
+    passages = retriever.search(reading.query, k=k, mode=mode, filters=filters, prefer=period, as_of=as_of)
     vector = retriever.embed_query(reading.query)
     similarity = retriever.chunk_vectors(passages) @ vector if passages else np.zeros(0, np.float32)
     by_chunk = retriever.sentences(passages)

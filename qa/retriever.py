@@ -24,7 +24,7 @@ from qa.filters import Filters
 from qa.fusion import BM25_WEIGHT, Fusion
 from qa.listing import MAX_PAGE_SIZE, PAGE_SIZE, SORT_KEYS, ArticlePage, ArticleView
 from qa.store import Manifest, Passage, Sentence, Store, open_store
-from qa.when import Period
+from qa.when import Period, as_of_day
 
 __all__ = ["BM25_WEIGHT", "MODES", "IndexInfo", "Passage", "Retriever", "Sentence"]
 
@@ -36,7 +36,11 @@ MAX_QUERY_CHARS = 2000
 #: (fused scores run 0-1): a preference, not a filter. Fitted on the real-news dev set (bench/realnews.py
 #: --sweep-period; BENCHMARKS.md, "Time words").
 PERIOD_BONUS = 0.05
-#: ... among this many of the best passages: the period re-orders what the search found, it finds nothing new.
+#: ... and a passage of an article written shortly before the day asked (``as_of``) gains up to this much, halved
+#: every RECENCY_HALF_LIFE days of age: news questions are about the latest reports. Fitted on the real-news dev set.
+RECENCY_BONUS = 0.0
+RECENCY_HALF_LIFE = 30.0
+#: ... among this many of the best passages: time re-orders what the search found, it finds nothing new.
 PERIOD_DEPTH = 30
 
 
@@ -71,6 +75,7 @@ class Retriever:
         #: How dense and lexical scores are combined in hybrid mode; bench/tune.py sweeps its weight.
         self.fusion = Fusion()
         self.period_bonus = PERIOD_BONUS
+        self.recency_bonus, self.recency_half_life = RECENCY_BONUS, RECENCY_HALF_LIFE
         manifest = self.store.manifest
         if manifest is None:
             raise IndexUnusable(f"the index in {self.path} is empty; run `qa index` to fill it")
@@ -124,7 +129,8 @@ class Retriever:
 
     def search(self, query: str, k: int = 5, mode: str = "hybrid", source: str | None = None,
                since: str | dt.date | None = None, until: str | dt.date | None = None, undated: bool = True,
-               filters: Filters | None = None, prefer: Period | None = None) -> list[Passage]:
+               filters: Filters | None = None, prefer: Period | None = None,
+               as_of: str | dt.date | None = None) -> list[Passage]:
         """The ``k`` best passages for ``query``, best first.
 
         ``mode``: "hybrid" (0.7 x cosine + 0.3 x normalized BM25), "dense" or "bm25". ``filters`` (or the
@@ -132,6 +138,7 @@ class Retriever:
         those days (inclusive); undated articles are kept unless ``undated`` is False. A bad date raises
         :class:`qa.filters.FilterError` (a ValueError) naming the field. ``prefer``: the days a question's time
         words name (:func:`qa.when.period`); passages of articles dated inside it move up by :data:`PERIOD_BONUS`.
+        ``as_of``: the day the question is asked; recent articles move up a little (:data:`RECENCY_BONUS`).
         """
         if not isinstance(mode, str) or mode not in MODES:
             raise BadRequest(f"mode {shown(mode)} is not one of {', '.join(MODES)}")
@@ -156,11 +163,24 @@ class Retriever:
             else:
                 ranked = self.fusion(store.dense(vector, depth, filters), store.lexical(query, depth, filters),
                                      lambda ids: store.chunk_vectors(ids) @ vector)
-            if prefer is None or not self.period_bonus:
+            timely = prefer is not None and self.period_bonus or as_of is not None and self.recency_bonus
+            if not timely:
                 return store.passages(ranked[:k])
             found = store.passages(ranked[:max(k, PERIOD_DEPTH)])
-        moved = [replace(p, score=p.score + self.period_bonus * prefer.holds(p.date)) for p in found]
+        day = as_of_day(as_of) if as_of is not None else None
+        moved = [replace(p, score=p.score + self._timeliness(p.date, prefer, day)) for p in found]
         return sorted(moved, key=lambda p: -p.score)[:k]
+
+    def _timeliness(self, date: str | None, prefer: Period | None, day: dt.date | None) -> float:
+        """What a passage of an article dated ``date`` gains for a question of ``prefer``'s days asked on ``day``."""
+        bonus = self.period_bonus * prefer.holds(date) if prefer is not None else 0.0
+        if day is not None and date:
+            try:
+                age = (day - dt.date.fromisoformat(date[:10])).days
+            except ValueError:
+                return bonus
+            bonus += self.recency_bonus * 0.5 ** (max(age, 0) / self.recency_half_life)
+        return bonus
 
     def _follow_model(self) -> None:
         """Take on the settings of a rebuilt index; queries must be embedded with the model it was built with."""
