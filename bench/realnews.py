@@ -125,8 +125,8 @@ def evaluate(records: list[dict], assistant, retriever, as_of: bool = True, show
     }
 
 
-def sweep(retriever, records: list[dict], periods=(0.0, 0.02, 0.05, 0.1), recencies=(0.0, 0.02, 0.05, 0.1),
-          half_lives=(7.0, 30.0, 90.0)) -> list[dict]:
+def sweep(retriever, records: list[dict], periods=(0.0, 0.03, 0.06, 0.1), recencies=(0.0, 0.03, 0.06),
+          half_lives=(14.0, 60.0)) -> list[dict]:
     """Retrieval MRR@10 and Hits@5 for each time setting of the retriever (the bonus for the question's days, and
     for recent articles with its half-life), best first: what PERIOD_BONUS and RECENCY_BONUS are chosen by."""
     rows = []
