@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.server
 import json
 import re
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -19,7 +20,7 @@ import pytest
 from qa import Assistant, Retriever
 from qa.answer import QUOTES, WRITTEN, Answer, Checked, Token, final
 from qa.config import Settings
-from qa.written import Endpoint, WrittenAnswerer, check, prompt
+from qa.written import Endpoint, ModelUnavailable, WrittenAnswerer, check, prompt
 from qa.written.client import ChatClient
 from qa.written.local import LocalModelError, LocalServer, free_port
 
@@ -226,6 +227,40 @@ def test_unreachable_endpoint_gives_the_quotes(retriever):
     assert answer.answerer == QUOTES and answer.citations
     assert answer.notice == f"the language model at {url} could not be reached (is it running?) or broke off; " \
                             "showing quotes"
+
+
+def test_the_installed_openai_client_streams(fake):
+    """Whatever openai pip resolves (3.x uses httpx2, whose Timeout refuses httpx's): the stream reaches us."""
+    import openai
+
+    handler, url = fake
+    handler.body = (200, "text/event-stream", _sse("North Korea", " sent troops [1]."))
+    client = ChatClient(Endpoint(url, "fake", None, 30.0))
+    assert list(client.stream([{"role": "user", "content": "?"}], 20)) == ["North Korea", " sent troops [1]."], \
+        openai.__version__
+    handler.body = (500, "application/json", b'{"error": {"message": "boom"}}')
+    with pytest.raises(ModelUnavailable, match="answered HTTP 500"):
+        list(client.stream([{"role": "user", "content": "?"}], 20))
+
+
+def test_without_openai_a_configured_endpoint_says_what_to_install(monkeypatch, capsys, seed_index):
+    """QA_LLM_URL set, the [llm] extra not installed: one plain line naming the install, not a traceback."""
+    from qa.cli import main
+    from qa.errors import ConfigError, QAError
+    from qa.written.client import NO_OPENAI
+
+    monkeypatch.setitem(sys.modules, "openai", None)  # what `import openai` does where it is not installed
+    monkeypatch.setenv("QA_LLM_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("QA_LLM_MODEL", "any")
+    with pytest.raises(ConfigError) as raised:
+        Endpoint.from_settings(Settings.from_env())
+    assert isinstance(raised.value, QAError) and "pip install -e '.[llm]'" in str(raised.value)
+    assert main(["ask", "--index", str(seed_index), QUESTION]) == 2
+    out, err = capsys.readouterr()
+    assert err == f"qa: error: {NO_OPENAI}\n" and out == ""
+    # An endpoint made by hand, without the check: every answer is the quotes, with that notice.
+    with pytest.raises(ModelUnavailable, match=r"pip install -e '\.\[llm\]'"):
+        list(ChatClient(Endpoint("http://127.0.0.1:9/v1", "any")).stream([{"role": "user", "content": "?"}], 5))
 
 
 def test_the_gate_refuses_without_calling_the_model(fake, retriever):
