@@ -12,9 +12,12 @@ from __future__ import annotations
 import http.server
 import json
 import re
+import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -162,6 +165,40 @@ def test_timeout_gives_the_quotes(llama, retriever):
     assert answer.answerer == QUOTES and answer.citations
     assert answer.notice == (f"the language model at {llama.url} did not answer within 0.3 s (QA_LLM_TIMEOUT); "
                              "showing quotes")
+
+
+def test_the_local_server_is_prebuilt_and_waits_passively(tmp_path_factory):
+    """xllamacpp's server in a child process (no compiled llama-server), with OMP_WAIT_POLICY=PASSIVE: spinning
+    OpenMP threads made generation 4-6x slower on a busy machine."""
+    pytest.importorskip("xllamacpp")
+    server = _server("smollm2-135m", tmp_path_factory)
+    try:
+        assert server.process.args[1:3] == ["-m", "qa.written.serve"]
+        environ = (Path("/proc") / str(server.process.pid) / "environ").read_bytes().split(b"\0")
+        assert b"OMP_WAIT_POLICY=PASSIVE" in environ
+        with urllib.request.urlopen(server.url + "/models", timeout=10) as r:
+            assert [m["id"] for m in json.load(r)["data"]] == ["smollm2-135m"]
+    finally:
+        server.stop()
+    assert server.process.returncode is not None
+
+
+def test_one_command_runs_a_program_with_the_local_model():
+    """``python -m qa.written.local --model M -- CMD`` (make run-llm): CMD gets QA_LLM_URL/QA_LLM_MODEL; the server
+    stops with it, and CMD's exit status is the command's."""
+    pytest.importorskip("xllamacpp")
+    probe = ("import json, os, sys, urllib.request; url = os.environ['QA_LLM_URL']; "
+             "listed = json.load(urllib.request.urlopen(url + '/models'))['data'][0]['id']; "
+             "print(url, os.environ['QA_LLM_MODEL'], listed); sys.exit(3)")
+    done = subprocess.run([sys.executable, "-m", "qa.written.local", "--model", "smollm2-135m", "--threads", "1",
+                           "--", sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    if done.returncode == 2 and "make llm" in done.stderr:
+        pytest.skip(done.stderr)
+    assert done.returncode == 3, done.stderr
+    url, model, listed = done.stdout.split()
+    assert model == listed == "smollm2-135m"
+    with pytest.raises(OSError):  # stopped
+        urllib.request.urlopen(url + "/models", timeout=5)
 
 
 class _Fake(http.server.BaseHTTPRequestHandler):

@@ -232,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command:
             env = {**os.environ, "QA_LLM_URL": server.url, "QA_LLM_MODEL": args.model}
-            return subprocess.call(args.command, env=env)
+            code = subprocess.call(args.command, env=env)
+            return 128 - code if code < 0 else code  # killed by a signal: as a shell says it
         while server.process.poll() is None:
             time.sleep(1.0)
         print(f"qa.written.local: the server exited with {server.process.returncode}", file=sys.stderr)

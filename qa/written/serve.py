@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     params.ui = False
     if args.alias:
         params.model_alias = {args.alias}
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # the server's threads hold no state worth a clean exit
+    for stop in (signal.SIGTERM, signal.SIGINT):  # the server's threads hold no state worth a clean exit
+        signal.signal(stop, lambda *_: os._exit(0))
     server = xllamacpp.Server(params)  # loads the model, then listens; raises if either fails
     print(f"qa.written.serve: {args.alias or args.model} at {server.listening_address}", file=sys.stderr, flush=True)
     while os.getppid() == parent:  # an orphan (its starter killed) stops rather than hold the port and the memory
