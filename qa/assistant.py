@@ -63,7 +63,8 @@ class Assistant:
     def stream(self, question: str, history: Sequence | None = None, *, source: str | None = None,
                since: str | None = None, until: str | None = None, undated: bool = True,
                filters: Filters | None = None, quotes: bool = False) -> Iterator[Event]:
-        """As :meth:`ask`, as it is written: :class:`~qa.answer.Token` pieces of a written answer, then a
+        """As :meth:`ask`, as it is written: for a written answer first the quotes (:class:`~qa.answer.Quoted`,
+        to show at once), then :class:`~qa.answer.Token` pieces as the model writes, then a
         :class:`~qa.answer.Checked` per written sentence, then the :class:`~qa.answer.Answer` (always last, and
         the only event of the extractive answerer)."""
         filters = filters or Filters.parse(source, since, until, undated)

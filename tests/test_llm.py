@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from qa import Assistant, Retriever
-from qa.answer import QUOTES, WRITTEN, Answer, Checked, Token, final
+from qa.answer import QUOTES, WRITTEN, Answer, Checked, Quoted, Token, final
 from qa.config import Settings
 from qa.written import Endpoint, ModelUnavailable, WrittenAnswerer, check, prompt
 from qa.written.client import ChatClient
@@ -77,6 +78,7 @@ def test_written_answer_streams_tokens_then_checked_sentences(llama, retriever, 
     tokens = [e for e in events if isinstance(e, Token)]
     checked = [e for e in events if isinstance(e, Checked)]
     answer = events[-1]
+    assert isinstance(events[0], Quoted) and events[0].answer == Assistant(retriever).ask(QUESTION)  # quotes first
     assert isinstance(answer, Answer) and answer.answerer == WRITTEN and answer.model == "qwen2.5-0.5b"
     assert answer.author == "Written by qwen2.5-0.5b"
     assert len(tokens) > 3, "streamed in pieces, not as one finished text"
@@ -205,6 +207,7 @@ class _Fake(http.server.BaseHTTPRequestHandler):
     """A chat server of the test's own: answers every request with ``body`` (status, content type, bytes)."""
 
     body: tuple[int, str, bytes] = (200, "text/event-stream", b"")
+    pause = 0.0  # seconds before each event of a stream: a model that writes slowly
     requests: list[str]
     listings: list[str]
 
@@ -221,7 +224,13 @@ class _Fake(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        if not self.pause or kind != "text/event-stream":
+            self.wfile.write(data)
+            return
+        for event in data.split(b"\n\n")[:-1]:
+            time.sleep(self.pause)
+            self.wfile.write(event + b"\n\n")
+            self.wfile.flush()
 
     def log_message(self, *args):
         pass
@@ -304,8 +313,8 @@ def test_without_openai_a_configured_endpoint_says_what_to_install(monkeypatch, 
 def test_the_gate_refuses_without_calling_the_model(fake, retriever):
     handler, url = fake
     handler.body = (200, "text/event-stream", _sse("Tulips [1]."))
-    answer = written(retriever, url, model="fake").ask("What did the mayor of Rotterdam say about tulips?")
-    assert answer.abstained and handler.requests == []  # no model time for what the archive cannot answer
+    events = list(written(retriever, url, model="fake").stream("What did the mayor of Rotterdam say about tulips?"))
+    assert len(events) == 1 and events[0].abstained and handler.requests == []  # no model time, no quotes first
 
 
 def test_the_models_refusal_is_an_abstention(fake, retriever):
@@ -387,3 +396,62 @@ def test_the_web_app_is_built_without_asking_the_endpoint(fake, retriever, embed
     create_app(Settings(corpus=tmp_path / "corpus", index=seed_index), embedder, assistant=written(retriever, url))
     assert handler.listings == []
     assert written(retriever, url).answerer.model_name() == "fake" and handler.listings == ["/v1/models"]
+
+
+def test_the_web_chat_shows_the_quotes_first_then_the_written_answer_and_stop_keeps_the_quotes(
+        fake, retriever, embedder, seed_index, tmp_path):
+    """A model that writes slowly: the quotes are on the page at once, the written words stream in below them,
+    the checked answer replaces both; Stop while it writes leaves the quotes, saved in the chat."""
+    from test_web import CHROMIUM, CHROMIUM_ARGS, last_answer
+
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    from qa.web import create_app, launch
+
+    handler, url = fake
+    n = _cited(_numbered(retriever), "reportedly sent over 10,000")
+    words = f"North Korea has reportedly sent over 10,000 troops to Russia [{n}].".split(" ")
+    handler.body = (200, "text/event-stream", _sse(*(w + " " for w in words)))
+    handler.pause = 0.6
+    (tmp_path / "corpus").mkdir()
+    app = create_app(Settings(corpus=tmp_path / "corpus", index=seed_index), embedder,
+                     assistant=written(retriever, url, model="fake"))
+    page_url = launch(app, port=free_port(), prevent_thread_lock=True, quiet=True)
+    playwright = playwright_api.sync_playwright().start()
+    last = "() => { const b = document.querySelectorAll('#qa-chat [data-testid=\"bot\"]'); return b[b.length - 1]; }"
+    try:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.set_default_timeout(60_000)
+        page.goto(page_url)
+        page.wait_for_selector("#qa-question textarea")
+        page.fill("#qa-question textarea", QUESTION)
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"() => ({last})()?.innerText.includes('Being written')")
+        writing = last_answer(page)
+        assert "10,000 troops to Russia" in writing.split("Being written")[0], writing  # the quotes, above it
+        assert "[1]" in writing and "10,000 troops" in page.locator("#qa-sources").inner_text()  # cited, with sources
+        page.wait_for_function(f"() => ({last})()?.innerText.includes('every sentence checked')"
+                               " && document.querySelector('#qa-send')?.offsetParent")
+        final_text = last_answer(page)
+        assert "Being written" not in final_text and "Written by fake" in final_text, final_text
+        assert "North Korea has reportedly sent over 10,000 troops to Russia." in final_text
+
+        page.fill("#qa-question textarea", "How many troops were sent?")
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"() => document.querySelectorAll('#qa-chat [data-testid=\"bot\"]').length === 2"
+                               f" && ({last})().innerText.includes('Being written')")
+        quotes = last_answer(page).split("Being written")[0].split("A written answer")[0].strip()
+        page.click("#qa-stop")
+        page.locator("#qa-send").wait_for()
+        page.wait_for_function(f"() => !({last})().innerText.includes('Being written')")
+        stopped = last_answer(page)
+        assert "10,000" in stopped and "Written by" not in stopped and "on its way" not in stopped, stopped
+        page.wait_for_timeout(3000)  # nothing more arrives
+        assert last_answer(page) == stopped
+        page.reload()  # the quotes were saved in the chat
+        page.wait_for_function("() => document.querySelectorAll('#qa-chat [data-testid=\"bot\"]').length === 2")
+        assert last_answer(page).strip() == stopped.strip() and stopped.strip().startswith(quotes[:40])
+        browser.close()
+    finally:
+        playwright.stop()
+        app.close()
