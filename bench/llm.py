@@ -1,6 +1,7 @@
 """Written answers beside quotes: the news dev set and a SQuAD subset, with a real llama.cpp server.
 
-    python -m bench.llm                          # starts llama-server with Qwen2.5-0.5B (make llm), 40 + 30 questions
+    python -m bench.llm                          # starts llama.cpp's server with Qwen2.5-0.5B (make llm), 40 + 30
+    python -m bench.llm --local-model qwen2.5-1.5b   # the 1.5B that `make run-llm` serves
     python -m bench.llm --news 140 --squad 100   # more questions (about 12 s each on 2 shared cores)
     python -m bench.llm --url http://127.0.0.1:11434/v1 --model qwen2.5:7b   # another endpoint (Ollama, ...)
 
@@ -239,10 +240,13 @@ _QUESTION_WORD = re.compile(r"^(how many|how much|what|which|who|when|where|why|
 
 
 def main(argv: list[str] | None = None) -> int:
+    from qa.written.local import MODELS
+
     parser = argparse.ArgumentParser(prog="python -m bench.llm", description=__doc__.splitlines()[0])
-    parser.add_argument("--url", help="an OpenAI-compatible endpoint (default: start llama-server here)")
+    parser.add_argument("--url", help="an OpenAI-compatible endpoint (default: start llama.cpp's server here)")
     parser.add_argument("--model", help="its model name (default: the first it lists)")
-    parser.add_argument("--local-model", default="qwen2.5-0.5b", help="the model llama-server loads")
+    parser.add_argument("--local-model", default="qwen2.5-0.5b", choices=sorted(MODELS),
+                        help="the model the local server loads (qa/written/local.py)")
     parser.add_argument("--news", type=int, default=40, help="news dev questions (default: the first 40)")
     parser.add_argument("--squad", type=int, default=30, help="SQuAD sample questions (default: 30, seeded)")
     parser.add_argument("--out", type=Path, default=RESULTS / "llm.json")

@@ -118,7 +118,15 @@ class Checked:
 
 
 #: What :meth:`qa.assistant.Assistant.stream` yields: tokens, then checked sentences, then the Answer (always last).
-Event = Token | Checked | Answer
+@dataclass(frozen=True)
+class Quoted:
+    """Streamed first by a written answer, before the model is asked: the quoted answer to show at once, while the
+    model writes. The stream's last event, the :class:`Answer`, replaces it (written, or these quotes again)."""
+
+    answer: Answer
+
+
+Event = Quoted | Token | Checked | Answer
 
 
 def written_by(model: str | None) -> str:

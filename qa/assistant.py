@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa.answer import EMPTY, NO_MATCH, Answer, Answerer, Event, final
+from qa.answer import EMPTY, NO_MATCH, Answer, Answerer, Event, Quoted, final
 from qa.conversation import Turn, normalize_history, readings
 from qa.evidence import Evidence, gather
 from qa.extractive import ExtractiveAnswerer, Judgement
@@ -74,7 +74,8 @@ class Assistant:
                since: str | None = None, until: str | None = None, undated: bool = True,
                filters: Filters | None = None, quotes: bool = False, as_of: str | dt.date | None = None,
                time_words: bool = True) -> Iterator[Event]:
-        """As :meth:`ask`, as it is written: :class:`~qa.answer.Token` pieces of a written answer, then a
+        """As :meth:`ask`, as it is written: for a written answer first the quotes (:class:`~qa.answer.Quoted`,
+        to show at once), then :class:`~qa.answer.Token` pieces as the model writes, then a
         :class:`~qa.answer.Checked` per written sentence, then the :class:`~qa.answer.Answer` (always last, and
         the only event of the extractive answerer)."""
         filters = filters or Filters.parse(source, since, until, undated)
@@ -104,7 +105,7 @@ class Assistant:
         else:
             events = streaming(evidence, judgement) if mine else streaming(evidence)
         for event in events:
-            yield dataclasses.replace(event, period=when.describe()) if when and isinstance(event, Answer) else event
+            yield _dated(event, when) if when else event
 
     @property
     def writes(self) -> bool:
@@ -140,6 +141,15 @@ class Assistant:
                 first.answerable == second.answerable and second.confidence > first.confidence + margin):
             return options[1], second
         return options[0], first
+
+
+def _dated(event: Event, when: Period) -> Event:
+    """An answer (quoted first, or final) that says which days the question's time words named."""
+    if isinstance(event, Answer):
+        return dataclasses.replace(event, period=when.describe())
+    if isinstance(event, Quoted):
+        return Quoted(dataclasses.replace(event.answer, period=when.describe()))
+    return event
 
 
 def _anchored(j: Judgement) -> bool:

@@ -1,7 +1,8 @@
 """Written answers against a real llama.cpp server with a real small model (Qwen2.5-0.5B, qa/written/local.py).
 
-The server is llama.cpp's ``llama-server``, compiled by ``make llm`` (which ``make test`` runs); the model is
-assembled from PyPI packages and its sha256 checked. The failure tests use the same real server (stopped
+The server is llama.cpp's own, prebuilt in the ``xllamacpp`` wheel that ``make llm`` installs (``make test`` runs
+it; nothing is compiled), in a child process (qa/written/serve.py); the model is assembled from PyPI packages and
+its sha256 checked. The failure tests use the same real server (stopped
 mid-answer, too slow for a short timeout) and tiny HTTP servers of their own that send what no chat server
 should (garbage, a 500, an empty stream).
 """
@@ -11,15 +12,20 @@ from __future__ import annotations
 import http.server
 import json
 import re
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from qa import Assistant, Retriever
-from qa.answer import QUOTES, WRITTEN, Answer, Checked, Token, final
+from qa.answer import QUOTES, WRITTEN, Answer, Checked, Quoted, Token, final
 from qa.config import Settings
-from qa.written import Endpoint, WrittenAnswerer, check, prompt
+from qa.written import Endpoint, ModelUnavailable, WrittenAnswerer, check, prompt
 from qa.written.client import ChatClient
 from qa.written.local import LocalModelError, LocalServer, free_port
 
@@ -72,6 +78,7 @@ def test_written_answer_streams_tokens_then_checked_sentences(llama, retriever, 
     tokens = [e for e in events if isinstance(e, Token)]
     checked = [e for e in events if isinstance(e, Checked)]
     answer = events[-1]
+    assert isinstance(events[0], Quoted) and events[0].answer == Assistant(retriever).ask(QUESTION)  # quotes first
     assert isinstance(answer, Answer) and answer.answerer == WRITTEN and answer.model == "qwen2.5-0.5b"
     assert answer.author == "Written by qwen2.5-0.5b"
     assert len(tokens) > 3, "streamed in pieces, not as one finished text"
@@ -162,10 +169,45 @@ def test_timeout_gives_the_quotes(llama, retriever):
                              "showing quotes")
 
 
+def test_the_local_server_is_prebuilt_and_waits_passively(tmp_path_factory):
+    """xllamacpp's server in a child process (no compiled llama-server), with OMP_WAIT_POLICY=PASSIVE: spinning
+    OpenMP threads made generation 4-6x slower on a busy machine."""
+    pytest.importorskip("xllamacpp")
+    server = _server("smollm2-135m", tmp_path_factory)
+    try:
+        assert server.process.args[1:3] == ["-m", "qa.written.serve"]
+        environ = (Path("/proc") / str(server.process.pid) / "environ").read_bytes().split(b"\0")
+        assert b"OMP_WAIT_POLICY=PASSIVE" in environ
+        with urllib.request.urlopen(server.url + "/models", timeout=10) as r:
+            assert [m["id"] for m in json.load(r)["data"]] == ["smollm2-135m"]
+    finally:
+        server.stop()
+    assert server.process.returncode is not None
+
+
+def test_one_command_runs_a_program_with_the_local_model():
+    """``python -m qa.written.local --model M -- CMD`` (make run-llm): CMD gets QA_LLM_URL/QA_LLM_MODEL; the server
+    stops with it, and CMD's exit status is the command's."""
+    pytest.importorskip("xllamacpp")
+    probe = ("import json, os, sys, urllib.request; url = os.environ['QA_LLM_URL']; "
+             "listed = json.load(urllib.request.urlopen(url + '/models'))['data'][0]['id']; "
+             "print(url, os.environ['QA_LLM_MODEL'], listed); sys.exit(3)")
+    done = subprocess.run([sys.executable, "-m", "qa.written.local", "--model", "smollm2-135m", "--threads", "1",
+                           "--", sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    if done.returncode == 2 and "make llm" in done.stderr:
+        pytest.skip(done.stderr)
+    assert done.returncode == 3, done.stderr
+    url, model, listed = done.stdout.split()
+    assert model == listed == "smollm2-135m"
+    with pytest.raises(OSError):  # stopped
+        urllib.request.urlopen(url + "/models", timeout=5)
+
+
 class _Fake(http.server.BaseHTTPRequestHandler):
     """A chat server of the test's own: answers every request with ``body`` (status, content type, bytes)."""
 
     body: tuple[int, str, bytes] = (200, "text/event-stream", b"")
+    pause = 0.0  # seconds before each event of a stream: a model that writes slowly
     requests: list[str]
     listings: list[str]
 
@@ -182,7 +224,13 @@ class _Fake(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        if not self.pause or kind != "text/event-stream":
+            self.wfile.write(data)
+            return
+        for event in data.split(b"\n\n")[:-1]:
+            time.sleep(self.pause)
+            self.wfile.write(event + b"\n\n")
+            self.wfile.flush()
 
     def log_message(self, *args):
         pass
@@ -228,11 +276,45 @@ def test_unreachable_endpoint_gives_the_quotes(retriever):
                             "showing quotes"
 
 
+def test_the_installed_openai_client_streams(fake):
+    """Whatever openai pip resolves (3.x uses httpx2, whose Timeout refuses httpx's): the stream reaches us."""
+    import openai
+
+    handler, url = fake
+    handler.body = (200, "text/event-stream", _sse("North Korea", " sent troops [1]."))
+    client = ChatClient(Endpoint(url, "fake", None, 30.0))
+    assert list(client.stream([{"role": "user", "content": "?"}], 20)) == ["North Korea", " sent troops [1]."], \
+        openai.__version__
+    handler.body = (500, "application/json", b'{"error": {"message": "boom"}}')
+    with pytest.raises(ModelUnavailable, match="answered HTTP 500"):
+        list(client.stream([{"role": "user", "content": "?"}], 20))
+
+
+def test_without_openai_a_configured_endpoint_says_what_to_install(monkeypatch, capsys, seed_index):
+    """QA_LLM_URL set, the [llm] extra not installed: one plain line naming the install, not a traceback."""
+    from qa.cli import main
+    from qa.errors import ConfigError, QAError
+    from qa.written.client import NO_OPENAI
+
+    monkeypatch.setitem(sys.modules, "openai", None)  # what `import openai` does where it is not installed
+    monkeypatch.setenv("QA_LLM_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("QA_LLM_MODEL", "any")
+    with pytest.raises(ConfigError) as raised:
+        Endpoint.from_settings(Settings.from_env())
+    assert isinstance(raised.value, QAError) and "pip install -e '.[llm]'" in str(raised.value)
+    assert main(["ask", "--index", str(seed_index), QUESTION]) == 2
+    out, err = capsys.readouterr()
+    assert err == f"qa: error: {NO_OPENAI}\n" and out == ""
+    # An endpoint made by hand, without the check: every answer is the quotes, with that notice.
+    with pytest.raises(ModelUnavailable, match=r"pip install -e '\.\[llm\]'"):
+        list(ChatClient(Endpoint("http://127.0.0.1:9/v1", "any")).stream([{"role": "user", "content": "?"}], 5))
+
+
 def test_the_gate_refuses_without_calling_the_model(fake, retriever):
     handler, url = fake
     handler.body = (200, "text/event-stream", _sse("Tulips [1]."))
-    answer = written(retriever, url, model="fake").ask("What did the mayor of Rotterdam say about tulips?")
-    assert answer.abstained and handler.requests == []  # no model time for what the archive cannot answer
+    events = list(written(retriever, url, model="fake").stream("What did the mayor of Rotterdam say about tulips?"))
+    assert len(events) == 1 and events[0].abstained and handler.requests == []  # no model time, no quotes first
 
 
 def test_the_models_refusal_is_an_abstention(fake, retriever):
@@ -314,3 +396,62 @@ def test_the_web_app_is_built_without_asking_the_endpoint(fake, retriever, embed
     create_app(Settings(corpus=tmp_path / "corpus", index=seed_index), embedder, assistant=written(retriever, url))
     assert handler.listings == []
     assert written(retriever, url).answerer.model_name() == "fake" and handler.listings == ["/v1/models"]
+
+
+def test_the_web_chat_shows_the_quotes_first_then_the_written_answer_and_stop_keeps_the_quotes(
+        fake, retriever, embedder, seed_index, tmp_path):
+    """A model that writes slowly: the quotes are on the page at once, the written words stream in below them,
+    the checked answer replaces both; Stop while it writes leaves the quotes, saved in the chat."""
+    from test_web import CHROMIUM, CHROMIUM_ARGS, last_answer
+
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    from qa.web import create_app, launch
+
+    handler, url = fake
+    n = _cited(_numbered(retriever), "reportedly sent over 10,000")
+    words = f"North Korea has reportedly sent over 10,000 troops to Russia [{n}].".split(" ")
+    handler.body = (200, "text/event-stream", _sse(*(w + " " for w in words)))
+    handler.pause = 0.6
+    (tmp_path / "corpus").mkdir()
+    app = create_app(Settings(corpus=tmp_path / "corpus", index=seed_index), embedder,
+                     assistant=written(retriever, url, model="fake"))
+    page_url = launch(app, port=free_port(), prevent_thread_lock=True, quiet=True)
+    playwright = playwright_api.sync_playwright().start()
+    last = "() => { const b = document.querySelectorAll('#qa-chat [data-testid=\"bot\"]'); return b[b.length - 1]; }"
+    try:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.set_default_timeout(60_000)
+        page.goto(page_url)
+        page.wait_for_selector("#qa-question textarea")
+        page.fill("#qa-question textarea", QUESTION)
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"() => ({last})()?.innerText.includes('Being written')")
+        writing = last_answer(page)
+        assert "10,000 troops to Russia" in writing.split("Being written")[0], writing  # the quotes, above it
+        assert "[1]" in writing and "10,000 troops" in page.locator("#qa-sources").inner_text()  # cited, with sources
+        page.wait_for_function(f"() => ({last})()?.innerText.includes('every sentence checked')"
+                               " && document.querySelector('#qa-send')?.offsetParent")
+        final_text = last_answer(page)
+        assert "Being written" not in final_text and "Written by fake" in final_text, final_text
+        assert "North Korea has reportedly sent over 10,000 troops to Russia." in final_text
+
+        page.fill("#qa-question textarea", "How many troops were sent?")
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"() => document.querySelectorAll('#qa-chat [data-testid=\"bot\"]').length === 2"
+                               f" && ({last})().innerText.includes('Being written')")
+        quotes = last_answer(page).split("Being written")[0].split("A written answer")[0].strip()
+        page.click("#qa-stop")
+        page.locator("#qa-send").wait_for()
+        page.wait_for_function(f"() => !({last})().innerText.includes('Being written')")
+        stopped = last_answer(page)
+        assert "10,000" in stopped and "Written by" not in stopped and "on its way" not in stopped, stopped
+        page.wait_for_timeout(3000)  # nothing more arrives
+        assert last_answer(page) == stopped
+        page.reload()  # the quotes were saved in the chat
+        page.wait_for_function("() => document.querySelectorAll('#qa-chat [data-testid=\"bot\"]').length === 2")
+        assert last_answer(page).strip() == stopped.strip() and stopped.strip().startswith(quotes[:40])
+        browser.close()
+    finally:
+        playwright.stop()
+        app.close()

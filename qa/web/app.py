@@ -15,7 +15,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a local app: no us
 import gradio as gr  # noqa: E402 - after the setting above
 
 from qa import checks  # noqa: E402
-from qa.answer import QUOTES, QUOTES_AUTHOR, WRITTEN, Answer, Token, written_by  # noqa: E402
+from qa.answer import QUOTES, QUOTES_AUTHOR, WRITTEN, Answer, Checked, Quoted, Token, written_by  # noqa: E402
 from qa.assistant import Assistant  # noqa: E402
 from qa.config import DEFAULT_HOST, DEFAULT_PORT, Settings, WebSettings  # noqa: E402
 from qa.errors import DiskFull, IndexReadOnly, IndexUnusable  # noqa: E402
@@ -35,6 +35,7 @@ from qa.web.render import (  # noqa: E402
     sources_group,
     sources_html,
     status_html,
+    writing_markdown,
 )
 from qa.written import Endpoint  # noqa: E402
 
@@ -111,30 +112,44 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
         question = " ".join(repair(question or "").split())  # a lone surrogate could not be sent to the page
         busy, idle = _busy(True), _busy(False)
         if not question:
-            yield "", messages, sources_html(groups), gr.skip(), *idle, gr.skip()
+            yield "", messages, sources_html(groups), gr.skip(), *idle, gr.skip(), gr.skip()
             return
         asked = [*messages, {"role": "user", "content": escape_markdown(question)}]
         yield "", [*asked, {"role": "assistant", "content": "*Searching the articles…*"}], sources_html(groups), \
-            gr.skip(), *busy, gr.skip()
+            gr.skip(), *busy, gr.skip(), gr.skip()
+        turn = len(groups) + 1
         try:
             events = assistant.stream(question, history=chat_turns(turns), source=source or None,
                                       since=since or None, until=until or None, undated=bool(undated),
                                       quotes=author == QUOTES)
-            written = ""
+            quoted, written, checked = None, "", []
             for event in events:
                 if isinstance(event, Answer):
                     answer = event
-                elif isinstance(event, Token):  # the model's words as they arrive, checked once it has done
+                    continue
+                if isinstance(event, Quoted):  # the quotes at once, saved: Stop keeps them
+                    quoted = event.answer
+                    kept = chats.add_answer(store, chats.compact(quoted))
+                    yield ("", [*asked, {"role": "assistant", "content": writing_markdown(quoted, turn)}],
+                           sources_html([*groups, sources_group(quoted, turn)]), kept, *busy,
+                           gr.update(choices=chats.choices(kept), value=kept["current"]), True)
+                    continue
+                if isinstance(event, Token):  # the model's words as they arrive, checked once it has done
                     written += event.text
-                    yield "", [*asked, {"role": "assistant", "content": escape_markdown(written) + " ▍"}], \
-                        sources_html(groups), gr.skip(), *busy, gr.skip()
+                elif isinstance(event, Checked):
+                    checked.append(event)
+                if quoted is None:  # an answerer that streams without quotes first
+                    content = escape_markdown(written) + " ▍"
+                else:
+                    content = writing_markdown(quoted, turn, written, checked)
+                yield "", [*asked, {"role": "assistant", "content": content}], gr.skip(), gr.skip(), *busy, \
+                    gr.skip(), gr.skip()
         except ValueError as exc:  # a bad filter value: said in the chat with the form's words, not saved
             note = {"role": "assistant", "content": escape_markdown(f"Cannot search: {exc}")}
-            yield "", [*asked, note], sources_html(groups), gr.skip(), *idle, gr.skip()
+            yield "", [*asked, note], sources_html(groups), gr.skip(), *idle, gr.skip(), False
             return
-        store = chats.add_answer(store, chats.compact(answer))
+        store = chats.add_answer(store, chats.compact(answer))  # in the place of the quotes saved before it
         listed = gr.update(choices=chats.choices(store), value=store["current"])
-        turn = len(groups) + 1
         groups = [*groups, sources_group(answer, turn)]
         steps = range(1, len(answer.sentences) + 1) if not answer.abstained and answer.sentences else [None]
         for n in steps:
@@ -143,10 +158,14 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
             last = n is None or n == len(answer.sentences)
             # The store goes with every step: Gradio may merge the steps of a fast stream into its last one.
             yield ("", [*asked, {"role": "assistant", "content": answer_markdown(answer, turn, n)}],
-                   sources_html(groups), store, *(idle if last else busy), listed)
+                   sources_html(groups), store, *(idle if last else busy), listed, False)
 
-    def stopped():
-        return _busy(False)
+    def stopped(store: dict, writing: bool):
+        """Stop: the buttons back; a written answer cut short leaves its quotes (the chat as saved), an answer
+        whose sentences were being shown stays as far as it got."""
+        ask_button, stop_button, again_button = _busy(False)
+        kept = show(store) if writing else (gr.skip(),) * 4 + (again_button,)  # shown: chat ... Ask again
+        return ask_button, stop_button, *kept, False
 
     def again(store: dict):
         store, question = chats.drop_last(store)
@@ -298,14 +317,16 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
 
         buttons = [send, stop, again_button]
         asking = [question, store, source, since, until, undated, author]  # respond's inputs, then its outputs
-        answering = [question, chatbot, sources, store, *buttons, chat_list]
+        writing = gr.State(False)  # a model is writing: the chat shows quotes (saved) and the words as they come
+        answering = [question, chatbot, sources, store, *buttons, chat_list, writing]
         answered = gr.on([question.submit, send.click], respond, asking, answering, trigger_mode="once", **private)
         picked = chatbot.example_select(pick_example, None, question, **private).then(
             respond, asking, answering, **private)
         asked_again = again_button.click(again, store, [store, question], **private).then(
             respond, asking, answering, **private)
-        stop.click(stopped, None, buttons, cancels=[answered, picked, asked_again], **private)
         shown = [chatbot, sources, chat_list, title_box, again_button]
+        stop.click(stopped, [store, writing], [send, stop, *shown, writing], cancels=[answered, picked, asked_again],
+                   **private)
         chat_list.input(choose, [chat_list, store], [store, *shown], **private)
         new_button.click(chats.new_chat, store, store, **private).then(show, store, shown, **private)
         rename_button.click(chats.rename, [store, title_box], store, **private).then(show, store, shown, **private)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from urllib.parse import urlparse
 
-from qa.answer import WRITTEN, Answer, Citation
+from qa.answer import WRITTEN, Answer, Checked, Citation
 from qa.conversation import Turn
 from qa.filters import Filters
 from qa.listing import ArticlePage, ArticleView
@@ -55,6 +55,21 @@ def answer_markdown(answer: Answer, turn: int, sentences: int | None = None) -> 
     for sentence in answer.sentences[:sentences]:
         parts.append(f"{escape_markdown(sentence.text)} {''.join(link(n) for n in sentence.citations)}")
     return _with_author(answer, " ".join(parts))
+
+
+def writing_markdown(quoted: Answer, turn: int, written: str = "", checked: Sequence[Checked] = ()) -> str:
+    """While a model writes: the quotes, shown at once, and below them the written answer as it arrives, then each
+    of its sentences marked as checked (kept) or left out, and why. The final answer replaces all of it."""
+    if checked:
+        marks = [f"✓ {escape_markdown(c.text)}" if c.supported else
+                 f"✗ ~~{escape_markdown(c.text)}~~ *(left out: {escape_markdown(c.reason or 'not supported')})*"
+                 for c in checked]
+        below = "*Written; each sentence checked against the sentences it cites:*\n\n" + "\n\n".join(marks)
+    elif written:
+        below = f"*Being written, not yet checked:* {escape_markdown(written)} ▍"
+    else:
+        below = "*A written answer is on its way; until then, the quotes.*"
+    return f"{answer_markdown(quoted, turn)}\n\n---\n\n{below}"
 
 
 def _with_author(answer: Answer, body: str) -> str:

@@ -22,7 +22,19 @@ from dataclasses import replace
 
 import numpy as np
 
-from qa.answer import ABSTAIN_TEXT, UNANSWERED, WRITTEN, Answer, AnswerSentence, Checked, Citation, Event, Token, final
+from qa.answer import (
+    ABSTAIN_TEXT,
+    UNANSWERED,
+    WRITTEN,
+    Answer,
+    AnswerSentence,
+    Checked,
+    Citation,
+    Event,
+    Quoted,
+    Token,
+    final,
+)
 from qa.answer import Unsupported as Left
 from qa.evidence import Evidence
 from qa.extractive import ExtractiveAnswerer, Judgement
@@ -52,12 +64,14 @@ class WrittenAnswerer:
         return final(self.stream(evidence, judgement))
 
     def stream(self, evidence: Evidence, judgement: Judgement | None = None) -> Iterator[Event]:
-        """Tokens as the model writes, then a :class:`Checked` per written sentence, then the :class:`Answer`."""
+        """The quotes (:class:`Quoted`, unless the gate refuses: then they are the answer), tokens as the model
+        writes, then a :class:`Checked` per written sentence, then the :class:`Answer`."""
         judgement = judgement or self.judge.judge(evidence)
         quotes = self.judge.answer(evidence, judgement)
         if quotes.abstained:  # the gate: no model time for what the archive cannot answer
             yield quotes
             return
+        yield Quoted(quotes)  # the reader has these at once; the written answer follows, or not
         numbered = prompt.select(evidence, judgement)
         messages = prompt.messages(evidence.question, evidence.history, numbered)
         pieces: list[str] = []

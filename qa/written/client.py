@@ -3,19 +3,31 @@
 Everything that can go wrong on the way (no server, a refused connection, an HTTP error, a timeout, a stream
 that breaks off or is not one) becomes one :class:`ModelUnavailable` whose message is a single line saying what
 happened and what to check; the answerer then shows the quotes instead.
+
+The client is the official ``openai`` package (the ``[llm]`` extra), versions 1.55.3 to 3.x: the ones tested
+(1.55.3, 1.109.1, 2.54.0, 3.63.0). Only what all of them share is used: ``openai.Timeout`` (an ``httpx.Timeout``
+up to 2.x, an ``httpx2.Timeout`` in 3.x, which refuses the other), ``chat.completions.create(stream=True)``,
+``models.list()`` and the ``APIStatusError``/``APIConnectionError``/``APITimeoutError`` classes.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from qa.config import Settings
+from qa.errors import ConfigError
 
 #: Sampling: deterministic, so that the same question gets the same answer and the tests and benchmarks repeat.
 TEMPERATURE = 0.0
+#: The openai versions written answers are tested with (pyproject.toml's ``[llm]`` extra pins the same).
+SUPPORTED_OPENAI = ">=1.55.3,<4"
+NO_OPENAI = ("written answers (QA_LLM_URL) need the openai package, which is not installed: "
+             "pip install -e '.[llm]' (or unset QA_LLM_URL for quoted answers)")
 
 
 class ModelUnavailable(RuntimeError):
@@ -36,6 +48,8 @@ class Endpoint:
         """The configured endpoint, or None when ``QA_LLM_URL`` is unset (quotes only)."""
         if not settings.llm_url:
             return None
+        if importlib.util.find_spec("openai") is None:  # say so now, not as a notice under every answer
+            raise ConfigError(NO_OPENAI)
         return cls(settings.llm_url.rstrip("/"), settings.llm_model, settings.llm_api_key, settings.llm_timeout)
 
 
@@ -52,14 +66,19 @@ class ChatClient:
         with self._lock:
             if self._client is None:
                 try:
-                    import httpx
                     import openai
                 except ImportError:
-                    raise ModelUnavailable("written answers need the openai package: pip install 'qa[llm]'") from None
+                    raise ModelUnavailable(NO_OPENAI + "; showing quotes") from None
                 e = self.endpoint
-                self._client = openai.OpenAI(
-                    base_url=e.url, api_key=e.api_key or "none", max_retries=0,
-                    timeout=httpx.Timeout(e.timeout, connect=min(e.timeout, 5.0)))
+                try:  # openai's own Timeout: the httpx it was built on (httpx, or httpx2 from 3.x)
+                    self._client = openai.OpenAI(
+                        base_url=e.url, api_key=e.api_key or "none", max_retries=0,
+                        timeout=openai.Timeout(e.timeout, connect=min(e.timeout, 5.0)))
+                except Exception as exc:  # noqa: BLE001 - an openai release this code does not know
+                    raise ModelUnavailable(
+                        f"the openai package {getattr(openai, '__version__', '?')} could not be used "
+                        f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); written answers are tested "
+                        f"with openai{SUPPORTED_OPENAI}: pip install -e '.[llm]'; showing quotes") from exc
             return self._client
 
     def model(self) -> str:
@@ -83,6 +102,8 @@ class ChatClient:
         try:
             response = self._openai().chat.completions.create(
                 model=model, messages=messages, stream=True, temperature=TEMPERATURE, max_tokens=max_tokens)
+        except ModelUnavailable:
+            raise
         except Exception as exc:  # noqa: BLE001
             raise ModelUnavailable(self._why(exc)) from exc
         pieces = 0
@@ -113,8 +134,9 @@ class ChatClient:
                 "its OpenAI-compatible /v1 address?); showing quotes")
 
     def _why(self, exc: Exception) -> str:
-        import openai
-
+        openai = sys.modules.get("openai")  # imported by _openai() before anything could fail
+        if openai is None:
+            return self._malformed()
         url = self.endpoint.url
         if isinstance(exc, (TimeoutError, openai.APITimeoutError)) or "timed out" in str(exc).lower():
             return (f"the language model at {url} did not answer within {self.endpoint.timeout:g} s "
