@@ -87,9 +87,18 @@ def read_meta(con: sqlite3.Connection, path: Path) -> dict[str, str]:
     try:
         return dict(con.execute("SELECT key, value FROM manifest").fetchall())
     except sqlite3.DatabaseError as exc:
+        if _no_tables(con):  # a writer stopped (a full disk) before it made its tables: an empty index, not damage
+            return {}
         raise storage_error(path, exc) or IndexUnusable(
             f"the index database in {path} is damaged or not an index ({exc}); run `qa index --rebuild` to build "
             "it again") from None
+
+
+def _no_tables(con: sqlite3.Connection) -> bool:
+    try:
+        return con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    except sqlite3.Error:
+        return False
 
 
 def manifest_of(meta: Mapping[str, str]) -> Manifest | None:
