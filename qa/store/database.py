@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
@@ -243,7 +244,8 @@ def record_files(con: sqlite3.Connection, stats: Mapping[str, tuple[int, int]]) 
         con.executemany("INSERT INTO files VALUES (?, ?, ?)", [(p, *st) for p, st in stats.items()])
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        with suppress(sqlite3.Error):  # SQLite may have rolled back already (a full disk): keep the first error
+            con.execute("ROLLBACK")
         raise
 
 
