@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from conftest import write
 from test_corpus_faults import Faults, each_failing_step, folder_state
+from test_hostile import fill, small_disk
 from test_reliability import news
 
 import qa.indexing
@@ -63,8 +64,14 @@ class IndexFaults(Faults):
                 if sql.lstrip().upper().startswith("BEGIN"):
                     self.changes_at_begin = self.total_changes
                 # A read transaction's COMMIT writes nothing: only one that changed rows can fail for space.
-                if not sql.lstrip().upper().startswith("COMMIT") or self.total_changes != self.changes_at_begin:
-                    faults.sql(sql)
+                commit = sql.lstrip().upper().startswith("COMMIT")
+                if not commit or self.total_changes != self.changes_at_begin:
+                    try:
+                        faults.sql(sql)
+                    except sqlite3.OperationalError:
+                        if commit:  # as SQLite may do after SQLITE_FULL: the transaction is rolled back already
+                            super().execute("ROLLBACK")
+                        raise
                 return super().execute(sql, *args)
 
             def executemany(self, sql, *args):
@@ -188,6 +195,7 @@ def test_each_write_of_each_index_command_failing_leaves_the_index_as_before(pat
             failures += 1
             assert err.startswith("qa: error: ") and "Traceback" not in err and "Errno" not in err, (path, k, err)
             assert "is full" in err and "free some space" in err, (path, k, err)
+        assert "damaged" not in err and "--rebuild" not in err, (path, k, err)  # not even in a warning
         if path == "migrate" and code == 2:
             assert not (index / db.DB_NAME).exists() or LocalStore(index).manifest is None, (path, k)  # empty
             assert main([*argv, "--index", str(index)]) == 0, capsys.readouterr().err  # the copy, tried again
@@ -240,3 +248,38 @@ def test_two_writers_at_once_end_as_a_fresh_rebuild(tmp_path, built, embedder):
         sync(settings=settings, embedder=embedder)  # a compact that went first left the sync to do
         assert seen(settings.index, embedder) == fresh, (first, second)
         assert strays(settings.index) == [], (first, second)
+
+
+@pytest.mark.parametrize("path", ["sync", "rebuild", "compact"])
+def test_a_real_disk_filling_up_stops_each_index_command_cleanly(path, tmp_path, monkeypatch, capsys, built, embedder):
+    """The same on a real small disk (tmpfs), filled up to leave 0, 8, 16... KB: SQLite's, FAISS's and tantivy's
+    own writes fail there too, wherever the space runs out."""
+    start, argv, done_as = PATHS[path]
+    monkeypatch.setattr(qa.indexing, "load_embedder", lambda *a, **kw: embedder)
+    expected = [seen(built[start], embedder), seen(built[done_as], embedder)]
+    fresh = seen(built["fresh"], embedder)
+    with small_disk(tmp_path / "disk", "8m") as disk:
+        new = shutil.copytree(built["new"], disk / "corpus")
+        files, index, outcomes = folder_state(new), disk / "index", []
+        extra = [] if path == "compact" else ["--corpus", str(new), "--quiet"]
+        for leave_kb in range(0, 4096, 8):
+            shutil.rmtree(index, ignore_errors=True)
+            shutil.copytree(built[start], index)
+            filler = fill(disk, leave_kb)
+            capsys.readouterr()
+            code = main([*argv, "--index", str(index), *extra])
+            err = capsys.readouterr().err
+            filler.unlink()
+            outcomes.append(code)
+            assert folder_state(new) == files, (path, leave_kb)
+            assert code in (0, 2), (path, leave_kb, err)
+            if code == 2:
+                assert err.startswith("qa: error: ") and "is full" in err and "free some space" in err, err
+            assert "damaged" not in err and "--rebuild" not in err, (path, leave_kb, err)
+            assert seen(index, embedder) in expected, (path, leave_kb)
+            assert main(["index", "--index", str(index), "--corpus", str(new), "--quiet"]) == 0, capsys.readouterr()
+            assert seen(index, embedder) == fresh and strays(index) == [], (path, leave_kb)
+            if outcomes[-4:] == [0] * 4:  # the space that is enough varies a little from run to run
+                break
+    print(f"\n{path}: {outcomes}")
+    assert outcomes[0] == 2 and outcomes[-1] == 0, outcomes
