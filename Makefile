@@ -69,7 +69,8 @@ realnews: $(BIN)/qa
 baseline: $(BIN)/qa
 	$(BIN)/python -m bench.baseline --write
 
-# Benchmarks (BENCHMARKS.md); `make bench BENCH_ARGS=--quick` for the short run (the soak: 10 minutes instead of 30).
+# Benchmarks (BENCHMARKS.md); `make bench BENCH_ARGS=--quick` for the short run (the soak: 10 minutes instead of 30;
+# then 10,000 API calls, each a new session, and the app's memory at the end, either way).
 # txtai and matplotlib are bench-only. bench.sync_cost times the storage design before issue 15 beside today's,
 # from a worktree of that commit.
 OLD_DESIGN ?= /tmp/qa-old-design
@@ -82,6 +83,7 @@ bench: $(BIN)/qa $(MILVUS_CORE)/.ready llm
 	$(BIN)/python -m bench.load
 	$(MAKE) browser
 	$(BIN)/python -m bench.soak $(filter --quick,$(BENCH_ARGS))
+	$(BIN)/python -m bench.soak --sessions 10000
 
 clean:
 	rm -rf $(VENV) $(MILVUS_CORE) index/qa.sqlite* index/seg-* index/lexical-* index/vectors-* index/bm25-* artifacts

@@ -3,6 +3,7 @@
     python -m bench.soak                 # 30 minutes: make bench
     python -m bench.soak --quick         # 10 minutes: make bench BENCH_ARGS=--quick
     python -m bench.soak --minutes 1     # any length
+    python -m bench.soak --sessions 10000  # many visitors instead: bench.sessions (make bench runs both)
 
 Starts ``app.py`` on a free local port over a temporary copy of the bundled corpus. Then, until the time is up:
 ``--clients`` gradio_client clients ask questions through ``/ask`` (about the bundled articles and about
@@ -380,7 +381,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=10, help="question clients (default: 10)")
     parser.add_argument("--delete-every", type=float, default=20.0, help="seconds between deletes + qa index")
     parser.add_argument("--seed", type=int, default=0)
+    from bench import sessions
+
+    sessions.add_arguments(parser, default=None)  # --sessions N: the many-visitors soak (bench.sessions) instead
     args = parser.parse_args(argv)
+    if args.sessions is not None:
+        return sessions.run(args.sessions, args.threads, args.ask_every)
     minutes = args.minutes if args.minutes is not None else 10 if args.quick else 30
     return run(minutes, args.clients, args.delete_every, args.seed)
 

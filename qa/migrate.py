@@ -8,6 +8,7 @@ no sync changes it meanwhile. A target that already holds articles is refused: r
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -17,7 +18,7 @@ import numpy as np
 from qa.chunking import Chunk, Span
 from qa.config import Settings
 from qa.corpus import Article
-from qa.errors import ConfigError, IndexUnusable
+from qa.errors import ConfigError, IndexUnusable, QAError
 from qa.listing import MAX_PAGE_SIZE
 from qa.store import BACKENDS, ArticleWrite, Commit, Store, open_store
 
@@ -53,7 +54,11 @@ def migrate(settings: Settings, to: str) -> MigrateReport:
                                     "(another QA_MILVUS_PREFIX, or another --index folder)")
             writes = tuple(export(source))
             target.commit(Commit(replace(manifest, layout=target.layout), add=writes, fresh=True))
-            target.record_files(source.files())
+            try:
+                target.record_files(source.files())
+            except (OSError, QAError) as exc:  # the copy is committed: it must not be reported as failed
+                print(f"could not record the corpus files read ({exc}); the next `qa index` reads them again",
+                      file=sys.stderr, flush=True)
     finally:
         target.close()
         source.close()

@@ -157,11 +157,12 @@ class _FaultyFile:
 _write_bytes = Path.write_bytes
 
 
-def each_failing_step(monkeypatch, run, limit: int = 40):
-    """Run ``run()`` with its 1st, 2nd, ... step failing until it runs through; yields (k, outcome) each time."""
+def each_failing_step(monkeypatch, run, limit: int = 40, faults_of=None):
+    """Run ``run()`` with its 1st, 2nd, ... step failing until it runs through; yields (k, outcome) each time.
+    ``faults_of(patch, k)`` sets the failing steps up (default: :class:`Faults`)."""
     for k in range(1, limit):
         with monkeypatch.context() as patch:
-            faults = Faults(patch, k)
+            faults = (faults_of or Faults)(patch, k)
             try:
                 outcome = run()
             except (OSError, IndexUnusable) as exc:

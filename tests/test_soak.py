@@ -1,4 +1,5 @@
-"""A short run of the soak benchmark (bench/soak.py): questions, hostile uploads and deletes against the app."""
+"""Short runs of the soak benchmarks: questions, hostile uploads and deletes against the app (bench/soak.py), and
+many visitors, each call a new session (bench/sessions.py)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,14 @@ def test_a_short_soak_fails_no_question_and_ends_equal_to_a_rebuild(capsys, tmp_
     out = capsys.readouterr().out
     assert code == 0, out
     assert ", 0 failed;" in out and "0 with the wrong verdict" in out and "equal to a fresh rebuild: True" in out
+
+
+@pytest.mark.slow
+def test_many_visitors_each_a_new_session_fail_no_call_and_memory_is_reported(capsys, tmp_path):
+    from bench import sessions
+
+    code = sessions.run(40, threads=2, ask_every=4, out=tmp_path / "sessions.json")
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "40 API calls, each a new session" in out and ": 0 failed;" in out
+    assert "MB at the end" in out and "limit 1,200 MB" in out

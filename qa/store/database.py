@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
@@ -87,9 +88,18 @@ def read_meta(con: sqlite3.Connection, path: Path) -> dict[str, str]:
     try:
         return dict(con.execute("SELECT key, value FROM manifest").fetchall())
     except sqlite3.DatabaseError as exc:
+        if _no_tables(con):  # a writer stopped (a full disk) before it made its tables: an empty index, not damage
+            return {}
         raise storage_error(path, exc) or IndexUnusable(
             f"the index database in {path} is damaged or not an index ({exc}); run `qa index --rebuild` to build "
             "it again") from None
+
+
+def _no_tables(con: sqlite3.Connection) -> bool:
+    try:
+        return con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    except sqlite3.Error:
+        return False
 
 
 def manifest_of(meta: Mapping[str, str]) -> Manifest | None:
@@ -234,7 +244,8 @@ def record_files(con: sqlite3.Connection, stats: Mapping[str, tuple[int, int]]) 
         con.executemany("INSERT INTO files VALUES (?, ?, ?)", [(p, *st) for p, st in stats.items()])
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        with suppress(sqlite3.Error):  # SQLite may have rolled back already (a full disk): keep the first error
+            con.execute("ROLLBACK")
         raise
 
 

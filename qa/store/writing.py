@@ -220,25 +220,37 @@ class Writing:
     def _clean(self, con: sqlite3.Connection, meta: Mapping[str, str], generation: int, lexical: bool = True) -> None:
         """Finish what a commit leaves to the next writer: lexical documents of chunks deleted, or of a commit
         that did not happen, and files that neither the latest commit nor the one before it lists."""
+        try:
+            if lexical:
+                self._clean_lexical(con, meta, generation)
+        finally:  # the files go even when the lexical index cannot be cleaned (a sync with nothing to do won't)
+            keep = set(self._listed(meta)) | set(json.loads(meta.get(_RETIRED, "[]")))
+            for entry in self.path.iterdir():
+                if entry.name.startswith(("seg-", "lexical-", "vectors-", "bm25-")) and entry.name not in keep:
+                    shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+
+    def _clean_lexical(self, con: sqlite3.Connection, meta: Mapping[str, str], generation: int) -> None:
         name = meta.get(db.LEXICAL)
         manifest = db.manifest_of(meta)
-        if lexical and name and manifest is not None and manifest.layout == LAYOUT and (self.path / name).is_dir():
-            dead = [r[0] for r in con.execute("SELECT id FROM dead_lexical")]
-            writer = LexicalWriter(self.path / name)
-            try:
-                writer.delete_after(generation)
-                writer.delete(dead)
-                writer.commit()
-            finally:
-                writer.close()
-            con.execute("BEGIN IMMEDIATE")
+        if not (name and manifest is not None and manifest.layout == LAYOUT and (self.path / name).is_dir()):
+            return
+        dead = [r[0] for r in con.execute("SELECT id FROM dead_lexical")]
+        writer = LexicalWriter(self.path / name)
+        try:
+            writer.delete_after(generation)
+            writer.delete(dead)
+            writer.commit()
+        finally:
+            writer.close()
+        con.execute("BEGIN IMMEDIATE")
+        try:
             for batch in db.batches(dead):
                 con.execute(f"DELETE FROM dead_lexical WHERE id IN ({','.join('?' * len(batch))})", batch)
             con.execute("COMMIT")
-        keep = set(self._listed(meta)) | set(json.loads(meta.get(_RETIRED, "[]")))
-        for entry in self.path.iterdir():
-            if entry.name.startswith(("seg-", "lexical-", "vectors-", "bm25-")) and entry.name not in keep:
-                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+        except BaseException:  # SQLite may leave a failed transaction open (a full disk): never leave it so
+            with suppress(sqlite3.Error):
+                con.execute("ROLLBACK")
+            raise
 
 
 def _settings(manifest: Manifest) -> dict:
