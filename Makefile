@@ -57,8 +57,8 @@ test: $(BIN)/qa browser $(MILVUS_CORE)/.ready llm
 	QA_REQUIRE_MILVUS_CORE=1 $(BIN)/python -m pytest -q
 
 # The tests marked `scaled` at their full counts (QA_TEST_SCALE=full; tests/conftest.py): 22 SIGKILLs of `qa index`
-# instead of 10, a 30-second soak instead of 15. `make test` runs them at the smaller counts (QA_TEST_SCALE=ci, the
-# default) to stay within 12 minutes; `make bench` runs this too.
+# instead of 10, a 30-second soak instead of 15, 500,000 bad JSON records instead of 100,000. `make test` runs them
+# at the smaller counts (QA_TEST_SCALE=ci, the default) to stay within 12 minutes; `make bench` runs this too.
 stress: $(BIN)/qa browser
 	QA_TEST_SCALE=full $(BIN)/python -m pytest -q -m scaled
 
