@@ -17,6 +17,18 @@ CORPUS = ROOT / "corpus"
 SHARED = ROOT.parent / "shared"
 EVAL = SHARED / "eval"
 
+#: How many kills, rounds and seconds the long tests run (SIGKILLs of `qa index`, disk-full steps, soak time):
+#: ``ci`` (the default: `make test`) keeps the suite within its time; ``full`` (`make stress`, part of `make bench`)
+#: runs the full counts. Read once here: the autouse fixture below removes QA_* variables from each test.
+TEST_SCALE = os.environ.get("QA_TEST_SCALE", "ci")
+if TEST_SCALE not in ("ci", "full"):
+    raise pytest.UsageError(f"QA_TEST_SCALE must be 'ci' or 'full', not {TEST_SCALE!r}")
+
+
+def scaled(ci, full):
+    """``ci`` in the default run, ``full`` with QA_TEST_SCALE=full."""
+    return full if TEST_SCALE == "full" else ci
+
 
 def write(folder: Path, name: str, content: str | bytes) -> Path:
     """Write a test file (text as UTF-8, or raw bytes), making its folders."""
