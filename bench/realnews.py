@@ -161,7 +161,7 @@ def render(name: str, result: dict) -> str:
 
 
 def run(sets: tuple[str, ...] = SETS, as_of: bool = True, show: bool = False, data: Path = DATA,
-        indexes: Path = INDEXES, k: int = 5, period_bonus: float | None = None,
+        indexes: Path = INDEXES, k: int | None = None, period_bonus: float | None = None,
         recency: tuple[float, float] | None = None) -> dict:
     from qa import Assistant
     from qa.config import configure_offline
@@ -176,7 +176,7 @@ def run(sets: tuple[str, ...] = SETS, as_of: bool = True, show: bool = False, da
             retriever.period_bonus = period_bonus
         if recency is not None:
             retriever.recency_bonus, retriever.recency_half_life = recency
-        results[name] = evaluate(load(name, data), Assistant(retriever, k=k), retriever, as_of, show)
+        results[name] = evaluate(load(name, data), Assistant(retriever, **({"k": k} if k else {})), retriever, as_of, show)
         retriever.close()
     return results
 
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-as-of", action="store_true", help="ask without the quiz's date")
     parser.add_argument("--qa-path", type=Path, help="a checkout whose qa/ package to evaluate instead of this one")
     parser.add_argument("--show", action="store_true", help="print every miss")
-    parser.add_argument("-k", type=int, default=5, help="passages the assistant reads (default 5)")
+    parser.add_argument("-k", type=int, help="passages the assistant reads (default: the assistant's)")
     parser.add_argument("--period-bonus", type=float, help="the retriever's bonus for the question's days")
     parser.add_argument("--sweep", action="store_true", help="only retrieval, over a grid of the time settings")
     parser.add_argument("--recency", type=float, nargs=2, metavar=("BONUS", "HALF_LIFE"),

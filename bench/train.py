@@ -3,7 +3,7 @@
     python -m bench.train                 # fit on the dev sets, write qa/ranker.json, print the table
     python -m bench.train --dry-run       # fit and report, write nothing
 
-Each dev question is searched as the assistant searches it (hybrid, 5 passages, its ``as_of``), every eligible
+Each dev question is searched as the assistant searches it (hybrid, its passages, its ``as_of``), every eligible
 candidate sentence is described by :data:`qa.features.FEATURES` and labelled by whether it holds a gold answer
 (case and punctuation ignored). A logistic regression over the standardised features gives P(holds the answer).
 The refusal threshold is the highest probability at which at most ``--refuse`` of the answerable dev questions
@@ -87,6 +87,7 @@ def conversation_samples(assistant, records: list[dict]) -> list[Sample]:
 def samples(retriever, questions: list[Question]) -> list[Sample]:
     """Each question's candidates as the assistant sees them (the question read alone)."""
     from qa import features
+    from qa.assistant import PASSAGES
     from qa.conversation import Reading
     from qa.evidence import gather
     from qa.extractive import stage
@@ -97,7 +98,8 @@ def samples(retriever, questions: list[Question]) -> list[Sample]:
         text = " ".join(q.text.split())
         when = period(text, as_of_day(q.as_of)) if q.as_of else None
         filters = _until(q.as_of)
-        scene = stage(gather(retriever, text, Reading(text, text, False), (), filters, 5, period=when, as_of=q.as_of))
+        scene = stage(gather(retriever, text, Reading(text, text, False), (), filters, PASSAGES, period=when,
+                                as_of=q.as_of))
         if not scene.candidates:
             out.append(Sample(q, np.zeros((0, len(features.FEATURES))), np.zeros(0, bool)))
             continue

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 ABSTAIN_TEXT = "The articles in the archive do not answer this question."
 #: Said before the quoted sentence when the articles say the fact is not known.
 UNKNOWN_TEXT = "The articles do not say; they report:"
+#: Said before an answer whose sentences do not say all that the question asks (qa/unsaid.py), and what.
+UNSAID_TEXT = "Not said in these articles:"
 #: Why an answer abstained, in ``Answer.reason``.
 UNANSWERED, NO_MATCH, EMPTY = "unanswered", "no_match", "empty"
 #: Who wrote an answer, in ``Answer.answerer``: quoted sentences, or a language model (``Answer.model``).

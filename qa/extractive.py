@@ -11,7 +11,9 @@ kind of answer, and only first. Up to two more sentences follow when they score 
 asked-for kind of value (each adds a fact the question asks for), in article order within an article. Sentences of
 other articles that say the same thing (close in meaning *and* agreeing on their numbers, dates and names) add
 their citations to it; when articles give different figures for the asked-for value, the answer says so and
-cites each. When the best sentence says that the fact is not known ("has not said how much ..."), the answer
+cites each. What the question asks that the evidence and the answer do not say (:mod:`qa.unsaid`: a name no
+passage holds, another year, a death the sentence does not state) is said before the answer ("Not said in these
+articles: died."). When the best sentence says that the fact is not known ("has not said how much ..."), the answer
 abstains and quotes it.
 """
 
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qa import facts, features
-from qa.answer import ABSTAIN_TEXT, UNANSWERED, UNKNOWN_TEXT, Answer, AnswerSentence, Citation
+from qa.answer import ABSTAIN_TEXT, UNANSWERED, UNKNOWN_TEXT, UNSAID_TEXT, Answer, AnswerSentence, Citation
 from qa.asked import Kind, question_kind
 from qa.conversation import asks_for_another
 from qa.evidence import TITLE, Candidate, Evidence
@@ -159,6 +161,9 @@ class ExtractiveAnswerer:
                 refs.append(numbers[key])
             sentences.append(AnswerSentence(j.candidates[group[0]].sentence.text, tuple(refs)))
         caveat = self._differ(j, chosen[0][0], rival, sentences) if rival is not None else None
+        if j.missing:  # what the question asks that the answer does not say is said, not hidden
+            unsaid_note = f"{UNSAID_TEXT} {', '.join(repr(x) for x in dict.fromkeys(j.missing))}."
+            caveat = f"{unsaid_note} {caveat}" if caveat else unsaid_note
         body = " ".join(f"{_one_line(a.text)} {''.join(f'[{n}]' for n in a.citations)}" for a in sentences)
         return Answer(question, f"{caveat} {body}" if caveat else body, sentences, citations, caveat=caveat)
 
