@@ -176,7 +176,8 @@ def run(sets: tuple[str, ...] = SETS, as_of: bool = True, show: bool = False, da
             retriever.period_bonus = period_bonus
         if recency is not None:
             retriever.recency_bonus, retriever.recency_half_life = recency
-        results[name] = evaluate(load(name, data), Assistant(retriever, **({"k": k} if k else {})), retriever, as_of, show)
+        assistant = Assistant(retriever, k=k) if k else Assistant(retriever)
+        results[name] = evaluate(load(name, data), assistant, retriever, as_of, show)
         retriever.close()
     return results
 
