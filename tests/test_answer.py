@@ -11,6 +11,10 @@ from qa import Assistant, Retriever
 
 SEED_QUESTIONS = [json.loads(line) for line in (EVAL / "seed_questions.jsonl").read_text().splitlines() if line]
 
+#: A behaviour of the hand-set rules that the learned answer ranker (issue 26) does not reproduce: a strict expected
+#: failure, listed in BENCHMARKS.md ("Real news"); a change that brings it back fails here until the mark goes.
+LEARNED = pytest.mark.xfail(strict=True, reason="the learned answer ranker does not reproduce this hand-set behaviour")
+
 
 @pytest.fixture(scope="module")
 def assistant(seed_index, embedder):
@@ -51,6 +55,7 @@ def test_every_answer_sentence_is_a_cited_sentence(assistant, article_texts):
         assert f"[{sentence.citations[0]}]" in answer.text
 
 
+@LEARNED
 def test_follow_up_uses_the_conversation(assistant):
     first = assistant.ask("What ammunition was discussed?")
     history = [{"role": "user", "content": "What ammunition was discussed?"},
@@ -95,6 +100,7 @@ def test_a_question_or_two_get_the_vectors_the_model_gives(embedder):
         assert np.allclose(embedder.encode(few), expected, atol=1e-5)
 
 
+@LEARNED
 def test_other_word_forms_rank_sentences_but_do_not_make_a_question_answerable(assistant):
     # "supply" covers "supplier" for ranking; counted in the confidence too, it answered this out-of-corpus question
     # from "Pyongyang has also emerged as a key supplier of artillery shells ..." (bench.calibrate's gap went < 0).
