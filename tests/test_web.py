@@ -394,7 +394,8 @@ def test_a_follow_up_uses_the_conversation_in_the_chat(page):
     ask(page, "What ammunition was discussed?", turn=1)
     ask(page, "Who proposed it?", turn=2)
     answer = last_answer(page)
-    assert answer.startswith("Experts") and "[1]" in answer, answer
+    # Asked alone it is refused: an answer about the ammunition with its sources shows the conversation was read.
+    assert "ammunition" in answer and "[1]" in answer and "do not answer" not in answer, answer
     ask(page, "How many troops has North Korea sent to Russia?", turn=3)  # self-contained: read as asked
     assert "10,000" in last_answer(page)
 
@@ -460,7 +461,7 @@ def test_a_conversation_survives_a_reload_and_past_chats_are_listed(page, served
     ask(page, "Who proposed it?", turn=2)
     page.reload()
     page.wait_for_function("() => document.querySelectorAll('#qa-chat [data-testid=\"bot\"]').length === 2")
-    assert last_answer(page).startswith("Experts") and page.locator("#qa-src-1-1").count() == 1
+    assert "ammunition" in last_answer(page) and page.locator("#qa-src-1-1").count() == 1
     ask(page, "How many troops has North Korea sent to Russia?", turn=3)  # goes on from where it was
     page.locator("#qa-sidebar .toggle-button").click()
     chats = page.locator("#qa-chats label")
