@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -49,15 +50,22 @@ def plain(message: str) -> None:
 
 # --- A real full disk ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("when", ["before the upload", "before the sync"])
-def test_replace_on_a_full_disk_never_cuts_the_article(tmp_path, seed_index, embedder, when):
-    upload = write(tmp_path / "uploads", "victim.md", SHORT)
-    strays = stray_in_tmp()
+@contextmanager
+def victim_archive(tmp_path, seed_index):
+    """The bundled corpus and its index, with victim.md (40 KB) beside them, on a small disk of their own."""
     with small_disk(tmp_path / "disk", "8m") as disk:
         settings = Settings(corpus=disk / "corpus", index=disk / "index")
         shutil.copytree(CORPUS, settings.corpus)
         shutil.copytree(seed_index, settings.index)
         write(settings.corpus, "victim.md", VICTIM)
+        yield disk, settings
+
+
+@pytest.mark.parametrize("when", ["before the upload", "before the sync"])
+def test_replace_on_a_full_disk_never_cuts_the_article(tmp_path, seed_index, embedder, when):
+    upload = write(tmp_path / "uploads", "victim.md", SHORT)
+    strays = stray_in_tmp()
+    with victim_archive(tmp_path, seed_index) as (disk, settings):
         before = folder_state(settings.corpus)
         filler = fill(disk, 20) if when == "before the upload" else None
         up = save_upload(upload, settings.corpus, replace=True)  # the page's Replace, step by step
@@ -80,11 +88,7 @@ def test_replace_on_a_full_disk_never_cuts_the_article(tmp_path, seed_index, emb
 
 def test_delete_on_a_full_disk_puts_the_article_back_whole(tmp_path, seed_index, embedder):
     strays = stray_in_tmp()
-    with small_disk(tmp_path / "disk", "8m") as disk:
-        settings = Settings(corpus=disk / "corpus", index=disk / "index")
-        shutil.copytree(CORPUS, settings.corpus)
-        shutil.copytree(seed_index, settings.index)
-        write(settings.corpus, "victim.md", VICTIM)
+    with victim_archive(tmp_path, seed_index) as (disk, settings):
         sync(settings=settings, embedder=embedder)
         before = folder_state(settings.corpus)
         filler = fill(disk, 0)
