@@ -19,6 +19,7 @@ abstains and quotes it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,7 +163,8 @@ class ExtractiveAnswerer:
             sentences.append(AnswerSentence(j.candidates[group[0]].sentence.text, tuple(refs)))
         caveat = self._differ(j, chosen[0][0], rival, sentences) if rival is not None else None
         if j.missing:  # what the question asks that the answer does not say is said, not hidden
-            unsaid_note = f"{UNSAID_TEXT} {', '.join(repr(x) for x in dict.fromkeys(j.missing))}."
+            said = dict.fromkeys(_as_asked(x, evidence.question) for x in j.missing)
+            unsaid_note = f"{UNSAID_TEXT} {', '.join(f'“{x}”' for x in said)}."
             caveat = f"{unsaid_note} {caveat}" if caveat else unsaid_note
         body = " ".join(f"{_one_line(a.text)} {''.join(f'[{n}]' for n in a.citations)}" for a in sentences)
         return Answer(question, f"{caveat} {body}" if caveat else body, sentences, citations, caveat=caveat)
@@ -257,6 +259,12 @@ def _eligible(c: Candidate, kind: Kind, noun: str | None, focus: str) -> bool:
 def _said(history) -> str:
     """What the conversation's earlier answers said, on one line (their quoted sentences are inside it)."""
     return " ".join(_one_line(t.content) for t in history if t.role == "assistant")
+
+
+def _as_asked(word: str, question: str) -> str:
+    """``word`` as the question writes it ("South" for the check's "south"), else as it is."""
+    found = re.search(rf"\b{re.escape(word)}\b", question, re.IGNORECASE)
+    return found[0] if found else word
 
 
 def _one_line(text: str) -> str:
