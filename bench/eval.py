@@ -67,12 +67,13 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, object]:
         key = key.strip()
         if not sep or key not in names:
             raise UsageError(f"--set {pair!r}: use NAME=VALUE with NAME one of {', '.join(names)}")
-        kind = type(getattr(defaults, key))
+        default = getattr(defaults, key)
+        kind = float if default is None else type(default)  # abstain_below: None means the ranker's threshold
         try:
             out[key] = kind(raw.strip())
         except ValueError:
             raise UsageError(f"--set {pair!r}: {key} takes a {kind.__name__}, e.g. "
-                             f"{key}={getattr(defaults, key)}") from None
+                             f"{key}={default if default is not None else 0.5}") from None
     return out
 
 
