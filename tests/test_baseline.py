@@ -14,14 +14,21 @@ def quoted(sentence: str) -> Answer:
 
 
 def test_a_moved_answer_is_listed_with_what_it_was_and_is():
-    before = [line("seed", "Who met?", quoted("Yoon met Umerov."))]
-    after = [line("seed", "Who met?", quoted("Umerov met Yoon."))]
+    before = [line("newsqa-dev", "Who met?", quoted("Yoon met Umerov."))]
+    after = [line("newsqa-dev", "Who met?", quoted("Umerov met Yoon."))]
     assert changes(before, before) == []
     (moved,) = changes(before, after)
     assert "Who met?" in moved and "'Yoon met Umerov.'" in moved and "'Umerov met Yoon.'" in moved
-    refused = [line("seed", "Who met?", Answer("Who met?", "The articles ...", abstained=True))]
+    refused = [line("newsqa-dev", "Who met?", Answer("Who met?", "The articles ...", abstained=True))]
     assert "now: refused" in changes(before, refused)[0]
-    assert changes(before, []) == ["question gone [seed] Who met?"]
+    assert changes(before, []) == ["question gone [newsqa-dev] Who met?"]
+
+
+def test_the_shared_sets_text_stays_outside_the_project():
+    row = line("squad", "Who met?", quoted("Yoon met Umerov."))
+    assert "Who met" not in str(row) and "Yoon" not in str(row) and row["question"].startswith("sha256:")
+    moved = changes([row], [line("squad", "Who met?", quoted("Umerov met Yoon."))])
+    assert len(moved) == 1 and "[squad] sha256:" in moved[0]
 
 
 @pytest.mark.skipif(not (BASELINE.parent.parent.parent / "shared" / "eval").is_dir(), reason="needs ../shared/eval")
