@@ -103,7 +103,7 @@ class ExtractiveAnswerer:
     def judge(self, evidence: Evidence) -> Judgement:
         """Each eligible candidate's features, scored by the ranker: the best one, and whether it answers."""
         scene = stage(evidence)
-        focus, kind, noun, candidates = scene.focus, scene.kind, scene.noun, scene.candidates
+        focus, kind, candidates = scene.focus, scene.kind, scene.candidates
         if not candidates:
             none = np.zeros(0, bool)
             return Judgement(kind, focus, [], np.zeros(0), none, none, -1, 0.0, (), False)
@@ -111,7 +111,7 @@ class ExtractiveAnswerer:
         scores = self.ranker.logits(table)
         best = int(np.argmax(scores))
         confidence = float(1 / (1 + np.exp(-scores[best])))
-        missing = unsaid(focus, kind, noun, evidence, candidates[best], features.PREFIX_CHARS)
+        missing = tuple(x for found in scene.unsaid[best].values() for x in found)  # the features' own, not again
         return Judgement(kind, focus, candidates, scores, scene.typed.astype(bool),
                          table[:, features.NAMES.index("anchored")].astype(bool), best, confidence, missing,
                          confidence >= self.threshold)

@@ -17,7 +17,7 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -34,6 +34,8 @@ FOCUS_WEIGHT = 2.0
 PREFIX_CHARS = 5
 #: "Next to a question term": at most this many words apart.
 ANCHOR_WORDS = 3
+#: For a follow-up: a borrowed term that an earlier answer already said counts this much.
+SAID_TERMS_WEIGHT = 0.3
 #: For a follow-up: share of a sentence's similarity measured against the question as asked.
 ASKED_SHARE = 0.5
 
@@ -68,7 +70,7 @@ class Scene:
         weights = {t: 1.0 for t in borrowed} | {t: FOCUS_WEIGHT for t in own}
         if e.reading.contextual:
             said = set(stems(self.said))
-            weights = {t: w * 0.3 if t in said and t in borrowed else w for t, w in weights.items()}
+            weights = {t: w * SAID_TERMS_WEIGHT if t in said and t in borrowed else w for t, w in weights.items()}
         topic = set(stem_lists([" ".join(dict.fromkeys(p.title for p in e.passages))])[0])
         weights = {t: w * (TOPIC_WEIGHT if t in topic else 1.0) for t, w in weights.items()}
         df = {t: sum(t in h for h in self.held) for t in weights}
@@ -273,8 +275,7 @@ def answer_spans(kind: Kind, noun: str | None, focus: str, text: str) -> list[tu
     """The spans of ``text``'s values of the asked-for kind that stand within a few words of a question term
     ("412 flights" for "how many flights"); all of them in a sentence about the "which / what X" asked for."""
     values = facts.spans(kind, text, focus, noun)
-    terms = frozenset(stem_lists([focus])[0])
-    asked_noun = stemmer().stemWord(noun) if noun else None
+    terms, asked_noun = _asked_terms(focus, noun)
     if not values or not terms:
         return []
     words = [(m.start(), m.end(), m[0].lower()) for m in WORDS.finditer(text)]
@@ -291,6 +292,12 @@ def answer_spans(kind: Kind, noun: str | None, focus: str, text: str) -> list[tu
         if any(abs(k - v) <= ANCHOR_WORDS for v in span for k in near if k not in span):
             out.append((start, end))
     return out
+
+
+@lru_cache(maxsize=1024)
+def _asked_terms(focus: str, noun: str | None) -> tuple[frozenset[str], str | None]:
+    """The question's stemmed terms and its asked-for noun's stem: the same for every candidate sentence."""
+    return frozenset(stem_lists([focus])[0]), stemmer().stemWord(noun) if noun else None
 
 
 def _day(value: str | None) -> dt.date | None:
