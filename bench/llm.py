@@ -4,6 +4,11 @@
     python -m bench.llm --local-model qwen2.5-1.5b   # the 1.5B that `make run-llm` serves
     python -m bench.llm --news 140 --squad 100   # more questions (about 12 s each on 2 shared cores)
     python -m bench.llm --url http://127.0.0.1:11434/v1 --model qwen2.5:7b   # another endpoint (Ollama, ...)
+    python -m bench.llm --realnews 30 --news 0 --squad 0   # real news: 30 questions of dev and of check each
+
+``--realnews N`` asks N questions of each real-news set (``bench.realnews``: dev 2024, check 2025, prepared outside
+the project), every (size/N)-th in file order, on the day of the quiz, and scores them as the independent check
+does: the correct choice in the answer's first sentence and anywhere in it, refused, sentences kept, fell back.
 
 For each question, both answerers over one index, side by side:
 
@@ -38,6 +43,7 @@ import numpy as np
 from bench import newsqa
 from bench.data import RESULTS, contains, squad_set, write_squad_corpus
 from bench.report import save_json
+from qa.answer import Answer, Checked, Token
 
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 
@@ -71,8 +77,81 @@ def run(url: str, model: str | None, news: int, squad: int, timeout: float = 120
     return results
 
 
+def run_realnews(url: str, model: str | None, per_set: int, timeout: float = 120.0) -> dict:
+    """Quotes beside written answers on ``per_set`` questions of each real-news set, over its kept index."""
+    from bench import realnews
+    from qa import Assistant
+    from qa.config import configure_offline
+    from qa.embedding import load_embedder
+    from qa.written import Endpoint
+
+    configure_offline()
+    embedder = load_embedder("all-MiniLM-L6-v2")
+    writer = Endpoint(url, model, None, timeout)
+    results = {}
+    for name in realnews.SETS:
+        records = realnews.load(name)
+        step = max(1, len(records) // per_set)
+        records = records[::step][:per_set]
+        retriever = realnews.open_index(name, embedder=embedder)
+        quotes, written = Assistant(retriever), Assistant(retriever, writer=writer)
+        rows = []
+        for record in records:
+            started = time.perf_counter()
+            q = quotes.ask(record["question"], as_of=record["as_of"])
+            q_time = time.perf_counter() - started
+            started, first, events = time.perf_counter(), None, []
+            for event in written.stream(record["question"], as_of=record["as_of"]):
+                if first is None and isinstance(event, Token):
+                    first = time.perf_counter() - started
+                events.append(event)
+            total = time.perf_counter() - started
+            w = events[-1]
+            checked = [e for e in events if isinstance(e, Checked)]
+            rows.append({"id": record["id"], "quotes": _realnews_score(q, record["answer"]),
+                         "written": _realnews_score(w, record["answer"]), "quotes_s": q_time,
+                         "first_token_s": first, "total_s": total, "called": first is not None,
+                         "sentences": len(checked), "kept": sum(c.supported for c in checked),
+                         "fallback": w.notice is not None})
+            print(f"realnews {name} {len(rows)}/{len(records)}: quotes {rows[-1]['quotes']} written "
+                  f"{rows[-1]['written']} kept {rows[-1]['kept']}/{rows[-1]['sentences']} {total:.1f} s",
+                  file=sys.stderr)
+        retriever.close()
+        results[name] = rows
+    return results
+
+
+def _realnews_score(answer, gold: str) -> dict:
+    from bench.realnews import holds
+
+    first = answer.sentences[0].text if answer.sentences and not answer.abstained else ""
+    return {"first": holds(first, gold), "answer": not answer.abstained and holds(answer.text, gold),
+            "refused": answer.abstained}
+
+
+def render_realnews(results: dict, model: str) -> str:
+    cell = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
+    lines = ["| set | answerer | n | first sentence | in the answer | refused | kept sentences | fell back | "
+             "first token p50 | total p50 |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, rows in results.items():
+        called = [r for r in rows if r["called"]]
+        for who in ("quotes", model):
+            key = "quotes" if who == "quotes" else "written"
+            rates = [cell(_rate([r[key][m] for r in rows])) for m in ("first", "answer", "refused")]
+            if key == "quotes":
+                rest = f"- | - | - | {np.median([r['quotes_s'] for r in rows]) * 1000:.0f} ms"
+            else:
+                sentences = sum(r["sentences"] for r in called)
+                kept = cell(sum(r["kept"] for r in called) / sentences if sentences else None)
+                firsts = [r["first_token_s"] for r in called]
+                times = f"{np.median(firsts):.1f} s | {np.median([r['total_s'] for r in rows]):.1f} s" \
+                    if called else "- | -"
+                rest = f"{kept} | {sum(r['fallback'] for r in rows)}/{len(rows)} | {times}"
+            lines.append(f"| {name} | {who} | {len(rows)} | " + " | ".join(rates) + f" | {rest} |")
+    return "\n".join(lines)
+
+
 def _compare(cases, quotes, written, retriever) -> dict:
-    from qa.answer import Answer, Checked, Token
     from qa.written import check, prompt
 
     rows = []
@@ -162,6 +241,8 @@ def _rate(flags) -> float | None:
 
 
 def render(results: dict) -> str:
+    if "news" not in results and "squad" not in results:
+        return ""
     cell = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
     lines = ["| set | answerer | n | gold in answer | abstained | kept sentences | fell back | first token p50 | "
              "total p50 |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -249,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the model the local server loads (qa/written/local.py)")
     parser.add_argument("--news", type=int, default=40, help="news dev questions (default: the first 40)")
     parser.add_argument("--squad", type=int, default=30, help="SQuAD sample questions (default: 30, seeded)")
+    parser.add_argument("--realnews", type=int, default=0, metavar="N",
+                        help="also N questions of each real-news set (bench.realnews; default: none)")
     parser.add_argument("--out", type=Path, default=RESULTS / "llm.json")
     parser.add_argument("--calibrate", action="store_true", help="only the calibration of SIMILAR_ABOVE (no model)")
     args = parser.parse_args(argv)
@@ -257,20 +340,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{result['n']} sentences: " + ", ".join(f"{c['threshold']:.2f} keeps {c['kept']:.1%} / rejects "
                                                        f"{c['caught']:.1%}" for c in result["table"]))
         return 0
-    results = run_with_server(args.url, args.model, args.local_model, args.news, args.squad)
+    results = run_with_server(args.url, args.model, args.local_model, args.news, args.squad, args.realnews)
     print(render(results))
+    if "realnews" in results:
+        print(render_realnews(results["realnews"], results.get("model") or args.model or "written"))
     print(f"saved {save_json(results, args.out)}")
     return 0
 
 
-def run_with_server(url: str | None, model: str | None, local_model: str, news: int, squad: int) -> dict:
+def run_with_server(url: str | None, model: str | None, local_model: str, news: int, squad: int,
+                    realnews: int = 0) -> dict:
     if url:
-        return run(url, model, news, squad)
+        return _run_all(url, model, news, squad, realnews)
     from qa.written.local import LocalServer
 
     with LocalServer(local_model) as server:
-        results = run(server.url, None, news, squad)
+        results = _run_all(server.url, None, news, squad, realnews)
     results["model"] = local_model
+    return results
+
+
+def _run_all(url: str, model: str | None, news: int, squad: int, realnews: int) -> dict:
+    results = run(url, model, news, squad) if news or squad else {"url": url}
+    if realnews:
+        results["realnews"] = run_realnews(url, model, realnews)
     return results
 
 
