@@ -87,11 +87,13 @@ def synthetic_article(aid: str, title: str, date: str | None, chunks: list[str])
 
 
 class New:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, model: str = "synthetic"):
+        """``model``: the model the index names (bench/scale.py names the bundled one, to ask it questions)."""
         from qa.store.local import LocalStore
 
         self.store = LocalStore(folder, writable=True)
         self.folder = folder
+        self.model = model
 
     def _writes(self, articles, seed):
         from qa.store import ArticleWrite
@@ -107,7 +109,7 @@ class New:
         from qa.store import Commit, Manifest
 
         with self.store.lock():
-            self.store.commit(Commit(Manifest("synthetic", DIM, 128, 1), tuple(remove), self._writes(articles, seed)))
+            self.store.commit(Commit(Manifest(self.model, DIM, 128, 1), tuple(remove), self._writes(articles, seed)))
 
     def compact(self):
         with self.store.lock():
