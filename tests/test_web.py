@@ -502,11 +502,11 @@ def test_a_conversation_survives_a_reload_and_past_chats_are_listed(page, served
 
 @pytest.mark.browser
 def test_stop_while_streaming_ask_disabled_while_pending_and_ask_again(page, monkeypatch):
-    import qa.web.app
+    import qa.web.handlers
 
     # Slow enough to press Stop in the middle, also on a loaded machine: at 1.5 s, with two suites on 2 cores, Stop
     # landed only after the fourth citation.
-    monkeypatch.setattr(qa.web.app, "_STREAM_PAUSE", 3.0)
+    monkeypatch.setattr(qa.web.handlers, "_STREAM_PAUSE", 3.0)
     page.fill("#qa-question textarea", "What ammunition was discussed?")
     page.keyboard.press("Enter")
     page.locator("#qa-stop").wait_for()
@@ -521,7 +521,7 @@ def test_stop_while_streaming_ask_disabled_while_pending_and_ask_again(page, mon
     assert last_answer(page) == stopped and "[3]" not in stopped
     assert page.locator("#qa-chat [data-testid=\"bot\"]").count() == 1
 
-    monkeypatch.setattr(qa.web.app, "_STREAM_PAUSE", 0.05)
+    monkeypatch.setattr(qa.web.handlers, "_STREAM_PAUSE", 0.05)
     page.click("#qa-again")  # the last question once more, in place of its answer
     page.wait_for_function("() => document.querySelector('#qa-chat').innerText.includes('[3]')", timeout=30_000)
     page.locator("#qa-send").wait_for()

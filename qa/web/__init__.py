@@ -7,7 +7,7 @@ chat is also an API (``/ask``, ``/search``, ``/articles``) for ``gradio_client``
 
 - :mod:`qa.web.render`: pure functions from answers and index facts to escaped Markdown/HTML;
 - :mod:`qa.web.archive`: saving uploads, deleting and syncing, and the reports of those;
-- :mod:`qa.web.app`: the Gradio app wiring, with ``static/style.css`` and ``static/app.js``;
+- :mod:`qa.web.app`: the Gradio app put together (its docstring says which module holds what);
 - :mod:`qa.web.cli`: ``python app.py``, its settings read through :class:`qa.config.WebSettings`.
 """
 
