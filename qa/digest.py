@@ -20,8 +20,10 @@ from qa.chunking import split_sentences
 from qa.listing import MAX_PAGE_SIZE
 from qa.when import Period, as_of_day, period
 
-__all__ = ["DEFAULT_DAYS", "Digest", "Story", "asks_for_digest", "digest"]
+__all__ = ["DEFAULT_DAYS", "DIGEST", "Digest", "Story", "asks_for_digest", "digest"]
 
+#: The ``answerer`` of a digest's Answer: the page shows its sentences as a list, one story each.
+DIGEST = "digest"
 #: The window of "Summarize the news" (no time words): the archive's newest day and the days before it.
 DEFAULT_DAYS = 7
 #: The most stories a digest tells, and the most articles read for one.
@@ -111,12 +113,12 @@ class Digest:
             f"{self.window.since} to {self.window.until}"
         if not sentences:
             return Answer(self.question, f"No articles in the archive are dated {days}.", abstained=True,
-                          reason="digest: no articles in the window")
+                          reason="digest: no articles in the window", answerer=DIGEST)
         told = len(self.stories)
         caveat = (f"Digest of {days}: {self.total} article{'s' * (self.total != 1)}, {told} "
                   f"stor{'ies' if told != 1 else 'y'}{' (the newest)' if told == MAX_STORIES else ''}, newest first.")
         text = " ".join(f"{s.text} {''.join(f'[{n}]' for n in s.citations)}" for s in sentences)
-        return Answer(self.question, text, sentences, citations, caveat=caveat)
+        return Answer(self.question, f"{caveat} {text}", sentences, citations, caveat=caveat, answerer=DIGEST)
 
 
 def digest(retriever, question: str, as_of: str | dt.date | None = None) -> Digest:

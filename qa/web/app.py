@@ -88,10 +88,15 @@ def wire(state: AppState, p: layout.Page, refresh, listing: dict, app: gr.Blocks
     p.delete_button.click(delete_chat, store, store, js="(s) => confirm('Delete this chat from this browser?') "
                           f"? s : '{CANCELLED}'", **private).then(handlers.show, store, shown, **private)
     p.export_button.click(handlers.export, store, p.export_file, **private)
+    p.feedback_button.click(handlers.export_feedback, store, p.feedback_file, **private)
+    p.sources.click(handlers.feedback, store, store, **private)
     filters = [p.source, p.since, p.until, p.undated]
-    for box in filters:
-        box.change(handlers.check_filters, filters, [p.filters_box, p.filter_note], **quiet)
-    p.clear.click(lambda: ("", None, None, True), None, filters, **private)
+    badge = [p.filters_box, p.filter_note]
+    for box in filters:  # one at a time, the last change's values winning: the badge never shows older ones
+        box.change(handlers.check_filters, filters, badge, concurrency_id="filters", concurrency_limit=1,
+                   trigger_mode="always_last", **quiet)
+    p.clear.click(lambda: ("", None, None, True, gr.update(label="Filters"), ""), None, [*filters, *badge],
+                  **private)
     app.load(handlers.show, store, shown, **quiet).then(refresh, None, [p.status, p.source], **quiet).then(
         **listing)
     if state.assistant.writes:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import gradio as gr
 
+from qa.corpus import SUPPORTED_EXTENSIONS
 from qa.listing import PAGE_SIZE, SORT_KEYS
 from qa.web import archive_tab as tab
 from qa.web.archive import MAX_UPLOAD_BYTES
@@ -39,7 +40,7 @@ def build(app: AppState, refresh: Callable, refreshed: list) -> dict:
             js_on_load=None)
     with gr.Row(equal_height=False, elem_id="qa-archive-actions"):
         upload = gr.File(label="Upload articles (.md .txt .html .htm .json .jsonl)", file_count="multiple",
-                         elem_id="qa-upload", height=120, scale=4)
+                         elem_id="qa-upload", height=120, scale=4, file_types=list(SUPPORTED_EXTENSIONS))
         with gr.Column(scale=1, min_width=160):
             sync_button = gr.Button("Sync with folder", elem_id="qa-sync")
             gr.HTML('<p class="qa-hint">Picks up files added, changed or removed in the corpus folder by hand.</p>',

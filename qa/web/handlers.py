@@ -12,10 +12,12 @@ import gradio as gr
 
 from qa.answer import QUOTES, QUOTES_AUTHOR, WRITTEN, Answer, Checked, Quoted, Token, written_by
 from qa.assistant import Assistant
+from qa.digest import DIGEST, asks_for_digest, digest
 from qa.filters import FilterError, Filters
 from qa.metadata import repair
 from qa.web import chats
 from qa.web.archive import safe_name
+from qa.web.followups import followups
 from qa.web.render import (
     answer_markdown,
     chat_turns,
@@ -52,7 +54,7 @@ def respond(app: AppState, question: str, store: dict, source: str, since: str |
     """Stream the answer to ``question`` into the current chat; yields the page's outputs as it goes (a
     partial answer at each step), saving the chat in the browser once the answer is known."""
     store = chats.clean(store)
-    messages, groups, turns = chats.view(chats.answers(store))
+    messages, groups, turns = chats.view(chats.answers(store), chats.notes(store))
     question = " ".join(repair(question or "").split())  # a lone surrogate could not be sent to the page
     busy, idle = buttons(True), buttons(False)
     if not question:
@@ -63,9 +65,12 @@ def respond(app: AppState, question: str, store: dict, source: str, since: str |
         gr.skip(), *busy, gr.skip(), gr.skip()
     turn = len(groups) + 1
     try:
-        events = app.assistant.stream(question, history=chat_turns(turns), source=source or None,
-                                      since=since or None, until=until or None, undated=bool(undated),
-                                      quotes=author == QUOTES)
+        if asks_for_digest(question):  # "What happened in early December?": the window's stories
+            events = iter([digest(app.retriever, question).answer()])
+        else:
+            events = app.assistant.stream(question, history=chat_turns(turns), source=source or None,
+                                          since=since or None, until=until or None, undated=bool(undated),
+                                          quotes=author == QUOTES)
         quoted, written, checked = None, "", []
         for event in events:
             if isinstance(event, Answer):
@@ -92,7 +97,8 @@ def respond(app: AppState, question: str, store: dict, source: str, since: str |
         note = {"role": "assistant", "content": escape_markdown(f"Cannot search: {exc}")}
         yield "", [*asked, note], sources_html(groups), gr.skip(), *idle, gr.skip(), False
         return
-    store = chats.add_answer(store, chats.compact(answer))  # in the place of the quotes saved before it
+    asks = [] if answer.answerer == DIGEST else followups(app.retriever, answer)  # drawn from the cited articles
+    store = chats.add_answer(store, chats.compact(answer), asks)  # in the place of the quotes saved before it
     listed = gr.update(choices=chats.choices(store), value=store["current"])
     groups = [*groups, sources_group(answer, turn)]
     steps = range(1, len(answer.sentences) + 1) if not answer.abstained and answer.sentences else [None]
@@ -101,7 +107,8 @@ def respond(app: AppState, question: str, store: dict, source: str, since: str |
             time.sleep(_STREAM_PAUSE)
         last = n is None or n == len(answer.sentences)
         # The store goes with every step: Gradio may merge the steps of a fast stream into its last one.
-        yield ("", [*asked, {"role": "assistant", "content": answer_markdown(answer, turn, n)}],
+        content = answer_markdown(answer, turn, n) + (chats.followups_markdown(asks) if last else "")
+        yield ("", [*asked, {"role": "assistant", "content": content}],
                sources_html(groups), store, *(idle if last else busy), listed, False)
 
 
@@ -122,7 +129,7 @@ def again(store: dict):
 def show(store: dict):
     """The current chat drawn again from the store (on load, and after choosing a chat)."""
     store = chats.clean(store)
-    messages, groups, _ = chats.view(chats.answers(store))
+    messages, groups, _ = chats.view(chats.answers(store), chats.notes(store))
     chat = chats.current(store)
     return (messages, sources_html(groups), gr.update(choices=chats.choices(store), value=store["current"]),
             (chat or {}).get("title", ""), gr.update(interactive=bool(messages)))
@@ -140,12 +147,37 @@ def export(store: dict):
     store = chats.clean(store)
     chat = chats.current(store)
     if chat is None:
+        gr.Warning("No chat is chosen: pick one under Past chats, or ask a question, then export.")
         return gr.update(value=None, visible=False)
     title = str(chat.get("title") or "chat")
+    return gr.update(value=_download(safe_name(title.replace(" ", "-"))[:60] + ".md",
+                                     chats.export_markdown(title, chats.answers(store))), visible=True)
+
+
+def export_feedback(store: dict):
+    """The answers judged with the Feedback buttons, in every chat, as a JSON Lines question set to download."""
+    lines = chats.feedback_jsonl(store)
+    if not lines:
+        gr.Warning("No feedback yet: mark an answer Good, Wrong or Should have refused under Sources first.")
+        return gr.update(value=None, visible=False)
+    return gr.update(value=_download("feedback.jsonl", lines), visible=True)
+
+
+def feedback(evt: gr.EventData, store: dict):
+    """A Feedback button under Sources: its verdict kept on that answer of the current chat. The page has
+    marked the button already (the panel is not drawn again: an older answer's cards, opened, stay open)."""
+    data = getattr(evt, "_data", None) or {}
+    turn, verdict = data.get("turn"), data.get("verdict")
+    if not isinstance(turn, int) or not isinstance(verdict, str):
+        return gr.skip()
+    return chats.set_feedback(store, turn, verdict)
+
+
+def _download(name: str, text: str) -> str:
     folder = Path(tempfile.mkdtemp(prefix="qa-chat-"))  # Gradio serves it once, as a download
-    path = folder / (safe_name(title.replace(" ", "-"))[:60] + ".md")
-    path.write_text(chats.export_markdown(title, chats.answers(store)), encoding="utf-8")
-    return gr.update(value=str(path), visible=True)
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
 
 
 def check_filters(source: str, since: str | None, until: str | None, undated: bool):

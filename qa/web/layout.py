@@ -19,6 +19,17 @@ from qa.web.render import sources_html, status_html
 from qa.web.state import AppState
 
 Page = SimpleNamespace  # the page's components, by the names below
+#: A Feedback button under Sources: its verdict sent to the server (Copy buttons are handled by app.js).
+FEEDBACK_JS = """
+element.addEventListener('click', (event) => {
+  const button = event.target.closest('[data-feedback]');
+  if (!button) return;
+  const on = button.getAttribute('aria-pressed') !== 'true';  // shown at once; the same verdict again takes it back
+  button.parentElement.querySelectorAll('[data-feedback]').forEach((b) => b.setAttribute('aria-pressed', 'false'));
+  button.setAttribute('aria-pressed', String(on));
+  trigger('click', {turn: Number(button.dataset.turn), verdict: button.dataset.feedback});
+});
+"""
 
 
 def build(app: AppState, secret: str, articles: Callable[[Page], None]) -> Page:
@@ -32,6 +43,8 @@ def build(app: AppState, secret: str, articles: Callable[[Page], None]) -> Page:
         gr.HTML('<h1 class="qa-h1">News archive Q&amp;A</h1>'
                 '<p class="qa-sub">Answers quote the articles; every sentence is cited.</p>', js_on_load=None)
         p.status = gr.HTML(status_html(app.retriever.info()), elem_id="qa-status", js_on_load=None)
+        gr.HTML('<button type="button" id="qa-theme" title="Light or dark (Alt+T)">Dark</button>',
+                js_on_load=None, elem_id="qa-theme-box")
     with gr.Tabs():
         with gr.Tab("Ask", id="ask"):
             ask_tab(p, app)
@@ -50,6 +63,11 @@ def sidebar(p: Page) -> None:
             p.delete_button = gr.Button("Delete chat", size="sm", variant="stop", elem_id="qa-delete-chat")
         p.export_button = gr.Button("Export as Markdown", size="sm", elem_id="qa-export")
         p.export_file = gr.File(label="The chat, with its citations", visible=False, elem_id="qa-export-file")
+        p.feedback_button = gr.Button("Export feedback (JSON Lines)", size="sm", elem_id="qa-export-feedback")
+        p.feedback_file = gr.File(label="Judged answers, as a question set", visible=False,
+                                  elem_id="qa-feedback-file")
+        gr.HTML('<p class="qa-hint">Keys: <kbd>/</kbd> the question, <kbd>Esc</kbd> stop or close, '
+                "<kbd>Alt</kbd>+<kbd>N</kbd> new chat.</p>", js_on_load=None)
 
 
 def ask_tab(p: Page, app: AppState) -> None:
@@ -79,7 +97,7 @@ def ask_tab(p: Page, app: AppState) -> None:
                                      "its citations support.")
             filters(p)
         with gr.Column(scale=2, min_width=300, elem_id="qa-sources-col"):
-            p.sources = gr.HTML(sources_html([]), elem_id="qa-sources", js_on_load=None)
+            p.sources = gr.HTML(sources_html([]), elem_id="qa-sources", js_on_load=FEEDBACK_JS)
     gr.HTML('<button type="button" id="qa-sources-toggle" aria-controls="qa-sources-col">Sources'
             "</button>", js_on_load=None, elem_id="qa-sources-toggle-box")
 
@@ -87,7 +105,8 @@ def ask_tab(p: Page, app: AppState) -> None:
 def filters(p: Page) -> None:
     with gr.Accordion("Filters", open=False, elem_id="qa-filters") as p.filters_box:
         with gr.Row():
-            p.source = gr.Dropdown(label="Source", choices=[("All sources", "")], value="",
+            # Not filterable: typing would filter by the chosen label, hiding a lone source behind "All sources".
+            p.source = gr.Dropdown(label="Source", choices=[("All sources", "")], value="", filterable=False,
                                    scale=2, elem_id="qa-source", min_width=160)
             p.since = gr.DateTime(label="From date", include_time=False, type="string", scale=1,
                                   elem_id="qa-since")
