@@ -54,6 +54,7 @@ def main() -> None:
                 page.goto(url)
                 page.wait_for_selector("#qa-question textarea")
                 ask(page, "What ammunition was discussed?")
+                page.evaluate("window.scrollTo(0, 0)")
                 page.screenshot(path=str(ROOT / "docs" / f"{name}.png"))
                 if name == "chat":
                     ask(page, "What happened in early December 2024?")

@@ -240,14 +240,24 @@ def test_digest_copy_feedback_export_and_a_follow_up_by_click(browser, served3):
 
 
 @pytest.mark.browser
-def test_keys_slash_escape_and_new_chat(browser, served3):  # noqa: F811
+def test_keys_slash_escape_and_new_chat(browser, served3, monkeypatch):  # noqa: F811
+    import qa.web.handlers
+
     context, page = open_page(browser, served3[0])
     try:
         page.locator("#qa-status").click()
         page.keyboard.press("/")
         assert page.evaluate("document.activeElement === document.querySelector('#qa-question textarea')")
         assert page.locator("#qa-question textarea").input_value() == ""  # the key is not typed
-        ask(page, "What ammunition was discussed?", turn=1)
+        monkeypatch.setattr(qa.web.handlers, "_STREAM_PAUSE", 3.0)  # slow enough to stop in the middle
+        page.fill("#qa-question textarea", "What ammunition was discussed?")
+        page.keyboard.press("Enter")
+        page.locator("#qa-stop").wait_for()
+        page.wait_for_function("() => document.querySelectorAll('#qa-chat a[href^=\"#qa-src-1-\"]').length >= 1")
+        page.keyboard.press("Escape")  # stops the answer
+        page.locator("#qa-send").wait_for(timeout=5000)
+        assert "[3]" not in last_answer(page)
+        monkeypatch.setattr(qa.web.handlers, "_STREAM_PAUSE", 0.05)
         page.locator("#qa-status").click()
         page.keyboard.press("Alt+n")  # a new chat: the page empties
         page.wait_for_function("() => !document.querySelector('#qa-chat [data-testid=\"bot\"]')")
