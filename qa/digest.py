@@ -121,11 +121,17 @@ class Digest:
         return Answer(self.question, f"{caveat} {text}", sentences, citations, caveat=caveat, answerer=DIGEST)
 
 
-def digest(retriever, question: str, as_of: str | dt.date | None = None) -> Digest:
+def digest(retriever, question: str, as_of: str | dt.date | None = None, source: str | None = None,
+           since: str | None = None, until: str | None = None) -> Digest:
     """The digest that answers ``question`` from ``retriever``'s index: the window its time words name (relative
-    to ``as_of``, default today), else the :data:`DEFAULT_DAYS` days up to the archive's newest article."""
-    rows = _dated_rows(retriever)
+    to ``as_of``, default today); without any, the dates ``since``/``until`` (a form's filters) or else the
+    :data:`DEFAULT_DAYS` days up to the archive's newest article. ``source`` keeps that source's articles only."""
+    rows = [r for r in _dated_rows(retriever) if not source or r.source == source]
     window = period(question, as_of_day(as_of))
+    if window is None and (since or until):
+        first = since or (rows[-1].date[:10] if rows else "0001-01-01")
+        last = until or (rows[0].date[:10] if rows else as_of_day(as_of).isoformat())
+        window = Period(first, last, "the filters' dates")
     if window is None:
         newest = dt.date.fromisoformat(rows[0].date[:10]) if rows else as_of_day(as_of)
         window = Period((newest - dt.timedelta(days=DEFAULT_DAYS - 1)).isoformat(), newest.isoformat(),

@@ -55,3 +55,31 @@ def test_an_empty_window_says_so_and_no_time_words_take_the_archive_last_days(re
                                       "Summarize the article about ammunition", "What is new in the ammunition talks?"])
 def test_a_topic_left_after_the_time_words_is_a_fact_question(question):
     assert not asks_for_digest(question)
+
+
+def test_without_time_words_the_filters_dates_and_source_make_the_window(retriever):
+    result = digest(retriever, "Summarize the news", since="2024-11-01", until="2024-11-30")
+    assert (result.window.since, result.window.until) == ("2024-11-01", "2024-11-30") and result.total == 1
+    assert digest(retriever, "Summarize the news", source="Nowhere Wire").answer().abstained
+    timed = digest(retriever, "What happened in early March 2023?", as_of="2024-12-31", since="2024-11-01")
+    assert timed.window.since == "2023-03-01"  # the question's own time words come first
+
+
+def test_the_api_answers_a_period_question_with_a_digest(seed_index, embedder, tmp_path):
+    import shutil
+
+    from conftest import CORPUS
+
+    from qa.config import Settings
+    from qa.web import api
+    from qa.web.startup import start
+
+    shutil.copytree(CORPUS, tmp_path / "corpus")
+    shutil.copytree(seed_index, tmp_path / "index")
+    state = start(Settings(corpus=tmp_path / "corpus", index=tmp_path / "index"), embedder)
+    try:
+        answer = api.ask(state, "What happened in late November 2024?")
+        assert answer["answerer"] == "digest" and answer["citations"] and not answer["abstained"]
+        assert "Digest of 2024-11-21 to 2024-11-30" in answer["text"]
+    finally:
+        state.retriever.close()

@@ -8,6 +8,8 @@ from dataclasses import asdict
 import gradio as gr
 
 from qa import checks
+from qa.digest import asks_for_digest, digest
+from qa.filters import Filters
 from qa.listing import PAGE_SIZE, SORT_KEYS
 from qa.web.render import chat_turns
 from qa.web.state import AppState, bind
@@ -24,7 +26,8 @@ MAX_K = 50
 
 def ask(app: AppState, question: str, history: list[dict] | None = None, source: str | None = None,
         since: str | None = None, until: str | None = None, undated: bool = True) -> dict:
-    """Answer a question from the news articles: the answer text and its numbered citations.
+    """Answer a question from the news articles: the answer text and its numbered citations. A question about
+    a period ("What happened in early December 2024?") is answered with a digest of that window's stories.
 
     ``source``, ``since`` and ``until`` (YYYY-MM-DD) narrow the search; ``undated``: whether articles
     without a date are kept when a date range is given.
@@ -32,9 +35,14 @@ def ask(app: AppState, question: str, history: list[dict] | None = None, source:
     try:
         question = checks.text(question, "question", EXAMPLES[0], required=True)
         turns = chat_turns(checks.history(history))
-        answer = app.assistant.ask(question, history=turns, source=_optional(source, "source", "Wire"),
-                                   since=_optional(since, "since", "2024-11-27"),
-                                   until=_optional(until, "until", "2024-11-30"), undated=undated is not False)
+        source, since, until = (_optional(source, "source", "Wire"), _optional(since, "since", "2024-11-27"),
+                                _optional(until, "until", "2024-11-30"))
+        if asks_for_digest(question):  # "What happened in early December 2024?": a digest, as in the chat
+            chosen = Filters.parse(source, since, until, undated is not False)  # bad dates refused as for any
+            return digest(app.retriever, question, source=chosen.source, since=chosen.since,
+                          until=chosen.until).answer().to_dict()
+        answer = app.assistant.ask(question, history=turns, source=source, since=since, until=until,
+                                   undated=undated is not False)
     except ValueError as exc:
         raise gr.Error(str(exc), print_exception=False) from None
     return answer.to_dict()

@@ -66,7 +66,9 @@ def respond(app: AppState, question: str, store: dict, source: str, since: str |
     turn = len(groups) + 1
     try:
         if asks_for_digest(question):  # "What happened in early December?": the window's stories
-            events = iter([digest(app.retriever, question).answer()])
+            chosen = Filters.parse(source or None, since or None, until or None, bool(undated))  # checked
+            events = iter([digest(app.retriever, question, source=chosen.source, since=chosen.since,
+                                  until=chosen.until).answer()])
         else:
             events = app.assistant.stream(question, history=chat_turns(turns), source=source or None,
                                           since=since or None, until=until or None, undated=bool(undated),
