@@ -105,8 +105,7 @@ def ask_tab(p: Page, app: AppState) -> None:
 def filters(p: Page) -> None:
     with gr.Accordion("Filters", open=False, elem_id="qa-filters") as p.filters_box:
         with gr.Row():
-            # Not filterable: typing would filter by the chosen label, hiding a lone source behind "All sources".
-            p.source = gr.Dropdown(label="Source", choices=[("All sources", "")], value="", filterable=False,
+            p.source = gr.Dropdown(label="Source", choices=[("All sources", "")], value="",
                                    scale=2, elem_id="qa-source", min_width=160)
             p.since = gr.DateTime(label="From date", include_time=False, type="string", scale=1,
                                   elem_id="qa-since")
