@@ -263,6 +263,11 @@ def test_keys_slash_escape_and_new_chat(browser, served3, monkeypatch):  # noqa:
         page.wait_for_function("() => !document.querySelector('#qa-chat [data-testid=\"bot\"]')")
         toggle = page.locator("#qa-sidebar .toggle-button").bounding_box()
         assert toggle["x"] >= 0 and toggle["width"] >= 56  # the chats toggle, whole and labelled
+        page.click("#qa-sidebar .toggle-button")
+        page.wait_for_selector(".sidebar.open")
+        page.locator("#qa-status").click()
+        page.keyboard.press("Escape")  # closes the chats
+        page.wait_for_selector(".sidebar.open", state="detached")
         assert "Chats" in page.evaluate(
             "getComputedStyle(document.querySelector('#qa-sidebar .toggle-button'), '::after').content")
     finally:
