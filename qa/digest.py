@@ -125,31 +125,43 @@ def digest(retriever, question: str, as_of: str | dt.date | None = None, source:
            since: str | None = None, until: str | None = None) -> Digest:
     """The digest that answers ``question`` from ``retriever``'s index: the window its time words name (relative
     to ``as_of``, default today); without any, the dates ``since``/``until`` (a form's filters) or else the
-    :data:`DEFAULT_DAYS` days up to the archive's newest article. ``source`` keeps that source's articles only."""
-    rows = [r for r in _dated_rows(retriever) if not source or r.source == source]
+    :data:`DEFAULT_DAYS` days up to the archive's newest article. ``source`` keeps that source's articles only.
+    The list is read newest first, and only down to the window's first day."""
     window = period(question, as_of_day(as_of))
-    if window is None and (since or until):
-        first = since or (rows[-1].date[:10] if rows else "0001-01-01")
-        last = until or (rows[0].date[:10] if rows else as_of_day(as_of).isoformat())
-        window = Period(first, last, "the filters' dates")
+    lower = window.since if window else since
+    rows: list = []
+    for row in _newest_first(retriever, source):
+        if window is None and not (since or until):  # the archive's last days, from its newest article
+            newest = dt.date.fromisoformat(row.date[:10])
+            window = Period((newest - dt.timedelta(days=DEFAULT_DAYS - 1)).isoformat(), newest.isoformat(),
+                            f"the archive's last {DEFAULT_DAYS} days")
+            lower = window.since
+        if lower and row.date[:10] < lower:
+            break
+        rows.append(row)
+        if len(rows) >= 20 * MAX_ARTICLES:  # an open window over a large archive: its newest part is enough
+            break
     if window is None:
-        newest = dt.date.fromisoformat(rows[0].date[:10]) if rows else as_of_day(as_of)
-        window = Period((newest - dt.timedelta(days=DEFAULT_DAYS - 1)).isoformat(), newest.isoformat(),
-                        f"the archive's last {DEFAULT_DAYS} days")
+        dates = [r.date[:10] for r in rows if not until or r.date[:10] <= until]
+        today = as_of_day(as_of).isoformat()
+        window = Period(since or (dates[-1] if dates else today), until or (dates[0] if dates else today),
+                        "the filters' dates" if since or until else f"the archive's last {DEFAULT_DAYS} days")
     inside = [r for r in rows if window.holds(r.date)]
     leads = [lead for lead in (_lead(retriever, r) for r in inside[:MAX_ARTICLES]) if lead is not None]
     return Digest(question, window, tuple(_stories(leads)[:MAX_STORIES]), len(inside))
 
 
-def _dated_rows(retriever) -> list:
-    """The archive's dated articles, newest first (the list is read a page at a time)."""
-    rows, offset = [], 0
+def _newest_first(retriever, source: str | None):
+    """The archive's dated articles (of ``source`` only, when given), newest first, a page at a time."""
+    offset = 0
     while True:
         page = retriever.articles("", "date", True, offset, MAX_PAGE_SIZE)
-        rows += [r for r in page.rows if r.date]
+        for row in page.rows:
+            if row.date and (not source or row.source == source):
+                yield row
         offset += len(page.rows)
-        if not page.rows or offset >= page.total or len(rows) >= 20 * MAX_ARTICLES:
-            return rows
+        if not page.rows or offset >= page.total:
+            return
 
 
 def _lead(retriever, row) -> Lead | None:
