@@ -1,7 +1,8 @@
 """The README's screenshots, taken in headless Chromium: ``python docs/screenshots.py`` (writes docs/*.png).
 
 Starts the app over a temporary copy of the bundled corpus (plus a few sample articles, so the Articles view has
-something to page through), asks a question, and photographs the chat, the archive and the phone layout.
+something to page through), asks a question, and photographs the chat (light and dark), a digest, the archive
+and the phone layout.
 """
 
 from __future__ import annotations
@@ -47,31 +48,44 @@ def main() -> None:
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-            for name, viewport in (("chat", (1280, 800)), ("phone", (390, 844))):
-                page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+            shots = (("chat", (1280, 800), "light"), ("dark", (1280, 800), "dark"), ("phone", (390, 844), "light"))
+            for name, viewport, scheme in shots:
+                page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]}, color_scheme=scheme)
                 page.goto(url)
                 page.wait_for_selector("#qa-question textarea")
-                page.fill("#qa-question textarea", "What ammunition was discussed?")
-                page.keyboard.press("Enter")
-                page.wait_for_function("() => document.querySelector('#qa-chat').innerText.includes('[4]')",
-                                       timeout=60_000)
-                page.wait_for_timeout(800)
+                ask(page, "What ammunition was discussed?")
+                page.evaluate("window.scrollTo(0, 0)")
                 page.screenshot(path=str(ROOT / "docs" / f"{name}.png"))
                 if name == "chat":
+                    ask(page, "What happened in early December 2024?")
+                    page.screenshot(path=str(ROOT / "docs" / "digest.png"))
                     page.get_by_role("tab", name="Articles").click()
                     page.wait_for_selector("#qa-articles tbody tr")
                     page.locator("#qa-articles tbody tr").nth(1).click()
                     page.wait_for_selector("#qa-reader .qa-reader")
                     page.wait_for_timeout(500)
                     page.screenshot(path=str(ROOT / "docs" / "archive.png"), full_page=True)
-                else:
+                elif name == "phone":
                     page.click("#qa-sources-toggle")
                     page.wait_for_timeout(600)
                     page.screenshot(path=str(ROOT / "docs" / "phone-sources.png"))
+                page.close()
             browser.close()
     finally:
         app.close()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def ask(page, question: str) -> None:
+    """Ask, and wait until the answer has streamed in (Ask is back)."""
+    bots = page.locator('#qa-chat [data-testid="bot"]').count()
+    page.fill("#qa-question textarea", question)
+    page.keyboard.press("Enter")
+    page.wait_for_function("""n => document.querySelectorAll('#qa-chat [data-testid="bot"]').length > n
+                                   && !document.querySelector('.generating, .pending')
+                                   && document.querySelector('#qa-send').offsetParent !== null""", arg=bots,
+                           timeout=60_000)
+    page.wait_for_timeout(800)
 
 
 if __name__ == "__main__":

@@ -307,9 +307,9 @@ def _encode(embedder: Embedder, texts: list[str], spans: list[list[tuple[int, in
     pooled: list[np.ndarray] = [np.zeros((0, embedder.dimension), dtype=np.float32)] * len(texts)
     bar = None
     if progress and len(texts) > step:
-        from tqdm import tqdm
+        from qa.progress import bar as progress_bar
 
-        bar = tqdm(total=len(texts), desc="embedding", unit="chunk", file=sys.stderr)
+        bar = progress_bar(len(texts), "embedding", unit="chunk")
     for start in range(0, len(texts), step):
         group = order[start:start + step]
         vectors, spans_pooled = embedder.encode_with_spans([texts[i] for i in group], [spans[i] for i in group])
@@ -332,9 +332,9 @@ def _bar(progress: bool, total: int, desc: str, at_least: int, **options):
     """A tqdm bar on stderr for a step of ``total`` units, when asked for and the step is long enough."""
     if not progress or total < at_least:
         return None
-    from tqdm import tqdm
+    from qa.progress import bar
 
-    return tqdm(total=total, desc=desc, file=sys.stderr, **options)
+    return bar(total, desc, **options)
 
 
 def _drop_duplicates(articles: list[Article], kept: dict[str, str], indexed: set[str]

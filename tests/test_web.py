@@ -357,8 +357,11 @@ def test_uploaded_article_is_indexed_and_cited(page, tmp_path, served):
     assert "Harbour Gazette" in card.locator(".qa-meta").inner_text()
     assert card.locator(".qa-meta a").get_attribute("href") == "https://example.org/velmora"
 
-    rejected = upload(page, tmp_path, "notes.pdf", "not an article")
-    assert "Not added" in rejected and "unsupported file type '.pdf'" in rejected
+    (tmp_path / "notes.pdf").write_text("not an article")  # the picker offers only the types the server takes
+    page.get_by_role("tab", name="Articles").click()
+    page.locator("#qa-upload input[type=file]").set_input_files(tmp_path / "notes.pdf")
+    page.get_by_text("Invalid file type: notes.pdf").first.wait_for()  # said at once, nothing sent
+    page.get_by_role("tab", name="Ask").click()
     again = upload(page, tmp_path, "velmora lighthouse.md", article)
     assert "Already in the archive" in again and "velmora-lighthouse.md" in again
     copy = upload(page, tmp_path, "copy.md", article)
@@ -502,11 +505,11 @@ def test_a_conversation_survives_a_reload_and_past_chats_are_listed(page, served
 
 @pytest.mark.browser
 def test_stop_while_streaming_ask_disabled_while_pending_and_ask_again(page, monkeypatch):
-    import qa.web.app
+    import qa.web.handlers
 
     # Slow enough to press Stop in the middle, also on a loaded machine: at 1.5 s, with two suites on 2 cores, Stop
     # landed only after the fourth citation.
-    monkeypatch.setattr(qa.web.app, "_STREAM_PAUSE", 3.0)
+    monkeypatch.setattr(qa.web.handlers, "_STREAM_PAUSE", 3.0)
     page.fill("#qa-question textarea", "What ammunition was discussed?")
     page.keyboard.press("Enter")
     page.locator("#qa-stop").wait_for()
@@ -521,7 +524,7 @@ def test_stop_while_streaming_ask_disabled_while_pending_and_ask_again(page, mon
     assert last_answer(page) == stopped and "[3]" not in stopped
     assert page.locator("#qa-chat [data-testid=\"bot\"]").count() == 1
 
-    monkeypatch.setattr(qa.web.app, "_STREAM_PAUSE", 0.05)
+    monkeypatch.setattr(qa.web.handlers, "_STREAM_PAUSE", 0.05)
     page.click("#qa-again")  # the last question once more, in place of its answer
     page.wait_for_function("() => document.querySelector('#qa-chat').innerText.includes('[3]')", timeout=30_000)
     page.locator("#qa-send").wait_for()

@@ -7,7 +7,12 @@ chat is also an API (``/ask``, ``/search``, ``/articles``) for ``gradio_client``
 
 - :mod:`qa.web.render`: pure functions from answers and index facts to escaped Markdown/HTML;
 - :mod:`qa.web.archive`: saving uploads, deleting and syncing, and the reports of those;
-- :mod:`qa.web.app`: the Gradio app wiring, with ``static/style.css`` and ``static/app.js``;
+- :mod:`qa.web.app`: the Gradio app put together, and which event calls which handler;
+- :mod:`qa.web.startup`: what runs once at start; :mod:`qa.web.state`: the state handlers share;
+- :mod:`qa.web.layout`, :mod:`qa.web.archive_layout`: the components, where they sit;
+- :mod:`qa.web.handlers`, :mod:`qa.web.archive_tab`: what events do (plain functions of the state);
+- :mod:`qa.web.api`: the HTTP API; :mod:`qa.web.chats`: the chats kept in the browser, feedback included;
+- :mod:`qa.web.followups`: the questions suggested under an answer;
 - :mod:`qa.web.cli`: ``python app.py``, its settings read through :class:`qa.config.WebSettings`.
 """
 

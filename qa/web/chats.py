@@ -15,9 +15,10 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import fields, replace
 
-from qa.answer import Answer, AnswerSentence, Citation
+from qa.answer import QUOTES, Answer, AnswerSentence, Citation
+from qa.digest import DIGEST
 from qa.retriever import Passage
-from qa.web.render import answer_markdown, escape_markdown, sources_group
+from qa.web.render import FEEDBACK, answer_markdown, escape_markdown, sources_group
 
 MAX_CHATS, MAX_ANSWERS = 50, 100
 #: The store's size as JSON at most: it travels with each question, and the app refuses request bodies over 256 KB
@@ -26,6 +27,8 @@ MAX_STORE_CHARS = 150_000
 #: Context kept around a saved citation's sentence, and of a related passage (an answer is 1-2 KB so).
 _CONTEXT_CHARS, _RELATED_CHARS = 120, 200
 _TITLE_CHARS = 60
+#: The most follow-up questions suggested under an answer.
+MAX_FOLLOWUPS = 3
 EMPTY_STORE: dict = {"chats": [], "current": None}
 
 
@@ -41,7 +44,8 @@ def answer_from_dict(data: dict) -> Answer | None:
             citations=[Citation(**{k: v for k, v in c.items() if k in known}) for c in data.get("citations") or []],
             abstained=bool(data.get("abstained")),
             related=[Passage(**{k: v for k, v in p.items() if k in passages}) for p in data.get("related") or []],
-            caveat=data.get("caveat"), reason=data.get("reason"))
+            caveat=data.get("caveat"), reason=data.get("reason"),
+            answerer=DIGEST if data.get("answerer") == DIGEST else QUOTES)
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
 
@@ -76,13 +80,26 @@ def answers(store: dict) -> list[Answer]:
     return [a for a in found if a is not None]
 
 
-def view(items: Sequence[Answer]) -> tuple[list[dict], list[str], list[dict]]:
-    """Chat messages, source groups and conversation turns of a chat's answers."""
+def notes(store: dict) -> list[dict]:
+    """What the current chat keeps beside each of its answers (as :func:`answers` lists them): the reader's
+    ``feedback`` and the suggested ``followups``."""
+    chat = current(store)
+    return [{"feedback": a.get("feedback") if a.get("feedback") in FEEDBACK else None,
+             "followups": [str(q) for q in a.get("followups") or [] if isinstance(q, str)][:MAX_FOLLOWUPS]}
+            for a in (chat or {}).get("answers", []) if isinstance(a, dict) and answer_from_dict(a) is not None]
+
+
+def view(items: Sequence[Answer], extras: Sequence[dict] | None = None) -> tuple[list[dict], list[str], list[dict]]:
+    """Chat messages, source groups and conversation turns of a chat's answers (``extras``: their
+    :func:`notes`)."""
     messages, groups, turns = [], [], []
+    extras = list(extras or [])
     for turn, answer in enumerate(items, 1):
+        extra = extras[turn - 1] if turn <= len(extras) else {}
         messages += [{"role": "user", "content": escape_markdown(answer.question)},
-                     {"role": "assistant", "content": answer_markdown(answer, turn)}]
-        groups.append(sources_group(answer, turn))
+                     {"role": "assistant", "content": answer_markdown(answer, turn) +
+                      followups_markdown(extra.get("followups") or [])}]
+        groups.append(sources_group(answer, turn, extra.get("feedback")))
         turns += [{"role": "user", "content": answer.question}, {"role": "assistant", "content": answer.text}]
     return messages, groups, turns
 
@@ -97,16 +114,30 @@ def new_chat(store: dict) -> dict:
     return {**clean(store), "current": None}
 
 
-def add_answer(store: dict, answer: Answer) -> dict:
-    """``store`` with ``answer`` appended to the current chat, or to a new chat named after its question."""
+def unique_title(title: str, taken: Sequence[str]) -> str:
+    """``title``, or ``title (2)``, ``(3)``... when a chat already has it."""
+    n, found = 1, title
+    while found in taken:
+        n += 1
+        found = f"{title} ({n})"
+    return found
+
+
+def add_answer(store: dict, answer: Answer, followups: Sequence[str] = ()) -> dict:
+    """``store`` with ``answer`` appended to the current chat, or to a new chat named after its question (a
+    title no other chat has); ``followups``: the questions suggested under it."""
     store = clean(store)
     chats = list(store["chats"])
     chat = current(store)
     if chat is None:
-        chat = {"id": secrets.token_hex(6), "title": title_of(answer.question), "answers": []}
+        taken = [str(c.get("title")) for c in chats]
+        chat = {"id": secrets.token_hex(6), "title": unique_title(title_of(answer.question), taken), "answers": []}
     else:
         chats.remove(chat)
-    chat = {**chat, "answers": [*chat.get("answers", []), answer.to_dict()][-MAX_ANSWERS:]}
+    saved = answer.to_dict()
+    if followups:
+        saved["followups"] = list(followups)[:MAX_FOLLOWUPS]
+    chat = {**chat, "answers": [*chat.get("answers", []), saved][-MAX_ANSWERS:]}
     chats = [*chats, chat][-MAX_CHATS:]  # the chat asked in last is the newest
     while len(json.dumps(chats)) > MAX_STORE_CHARS and (len(chats) > 1 or len(chats[0]["answers"]) > 1):
         if len(chats) > 1:
@@ -125,6 +156,54 @@ def drop_last(store: dict) -> tuple[dict, str | None]:
     question = str(chat["answers"][-1].get("question", "")) if isinstance(chat["answers"][-1], dict) else None
     chat = {**chat, "answers": chat["answers"][:-1]}
     return {**store, "chats": [chat if c["id"] == chat["id"] else c for c in store["chats"]]}, question
+
+
+def set_feedback(store: dict, turn: int, verdict: str) -> dict:
+    """``store`` with the reader's ``verdict`` (a key of :data:`~qa.web.render.FEEDBACK`) on answer ``turn``
+    (from 1) of the current chat; the same verdict again takes it back."""
+    store = clean(store)
+    chat = current(store)
+    if chat is None or verdict not in FEEDBACK or not 1 <= turn <= len(chat.get("answers", [])):
+        return store
+    kept = [a for a in chat["answers"]]
+    if isinstance(kept[turn - 1], dict):
+        old = kept[turn - 1].get("feedback")
+        kept[turn - 1] = {**kept[turn - 1], "feedback": None if old == verdict else verdict}
+    chat = {**chat, "answers": kept}
+    return {**store, "chats": [chat if c["id"] == chat["id"] else c for c in store["chats"]]}
+
+
+def feedback_jsonl(store: dict) -> str:
+    """Every answer the reader judged, in every chat, as JSON Lines in the format of the question sets
+    (``bench/data/newsqa_dev.jsonl``): ``id``, ``kind`` ("feedback-good", "-wrong", "-refuse"), ``history`` (the
+    chat's earlier questions and answers), ``question``, ``expect_any`` (empty: a person fills in what a right
+    answer must say), ``expect_abstain``, ``article`` (the first cited), ``filters``, and the ``answer`` given."""
+    lines = []
+    for chat in clean(store)["chats"]:
+        history: list[dict] = []
+        for n, data in enumerate(a for a in chat.get("answers", []) if isinstance(a, dict)):
+            answer = answer_from_dict(data)
+            if answer is None:
+                continue
+            verdict = data.get("feedback")
+            if verdict in FEEDBACK:
+                lines.append(json.dumps({
+                    "id": f"{chat['id']}-{n + 1}", "kind": f"feedback-{verdict}", "history": list(history),
+                    "question": answer.question, "expect_any": [], "expect_abstain": verdict == "refuse",
+                    "article": answer.citations[0].article_id if answer.citations else None, "filters": {},
+                    "answer": _plain(answer.text), "refused": answer.abstained, "feedback": verdict},
+                    ensure_ascii=False))
+            history += [{"role": "user", "content": answer.question},
+                        {"role": "assistant", "content": _plain(answer.text)}]
+    return "".join(line + "\n" for line in lines)
+
+
+def followups_markdown(questions: Sequence[str]) -> str:
+    """The questions suggested under an answer, as links the page turns into questions asked (``#qa-ask``)."""
+    if not questions:
+        return ""
+    links = " · ".join(f"[{escape_markdown(q)}](#qa-ask)" for q in questions)
+    return f"\n\n*Ask next:* {links}"
 
 
 def rename(store: dict, title: str) -> dict:

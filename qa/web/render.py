@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 from qa.answer import WRITTEN, Answer, Checked, Citation
 from qa.conversation import Turn
+from qa.digest import DIGEST
 from qa.filters import Filters
 from qa.listing import ArticlePage, ArticleView
 from qa.retriever import IndexInfo, Passage
@@ -49,6 +50,10 @@ def answer_markdown(answer: Answer, turn: int, sentences: int | None = None) -> 
     def link(n: int) -> str:
         return f'[\\[{n}\\]](#{card_id(turn, n)} "{_link_title(titles.get(n, ""))}")'
 
+    if answer.answerer == DIGEST:  # one story a line, after the window's words
+        lines = [f"- {escape_markdown(s.text)} {''.join(link(n) for n in s.citations)}"
+                 for s in answer.sentences[:sentences]]
+        return escape_markdown(answer.caveat or "") + "\n\n" + "\n".join(lines)
     parts = []
     if answer.caveat:  # its markers were escaped with the rest; link them again
         parts.append(re.sub(r"\\\[(\d+)\\\]", lambda m: link(int(m[1])), escape_markdown(answer.caveat)))
@@ -123,7 +128,9 @@ def citation_card(citation: Citation, turn: int) -> str:
         before = '<span class="qa-tag">Headline</span> '
     return (f'<article class="qa-card" id="{card_id(turn, citation.number)}">'
             f'<div class="qa-card-head"><span class="qa-num">{citation.number}</span>'
-            f'<span class="qa-title">{_text(citation.title)}</span></div>'
+            f'<span class="qa-title">{_text(citation.title)}</span>'
+            f'<button type="button" class="qa-copy" data-copy="{html.escape(citation_text(citation))}" '
+            'title="Copy the quote and its link">Copy</button></div>'
             f"{_meta_html(citation.date, citation.source, citation.url)}"
             f'<p class="qa-snippet">{before}<mark>{_text(citation.snippet)}</mark>{after}</p></article>')
 
@@ -139,9 +146,41 @@ def related_card(passage: Passage) -> str:
             f'<p class="qa-snippet">{_text(text)}</p></article>')
 
 
-def sources_group(answer: Answer, turn: int) -> str:
-    """The cards of one answer (the body of a ``<details>``, whose summary is the question)."""
+#: The verdicts a reader can give an answer, and their buttons' words.
+FEEDBACK = {"good": "Good", "wrong": "Wrong", "refuse": "Should have refused"}
+
+
+def citation_text(citation: Citation) -> str:
+    """A citation as copied: the quote, then where it comes from and its link."""
+    meta = ", ".join(x for x in (citation.source, citation.date) if x)
+    url = safe_url(citation.url)
+    return (f"“{' '.join(citation.snippet.split())}” — {' '.join(citation.title.split())}"
+            + (f" ({meta})" if meta else "") + (f" {url}" if url else ""))
+
+
+def answer_text(answer: Answer) -> str:
+    """An answer as copied: its text with the ``[n]`` markers, then its numbered sources."""
+    text = " ".join(answer.text.split())
+    if not answer.citations:
+        return text
+    return text + "\n\nSources:\n" + "\n".join(f"[{c.number}] {citation_text(c)}" for c in answer.citations)
+
+
+def answer_actions(answer: Answer, turn: int, feedback: str | None = None) -> str:
+    """The bar under an answer's question in the Sources panel: Copy the answer, and the reader's verdict."""
+    verdicts = "".join(f'<button type="button" class="qa-fb" data-feedback="{key}" data-turn="{turn}" '
+                       f'aria-pressed="{str(key == feedback).lower()}">{words}</button>'
+                       for key, words in FEEDBACK.items())
+    return (f'<div class="qa-actions"><button type="button" class="qa-copy" data-copy="'
+            f'{html.escape(answer_text(answer))}" title="Copy the answer with its numbered sources">Copy answer'
+            f'</button><span class="qa-fb-label">Feedback:</span>{verdicts}</div>')
+
+
+def sources_group(answer: Answer, turn: int, feedback: str | None = None) -> str:
+    """The cards of one answer (the body of a ``<details>``, whose summary is the question), after the answer's
+    Copy and feedback buttons (``feedback``: the verdict given, if any)."""
     question = f'<summary class="qa-question">{_text(answer.question)}</summary>'
+    question += answer_actions(answer, turn, feedback)
     if answer.citations:
         cards = "".join(citation_card(c, turn) for c in answer.citations)
     elif answer.related:
