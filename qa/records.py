@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from qa.corpus import MAX_FILE_BYTES, Article, ArticleError, Problem, decode, first_line, make_article
+from qa.article import MAX_FILE_BYTES, Article, ArticleError, Problem, decode, first_line, make_article
 from qa.metadata import FIELD_LIMITS, repair
 
 #: Largest record of a JSON Lines file: the limit for one article file applies to each article.
