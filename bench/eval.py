@@ -42,7 +42,8 @@ from bench.data import (
 from bench.metrics import TOP_ARTICLES, first_distinct, percentiles, ranking_metrics, rate, timed
 from bench.report import fmt, machine, save_json, table
 from bench.report import log as _log
-from qa.config import DEFAULT_MODEL, Settings, configure_offline
+from qa.config import DEFAULT_MODEL, Settings
+from qa.environment import configure_offline
 
 MODES = ("bm25", "dense", "hybrid")
 #: Chunks fetched per search when scoring retrieval: enough to rank 10 distinct articles.

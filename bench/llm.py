@@ -44,8 +44,8 @@ THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 
 def run(url: str, model: str | None, news: int, squad: int, timeout: float = 120.0) -> dict:
     from qa import Assistant, Retriever, sync
-    from qa.config import configure_offline
     from qa.embedding import load_embedder
+    from qa.environment import configure_offline
     from qa.written import Endpoint
 
     configure_offline()
@@ -201,8 +201,8 @@ def render(results: dict) -> str:
 def calibrate() -> dict:
     """Cosine of short answer sentences to the sentence that supports them and to another article's (see above)."""
     from qa import Assistant, Retriever, sync
-    from qa.config import configure_offline
     from qa.embedding import load_embedder
+    from qa.environment import configure_offline
 
     configure_offline()
     embedder = load_embedder("all-MiniLM-L6-v2")

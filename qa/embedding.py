@@ -8,7 +8,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from qa.config import DEVICE_BATCH, configure_offline, detect_device, resolve_model
+from qa.config import DEVICE_BATCH, detect_device, resolve_model
 from qa.errors import ModelError
 
 #: Inputs up to this many texts are encoded on one thread.
@@ -21,7 +21,6 @@ class Embedder:
     """Encodes texts into unit-length float32 vectors, and counts and splits text in model tokens."""
 
     def __init__(self, model: str, batch_size: int | None = None, device: str | None = None):
-        configure_offline(model)
         import transformers
         from sentence_transformers import SentenceTransformer
 

@@ -61,7 +61,7 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
     model or chunking and ``rebuild`` is False, and :class:`MassRemoval` when it would remove most of a large
     index (see :data:`MASS_REMOVAL_SHARE`) and ``allow_mass_removal`` is False.
     """
-    settings = settings or Settings.from_env()
+    settings = settings or Settings()
     corpus = Path(corpus) if corpus is not None else settings.corpus
     if index is not None:
         settings = replace(settings, index=Path(index))
@@ -116,7 +116,7 @@ def _sync(corpus: Path, settings: Settings, rebuild: bool, progress: bool, embed
 
 def compact(settings: Settings | None = None) -> str:
     """Merge what the deltas of past syncs left behind (``qa index --compact``); returns a line saying what."""
-    settings = settings or Settings.from_env()
+    settings = settings or Settings()
     store = open_store(settings, writable=True)
     try:
         with store.lock(on_wait=lambda: _log(f"waiting for another `qa index` on {settings.index} to finish...")):

@@ -83,3 +83,23 @@ def test_graph_counts_function_level_imports():
 def test_no_import_cycles():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+#: The entry points: the only modules that read the environment, import qa.environment or end the process.
+#: qa/written/local.py and serve.py are `python -m` commands (a model server and its child process).
+ENTRY_POINTS = {"qa.cli", "qa.web.cli", "qa.environment", "qa.written.local", "qa.written.serve"}
+#: Gradio and uvicorn take these two only from the environment: set where the web app is built and launched.
+SERVER_VARIABLES = {"qa.web.app": 2}
+
+
+def test_the_environment_is_read_only_at_the_entry_points():
+    modules = {_module_name(p): p for p in (ROOT / "qa").rglob("*.py")}
+    graph = import_graph()
+    for name, path in sorted(modules.items()):
+        if name in ENTRY_POINTS:
+            continue
+        text = path.read_text()
+        assert "qa.environment" not in graph[name], f"{name} imports qa.environment: take settings as arguments"
+        for word in ("from_env", "getenv", "SystemExit", "sys.exit"):
+            assert word not in text, f"{name} uses {word}: read settings and exit only at the entry points"
+        assert text.count("os.environ") == SERVER_VARIABLES.get(name, 0), f"{name} reads os.environ"

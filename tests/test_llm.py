@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import re
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import pytest
 from qa import Assistant, Retriever
 from qa.answer import QUOTES, WRITTEN, Answer, Checked, Quoted, Token, final
 from qa.config import Settings
+from qa.environment import settings_from_env
 from qa.written import Endpoint, ModelUnavailable, WrittenAnswerer, check, prompt
 from qa.written.client import ChatClient
 from qa.written.local import LocalModelError, LocalServer, free_port
@@ -65,8 +67,9 @@ def written(retriever, url: str, timeout: float = 300.0, model: str | None = Non
 
 def test_unset_url_changes_nothing(retriever, monkeypatch):
     monkeypatch.delenv("QA_LLM_URL", raising=False)
-    assert Endpoint.from_settings(Settings.from_env()) is None
-    plain, default = Assistant(retriever), Assistant(retriever, writer=Endpoint.from_settings(Settings.from_env()))
+    assert Endpoint.from_settings(settings_from_env(os.environ).llm) is None
+    writer = Endpoint.from_settings(settings_from_env(os.environ).llm)
+    plain, default = Assistant(retriever), Assistant(retriever, writer=writer)
     events = list(default.stream(QUESTION))
     assert len(events) == 1 and isinstance(events[0], Answer)  # quotes: the answer, nothing streamed before it
     assert events[0] == plain.ask(QUESTION)
@@ -300,7 +303,7 @@ def test_without_openai_a_configured_endpoint_says_what_to_install(monkeypatch, 
     monkeypatch.setenv("QA_LLM_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("QA_LLM_MODEL", "any")
     with pytest.raises(ConfigError) as raised:
-        Endpoint.from_settings(Settings.from_env())
+        Endpoint.from_settings(settings_from_env(os.environ).llm)
     assert isinstance(raised.value, QAError) and "pip install -e '.[llm]'" in str(raised.value)
     assert main(["ask", "--index", str(seed_index), QUESTION]) == 2
     out, err = capsys.readouterr()

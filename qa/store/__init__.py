@@ -48,7 +48,7 @@ BACKENDS: dict[str, Callable[[Settings, bool], Store]] = {"local": _local, "milv
 
 def open_store(settings: Settings | None = None, writable: bool = False, path: str | Path | None = None) -> Store:
     """The index ``settings`` name (``settings.index``, or ``path``), through the backend ``settings.backend``."""
-    settings = settings or Settings.from_env()
+    settings = settings or Settings()
     if path is not None:
         settings = replace(settings, index=Path(path))
     opener = BACKENDS.get(settings.backend)

@@ -65,8 +65,8 @@ class MilvusStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MilvusStore:
-        return cls(settings.milvus_target, settings.milvus_token, settings.milvus_prefix, settings.milvus_timeout,
-                   settings.milvus_index)
+        milvus = settings.milvus
+        return cls(settings.milvus_target, milvus.token, milvus.prefix, milvus.timeout, milvus.index)
 
     # -- reading -------------------------------------------------------------------------------------------
     @property

@@ -67,7 +67,7 @@ def open_assistant(settings: Settings, embedder=None, log: Callable[[str], None]
 
     def opened() -> Assistant:
         retriever = Retriever(settings.index, embedder, settings=settings)
-        return Assistant(retriever, writer=Endpoint.from_settings(settings))
+        return Assistant(retriever, writer=Endpoint.from_settings(settings.llm))
 
     try:
         report = sync(settings=settings, embedder=embedder)
