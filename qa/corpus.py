@@ -186,12 +186,14 @@ def parse_text(text: str, article_id: str) -> Article:
 def parse_html(html: str, article_id: str) -> Article:
     """Main text and metadata of a web page, via trafilatura (scripts and page furniture dropped)."""
     import trafilatura
+    from trafilatura.settings import Document
 
     doc = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False,
                                       include_tables=False, favor_precision=True)
-    if doc is None or not (doc.text or "").strip():
+    text = (doc.text or "") if isinstance(doc, Document) else ""  # a Document (as_dict is False), or None
+    if not isinstance(doc, Document) or not text.strip():
         raise ArticleError("no article text found in the HTML page")
     meta = {"date": doc.date, "url": doc.url, "author": doc.author, "source": doc.sitename}
-    return make_article(article_id, clean_value(doc.title) or "", doc.text, meta)
+    return make_article(article_id, clean_value(doc.title) or "", text, meta)
 
 

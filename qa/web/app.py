@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a local app: no usage reports
 
@@ -251,8 +252,9 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
             raise gr.Error(str(exc), print_exception=False) from None
         return {"rows": [asdict(r) for r in page.rows], "total": page.total, "offset": page.offset}
 
-    private = dict(api_visibility="private")
-    quiet = dict(api_visibility="private", show_progress="hidden")  # no spinner over the header or the filters
+    private: dict[str, Any] = dict(api_visibility="private")
+    # No spinner over the header or the filters.
+    quiet: dict[str, Any] = dict(api_visibility="private", show_progress="hidden")
     with gr.Blocks(title="News archive Q&A") as app:
         store = gr.BrowserState(chats.EMPTY_STORE, storage_key="qa-chats", secret=secret)
         with gr.Sidebar(label="Chats", open=False, elem_id="qa-sidebar", width=280):

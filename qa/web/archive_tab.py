@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
@@ -52,7 +53,7 @@ element.addEventListener('keydown', (event) => {
   if (row && event.key === 'Enter') trigger('click', {open: row.dataset.id});
 });
 """
-_PRIVATE = dict(api_visibility="private", show_progress="hidden")
+_PRIVATE: dict[str, Any] = dict(api_visibility="private", show_progress="hidden")
 
 
 def _log(message: str) -> None:
@@ -196,6 +197,7 @@ def build(settings: Settings, retriever: Retriever, refresh: Callable, refreshed
             kept = "" if isinstance(exc, FileNotFoundError) else f" {file} is unchanged."
             yield _bad(f"Not deleted: {why_not(exc)}{kept}"), hide, gr.skip()
             return
+        assert report is not None  # watch's last item is the result
         log(f"deleted {file}: {report.summary()}")
         yield done(sync_report_html(report, f"Deleted {file} from the corpus folder and the index")), hide, hide
 
@@ -240,11 +242,11 @@ def build(settings: Settings, retriever: Retriever, refresh: Callable, refreshed
         pager = gr.HTML("", js_on_load=None)
         following = gr.Button("Next →", size="sm", interactive=False, elem_id="qa-next")
 
-    listing = dict(fn=page, inputs=[query, sort, descending, offset],
+    listing: dict[str, Any] = dict(fn=page, inputs=[query, sort, descending, offset],
                    outputs=[table, pager, previous, following, offset], **_PRIVATE)
-    first_page = dict(fn=lambda q, s, d: page(q, s, d, 0), inputs=[query, sort, descending],
+    first_page: dict[str, Any] = dict(fn=lambda q, s, d: page(q, s, d, 0), inputs=[query, sort, descending],
                       outputs=listing["outputs"], **_PRIVATE)
-    after_change = dict(fn=refresh, outputs=refreshed, **_PRIVATE)
+    after_change: dict[str, Any] = dict(fn=refresh, outputs=refreshed, **_PRIVATE)
 
     upload.upload(add, upload, [result, pending, replace_row], **_PRIVATE).then(
         lambda: None, None, upload, **_PRIVATE).then(**listing).then(**after_change)
@@ -276,11 +278,12 @@ def index_uploads(settings: Settings, embedder, uploads: list, log: Callable[[st
     if todo:
         try:
             start = f"Reading {len(todo)} file{'s' * (len(todo) != 1)}"
-            for words, result in watch(lambda: sync(settings=settings, embedder=embedder, progress=True), start):
+            for words, synced in watch(lambda: sync(settings=settings, embedder=embedder, progress=True), start):
                 if words:
                     yield progress_html(words)
                 else:
-                    report = result
+                    report = synced
+            assert report is not None  # watch's last item is the result
             log(f"upload synced: {report.summary()}")
         except (IndexUnusable, ValueError, OSError) as exc:  # a full disk, a moved corpus: nothing added
             log(f"upload not indexed: {exc}")
