@@ -20,6 +20,7 @@ from qa.errors import IndexUnusable
 from qa.files import storage_error, storage_trouble, wal_has_data
 from qa.filters import Filters
 from qa.listing import MAX_PAGE_SIZE, SORT_KEYS, ArticlePage, ArticleRow, ArticleView, check_sort
+from qa.store import segments as seg
 from qa.store.protocol import ArticleWrite, Hit, Manifest, Passage, Sentence
 
 DB_NAME = "qa.sqlite"
@@ -328,3 +329,10 @@ def readable(path: Path) -> bool:
 def batches(values: list, size: int = 500) -> Iterator[list]:
     for i in range(0, len(values), size):
         yield values[i:i + size]
+
+
+def segment_infos(con: sqlite3.Connection) -> list[seg.SegmentInfo]:
+    """The vector segments the database lists, in order, with their dead vectors counted."""
+    rows = con.execute("SELECT s.name, s.low, s.high, s.size, (SELECT count(*) FROM dead_vectors d "
+                       "WHERE d.id BETWEEN s.low AND s.high) FROM segments s ORDER BY s.position").fetchall()
+    return [seg.SegmentInfo(*row) for row in rows]
