@@ -44,6 +44,7 @@ THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 
 def run(url: str, model: str | None, news: int, squad: int, timeout: float = 120.0) -> dict:
     from qa import Assistant, Retriever, sync
+    from qa.assistant import with_endpoint
     from qa.embedding import load_embedder
     from qa.environment import configure_offline
     from qa.written import Endpoint
@@ -59,14 +60,14 @@ def run(url: str, model: str | None, news: int, squad: int, timeout: float = 120
         records = [r for r in newsqa.load("dev") if not r.get("expect_no_match")][:news]
         retriever = Retriever(tmp / "news-index", embedder)
         cases = [(r, r.get("expect_any") or r.get("expect_all") or [], r.get("expect_abstain", False)) for r in records]
-        results["news"] = _compare(cases, Assistant(retriever), Assistant(retriever, writer=writer), retriever)
+        results["news"] = _compare(cases, Assistant(retriever), with_endpoint(retriever, writer), retriever)
         retriever.close()
         data = squad_set(limit=squad, passages=squad * 2)
         write_squad_corpus(tmp / "squad", data.passages)
         sync(tmp / "squad", tmp / "squad-index", embedder=embedder)
         retriever = Retriever(tmp / "squad-index", embedder)
         cases = [({"question": q.question}, list(q.answers), q.is_impossible) for q in data.questions]
-        results["squad"] = _compare(cases, Assistant(retriever), Assistant(retriever, writer=writer), retriever)
+        results["squad"] = _compare(cases, Assistant(retriever), with_endpoint(retriever, writer), retriever)
         retriever.close()
     return results
 

@@ -213,22 +213,19 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.assistant import Assistant
-    from qa.retriever import Retriever
+    from qa.assistant import assemble
     from qa.when import as_of_day
-    from qa.written import Endpoint
 
     filters = _filters_of(args)
-    writer = Endpoint.from_settings(settings.llm)
+    assistant = assemble(settings)
     as_of = as_of_day(args.as_of) if args.as_of else None  # a bad day: a FilterError (a ValueError), exit 2
-    answer = Assistant(Retriever(settings=settings), writer=writer).ask(repair(args.question), as_of=as_of,
-                                                                        time_words=args.time_words, **filters)
+    answer = assistant.ask(repair(args.question), as_of=as_of, time_words=args.time_words, **filters)
     if answer.notice:
         print(shown(f"qa: note: {answer.notice}"), file=sys.stderr)
     if args.json:
         print(_json(answer.to_dict()))
         return 0
-    if writer is not None:
+    if assistant.writes:
         print(shown(f"{answer.author}:"))
     if answer.period:
         print(shown(f"(preferring articles of {answer.period})"))

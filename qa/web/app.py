@@ -17,14 +17,13 @@ import gradio as gr  # noqa: E402 - after the setting above
 
 from qa import checks  # noqa: E402
 from qa.answer import QUOTES, QUOTES_AUTHOR, WRITTEN, Answer, Checked, Quoted, Token, written_by  # noqa: E402
-from qa.assistant import Assistant  # noqa: E402
+from qa.assistant import Assistant, assemble  # noqa: E402
 from qa.config import DEFAULT_HOST, DEFAULT_PORT, Settings, WebSettings  # noqa: E402
 from qa.errors import DiskFull, IndexReadOnly, IndexUnusable  # noqa: E402
 from qa.filters import FilterError, Filters  # noqa: E402
 from qa.indexing import CorpusNotFound, MassRemoval, sync  # noqa: E402
 from qa.listing import PAGE_SIZE, SORT_KEYS  # noqa: E402
 from qa.metadata import repair  # noqa: E402
-from qa.retriever import Retriever  # noqa: E402
 from qa.web import archive_tab, chats  # noqa: E402
 from qa.web.archive import MAX_UPLOAD_BYTES, safe_name  # noqa: E402
 from qa.web.render import (  # noqa: E402
@@ -38,7 +37,6 @@ from qa.web.render import (  # noqa: E402
     status_html,
     writing_markdown,
 )
-from qa.written import Endpoint  # noqa: E402
 
 #: Shown in the empty chat; clicking one asks it.
 EXAMPLES = (
@@ -67,8 +65,7 @@ def open_assistant(settings: Settings, embedder=None, log: Callable[[str], None]
     log = log or _log
 
     def opened() -> Assistant:
-        retriever = Retriever(settings.index, embedder, settings=settings)
-        return Assistant(retriever, writer=Endpoint.from_settings(settings.llm))
+        return assemble(settings, embedder=embedder)
 
     try:
         report = sync(settings=settings, embedder=embedder)
@@ -100,7 +97,7 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
 
     def name_model(chosen: str):
         """The answer switch with the model's name as the endpoint gives it (the choice the reader made kept)."""
-        name = assistant.answerer.model_name()
+        name = assistant.writer.model_name() if assistant.writer is not None else None
         # Only the label changes: a question sent before this update arrives still carries a valid value.
         return gr.update(choices=_authors(name), value=chosen) if name else gr.skip()
 
@@ -360,8 +357,7 @@ def _optional(value: object, name: str, example: str) -> str | None:
 
 def configured_model(assistant: Assistant) -> str | None:
     """The writing model's name as configured (``QA_LLM_MODEL``), without asking its endpoint."""
-    endpoint = getattr(assistant.answerer, "endpoint", None)
-    return endpoint.model if assistant.writes and endpoint is not None else None
+    return assistant.writer.endpoint.model if assistant.writer is not None else None
 
 
 def _authors(model: str | None) -> list[tuple[str, str]]:
