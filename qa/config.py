@@ -114,7 +114,7 @@ class Settings:
 
     @property
     def milvus_target(self) -> str:
-        """Where the Milvus backend's collections live: ``milvus_uri``, or milvus.db inside the index folder."""
+        """Where the Milvus backend's collections live: ``milvus.uri``, or milvus.db inside the index folder."""
         return self.milvus.uri or str(self.index / "milvus.db")
 
     @property
