@@ -49,7 +49,8 @@ _ROW_OUT = ["article_id", "title", "date", "source", "file", "chunks", "indexed_
 
 
 class MilvusStore:
-    """A :class:`qa.store.protocol.WritableStore` on Milvus. Safe to share between threads."""
+    """A :class:`qa.store.protocol.WritableStore` on Milvus: a ``Searcher`` and ``Catalogue`` here, its ``Writer``
+    steps in :mod:`qa.store.milvus_write`. Safe to share between threads."""
 
     layout = LAYOUT
 
