@@ -54,6 +54,7 @@ run-llm: index llm
 
 test: $(BIN)/qa browser $(MILVUS_CORE)/.ready llm
 	$(BIN)/ruff check qa tests bench app.py
+	$(BIN)/mypy qa
 	QA_REQUIRE_MILVUS_CORE=1 $(BIN)/python -m pytest -q
 
 # The tests marked `scaled` at their full counts (QA_TEST_SCALE=full; tests/conftest.py): 22 SIGKILLs of `qa index`

@@ -19,7 +19,7 @@ from bench import eval as quality
 from bench.data import RESULTS
 from bench.plot import PLOT, plot
 from bench.report import save_json
-from qa.config import configure_offline
+from qa.environment import configure_offline
 
 PARTS = ("eval", "newsqa", "realnews", "longdocs", "tune", "speed", "ann", "sync_cost", "llm")
 

@@ -57,8 +57,9 @@ def real_squad_vectors(embedder=None) -> np.ndarray:
     """Chunk and sentence vectors of the cached SQuAD index (built when missing)."""
     from bench.reader import chunks, open_index
     from bench.speed import squad_index
-    from qa.config import DEFAULT_MODEL, configure_offline
+    from qa.config import DEFAULT_MODEL
     from qa.embedding import load_embedder
+    from qa.environment import configure_offline
 
     configure_offline()
     store = open_index(squad_index(embedder or load_embedder(DEFAULT_MODEL)))
@@ -176,8 +177,9 @@ def real_vectors(log: Callable[[str], None] = print) -> tuple[np.ndarray, np.nda
         log("no stage embedded with the model (`python -m bench.speed --real-vectors`): real vectors left out")
         return None
     from bench.data import squad_questions
-    from qa.config import DEFAULT_MODEL, configure_offline
+    from qa.config import DEFAULT_MODEL
     from qa.embedding import load_embedder
+    from qa.environment import configure_offline
 
     configure_offline()
     from bench.reader import chunks, open_index

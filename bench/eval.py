@@ -39,16 +39,15 @@ from bench.data import (
     squad_set,
     write_squad_corpus,
 )
-from bench.metrics import first_distinct, percentiles, ranking_metrics, rate, timed
+from bench.metrics import TOP_ARTICLES, first_distinct, percentiles, ranking_metrics, rate, timed
 from bench.report import fmt, machine, save_json, table
 from bench.report import log as _log
-from qa.config import DEFAULT_MODEL, Settings, configure_offline
+from qa.config import DEFAULT_MODEL, Settings
+from qa.environment import configure_offline
 
 MODES = ("bm25", "dense", "hybrid")
 #: Chunks fetched per search when scoring retrieval: enough to rank 10 distinct articles.
 SEARCH_K = 40
-#: Articles a ranking is cut to (Hits@10, MRR@10).
-TOP_ARTICLES = 10
 
 
 class UsageError(ValueError):

@@ -50,8 +50,9 @@ THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 
 def run(url: str, model: str | None, news: int, squad: int, timeout: float = 120.0) -> dict:
     from qa import Assistant, Retriever, sync
-    from qa.config import configure_offline
+    from qa.assistant import with_endpoint
     from qa.embedding import load_embedder
+    from qa.environment import configure_offline
     from qa.written import Endpoint
 
     configure_offline()
@@ -65,14 +66,14 @@ def run(url: str, model: str | None, news: int, squad: int, timeout: float = 120
         records = [r for r in newsqa.load("dev") if not r.get("expect_no_match")][:news]
         retriever = Retriever(tmp / "news-index", embedder)
         cases = [(r, r.get("expect_any") or r.get("expect_all") or [], r.get("expect_abstain", False)) for r in records]
-        results["news"] = _compare(cases, Assistant(retriever), Assistant(retriever, writer=writer), retriever)
+        results["news"] = _compare(cases, Assistant(retriever), with_endpoint(retriever, writer), retriever)
         retriever.close()
         data = squad_set(limit=squad, passages=squad * 2)
         write_squad_corpus(tmp / "squad", data.passages)
         sync(tmp / "squad", tmp / "squad-index", embedder=embedder)
         retriever = Retriever(tmp / "squad-index", embedder)
         cases = [({"question": q.question}, list(q.answers), q.is_impossible) for q in data.questions]
-        results["squad"] = _compare(cases, Assistant(retriever), Assistant(retriever, writer=writer), retriever)
+        results["squad"] = _compare(cases, Assistant(retriever), with_endpoint(retriever, writer), retriever)
         retriever.close()
     return results
 
@@ -81,8 +82,9 @@ def run_realnews(url: str, model: str | None, per_set: int, timeout: float = 120
     """Quotes beside written answers on ``per_set`` questions of each real-news set, over its kept index."""
     from bench import realnews
     from qa import Assistant
-    from qa.config import configure_offline
+    from qa.assistant import with_endpoint
     from qa.embedding import load_embedder
+    from qa.environment import configure_offline
     from qa.written import Endpoint
 
     configure_offline()
@@ -94,7 +96,7 @@ def run_realnews(url: str, model: str | None, per_set: int, timeout: float = 120
         step = max(1, len(records) // per_set)
         records = records[::step][:per_set]
         retriever = realnews.open_index(name, embedder=embedder)
-        quotes, written = Assistant(retriever), Assistant(retriever, writer=writer)
+        quotes, written = Assistant(retriever), with_endpoint(retriever, writer)
         rows = []
         for record in records:
             started = time.perf_counter()
@@ -282,8 +284,8 @@ def render(results: dict) -> str:
 def calibrate() -> dict:
     """Cosine of short answer sentences to the sentence that supports them and to another article's (see above)."""
     from qa import Assistant, Retriever, sync
-    from qa.config import configure_offline
     from qa.embedding import load_embedder
+    from qa.environment import configure_offline
 
     configure_offline()
     embedder = load_embedder("all-MiniLM-L6-v2")

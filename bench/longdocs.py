@@ -152,8 +152,8 @@ def news_rows(embedder, peer: bool) -> list[dict]:
 
 
 def run(sizes=SIZES, peer: bool = True) -> list[dict]:
-    from qa.config import configure_offline
     from qa.embedding import load_embedder
+    from qa.environment import configure_offline
 
     configure_offline()
     embedder = load_embedder("all-MiniLM-L6-v2")

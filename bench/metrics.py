@@ -13,6 +13,8 @@ T = TypeVar("T")
 #: The cut-offs of Hits@k.
 HITS_AT = (1, 5, 10)
 MRR_AT = 10
+#: Articles a ranking is cut to (Hits@10, MRR@10).
+TOP_ARTICLES = 10
 
 
 def first_distinct(items: Iterable[str], k: int) -> list[str]:

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from bench.data import EVAL_DIR, RESULTS, ROOT, article_id, squad_set, write_squad_corpus
 from bench.metrics import first_distinct, percentiles, ranking_metrics, timed
-from qa.config import Settings, configure_offline
+from qa.config import MilvusSettings, Settings
+from qa.environment import configure_offline
 
 MODES = ("hybrid", "dense", "bm25")
 
@@ -70,8 +71,9 @@ def run(limit: int | None, uri: str | None, asks: int) -> dict:
 
     data = squad_set(EVAL_DIR, limit, None)
     work = RESULTS / "cache" / "milvus-squad"
-    # milvus_uri on both: the local settings name the target of the copy, as QA_MILVUS_URI does for `qa migrate`.
-    local = Settings(index=work / "index", corpus=work / "corpus", milvus_uri=uri or str(work / "milvus.db"))
+    # milvus.uri on both: the local settings name the target of the copy, as QA_MILVUS_URI does for `qa migrate`.
+    target = MilvusSettings(uri=uri or str(work / "milvus.db"))
+    local = Settings(index=work / "index", corpus=work / "corpus", milvus=target)
     milvus = replace(local, backend="milvus")
     embedder = load_embedder(local.model)
     write_squad_corpus(local.corpus, data.passages)

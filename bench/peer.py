@@ -13,7 +13,7 @@ from importlib.metadata import version as _version
 from pathlib import Path
 
 from bench.data import SquadSet, article_id
-from bench.metrics import first_distinct, percentiles, ranking_metrics, timed
+from bench.metrics import TOP_ARTICLES, first_distinct, percentiles, ranking_metrics, timed
 
 #: txtai's hybrid search weight of the dense scores, per mode.
 WEIGHTS = {"hybrid": 0.5, "dense": 1.0, "bm25": 0.0}
@@ -77,8 +77,6 @@ class TxtaiIndex:
 def evaluate_txtai(index: Path, data: SquadSet, modes: Sequence[str] = ("hybrid", "dense"), k: int = 40,
                    log: Callable[[str], None] = print) -> list[dict]:
     """txtai's retrieval metrics (chunks mapped back to articles) and search latency over our chunk texts."""
-    from bench.eval import TOP_ARTICLES
-
     rows = chunk_texts(index)
     article_of = {chunk: article for chunk, article, _ in rows}
     peer = TxtaiIndex()

@@ -11,7 +11,7 @@ from qa.store import Passage, Status, Store, open_store
 
 
 def open_index(index: str | Path) -> Store:
-    return open_store(Settings.from_env(), path=index)
+    return open_store(Settings(), path=index)
 
 
 def status(index: str | Path) -> Status:

@@ -164,8 +164,8 @@ def run(sets: tuple[str, ...] = SETS, as_of: bool = True, show: bool = False, da
         indexes: Path = INDEXES, k: int | None = None, period_bonus: float | None = None,
         recency: tuple[float, float] | None = None) -> dict:
     from qa import Assistant
-    from qa.config import configure_offline
     from qa.embedding import load_embedder
+    from qa.environment import configure_offline
 
     configure_offline()
     embedder = load_embedder("all-MiniLM-L6-v2")
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, str(args.qa_path.resolve()))
     sets = SETS if args.set == "both" else (args.set,)
     if args.sweep:
-        from qa.config import configure_offline
+        from qa.environment import configure_offline
 
         configure_offline()
         for name in sets:

@@ -52,8 +52,9 @@ def measure(folder: Path, questions: int = QUESTIONS) -> dict:
     """In this (fresh) process: query latency per mode and for ask, then peak memory."""
     from bench.data import squad_questions
     from bench.speed import memory, query_latency
-    from qa.config import DEFAULT_MODEL, configure_offline
+    from qa.config import DEFAULT_MODEL
     from qa.embedding import load_embedder
+    from qa.environment import configure_offline
 
     configure_offline()
     embedder = load_embedder(DEFAULT_MODEL)

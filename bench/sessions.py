@@ -29,8 +29,7 @@ from pathlib import Path
 
 from bench.data import RESULTS
 from bench.load import QUESTIONS, percentile
-from bench.report import free_port, log, save_json, stop
-from bench.soak import rss_mb
+from bench.report import free_port, log, rss_mb, save_json, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The app's memory after 10,000 sessions must stay within this (issue 27's bar).

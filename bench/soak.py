@@ -35,7 +35,7 @@ import numpy as np
 
 from bench.data import RESULTS
 from bench.load import QUESTIONS, percentile
-from bench.report import free_port, log, save_json, stop
+from bench.report import free_port, log, rss_mb, save_json, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -104,15 +104,6 @@ class Tally:
                     current[value] = current.get(value, 0) + 1
                 else:
                     setattr(self, key, current + value)
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of process ``pid`` in MB (Linux)."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def ask_loop(url: str, tally: Tally, stop_at: float, rng: random.Random) -> None:

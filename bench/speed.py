@@ -30,7 +30,8 @@ from bench.data import EVAL_DIR, RESULTS, SEED_CORPUS, article_id, squad_passage
 from bench.metrics import first_distinct, percentiles, ranking_metrics, timed
 from bench.report import fmt, free_port, machine, save_json, stop, table
 from bench.report import log as _log
-from qa.config import DEFAULT_MODEL, Settings, configure_offline
+from qa.config import DEFAULT_MODEL, Settings
+from qa.environment import configure_offline
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = (2500, 5000, 10000, 20000)

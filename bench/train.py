@@ -116,8 +116,8 @@ def _until(as_of: str | None):
 
 def collect(log=print, with_realnews: bool = True) -> list[Sample]:
     from qa import Retriever, sync
-    from qa.config import configure_offline
     from qa.embedding import load_embedder
+    from qa.environment import configure_offline
 
     configure_offline()
     embedder = load_embedder("all-MiniLM-L6-v2")

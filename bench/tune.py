@@ -56,7 +56,8 @@ from bench.eval import (
 from bench.metrics import first_distinct, ranking_metrics, rate
 from bench.report import fmt, machine, save_json, table
 from bench.report import log as _log
-from qa.config import DEFAULT_MODEL, Settings, configure_offline
+from qa.config import DEFAULT_MODEL, Settings
+from qa.environment import configure_offline
 
 GRIDS = ("chunking", "fusion", "answer")
 CHUNK_TOKENS = (64, 128, 192)

@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa.config import Settings, configure_offline  # noqa: E402
+from qa.config import Settings  # noqa: E402
+from qa.environment import configure_offline  # noqa: E402
 
 SAMPLES = [("Busan dock workers end strike", "2024-12-03", "Harbour Gazette",
             "Dock workers at the port of Busan ended their strike on Tuesday after nine days."),

@@ -5,7 +5,8 @@ the reading the articles support better -> the configured answerer. The extracti
 also the gate that decides which reading wins, whichever answerer then writes the answer.
 
 With an :class:`~qa.written.Endpoint` (``QA_LLM_URL``) a language model writes the answer
-(:class:`qa.written.WrittenAnswerer`); :meth:`Assistant.stream` shows it as it is written.
+(:class:`qa.written.WrittenAnswerer`, a :class:`ModelAnswerer`); :meth:`Assistant.stream` shows it as it is
+written. :func:`assemble` puts an assistant together from settings: the one place that does.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from qa.answer import EMPTY, NO_MATCH, Answer, Answerer, Event, Quoted, final
 from qa.conversation import Turn, normalize_history, readings
@@ -26,6 +27,8 @@ from qa.retriever import MAX_QUERY_CHARS, Retriever
 from qa.when import Period, as_of_day, period
 
 if TYPE_CHECKING:
+    from qa.config import Settings
+    from qa.embedding import Embedder
     from qa.written import Endpoint
 
 #: Passages the answerer reads. 8 rather than 5: on real-news dev the answer is in the top 5 passages for under
@@ -38,19 +41,41 @@ PASSAGES = 8
 CONTEXT_PREFERENCE = 0.05
 
 
+class ModelAnswerer(Protocol):
+    """An answerer whose answers a language model writes, gated by an extractive judge: what the assistant and the
+    web page use of :class:`qa.written.WrittenAnswerer`."""
+
+    #: Where the model is reached (its ``model``: the name configured, None for the endpoint's first).
+    endpoint: Endpoint
+    #: The extractive answerer whose judgement decides whether the model is asked at all, and whose quotes stand in.
+    judge: ExtractiveAnswerer
+
+    def model_name(self) -> str | None:
+        """The model's name as configured, else as the endpoint lists it; None while it cannot be reached."""
+        ...
+
+    def stream(self, evidence: Evidence, judgement: Judgement | None = None) -> Iterator[Event]:
+        """The quotes (:class:`~qa.answer.Quoted`), then the model's :class:`~qa.answer.Token` pieces and
+        :class:`~qa.answer.Checked` sentences, then the :class:`~qa.answer.Answer`. ``judgement``: the judge's,
+        of this evidence, when already made."""
+        ...
+
+
 class Assistant:
     """Answers questions from one index. Safe to share between threads (see :class:`Retriever`)."""
 
     def __init__(self, retriever: Retriever, answerer: Answerer | None = None, k: int = PASSAGES,
-                 writer: Endpoint | None = None):
-        """``writer``: a language model's endpoint; it then answers (unless ``answerer`` is given)."""
+                 writer: ModelAnswerer | None = None):
+        """``answerer``: quotes the evidence (default: an :class:`ExtractiveAnswerer`, also the judge of readings);
+        ``writer``: a language model's answerer, which then answers unless quotes are asked for (:func:`assemble`
+        makes one from settings)."""
         self.retriever = retriever
-        self.judge = answerer if isinstance(answerer, ExtractiveAnswerer) else ExtractiveAnswerer()
-        if answerer is None and writer is not None:
-            from qa.written import WrittenAnswerer
-
-            answerer = WrittenAnswerer(writer, retriever.embed_texts, self.judge)
-        self.answerer = answerer or self.judge
+        if isinstance(answerer, ExtractiveAnswerer):
+            self.judge = answerer
+        else:
+            self.judge = writer.judge if writer is not None else ExtractiveAnswerer()
+        self.answerer: Answerer = answerer or self.judge
+        self.writer = writer
         self.k = k
 
     @classmethod
@@ -100,22 +125,21 @@ class Assistant:
             filters = dataclasses.replace(filters, until=min(filters.until or day.isoformat(), day.isoformat()))
         evidence, judgement = self._resolve(question, normalize_history(history), filters, when,
                                             day.isoformat() if as_of is not None else None)
-        answerer = self.judge if quotes else self.answerer
         # The judgement that chose the reading is passed on to answerers gated by it: it is not made twice.
-        mine = answerer is self.judge or getattr(answerer, "judge", None) is self.judge
-        streaming = getattr(answerer, "stream", None)
-        if streaming is None:
-            answer = answerer.answer(evidence, judgement) if mine else answerer.answer(evidence)
-            events: Iterator[Event] = iter([answer])
+        events: Iterator[Event]
+        if self.writer is not None and not quotes:
+            events = self.writer.stream(evidence, judgement if self.writer.judge is self.judge else None)
+        elif quotes or self.answerer is self.judge:
+            events = iter([self.judge.answer(evidence, judgement)])
         else:
-            events = streaming(evidence, judgement) if mine else streaming(evidence)
+            events = iter([self.answerer.answer(evidence)])
         for event in events:
             yield _dated(event, when) if when else event
 
     @property
     def writes(self) -> bool:
         """Whether a language model writes the answers (``QA_LLM_URL``); ``ask(..., quotes=True)`` still quotes."""
-        return self.answerer is not self.judge
+        return self.writer is not None
 
     def evidence(self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None,
                  when: Period | None = None) -> Evidence:
@@ -146,6 +170,27 @@ class Assistant:
                 first.answerable == second.answerable and second.confidence > first.confidence + margin):
             return options[1], second
         return options[0], first
+
+
+def assemble(settings: Settings, retriever: Retriever | None = None, embedder: Embedder | None = None,
+             k: int = PASSAGES) -> Assistant:
+    """The assistant ``settings`` describe, over ``retriever`` (default: the index they name, with ``embedder``):
+    a language model writes its answers when ``settings.llm`` names an endpoint, else it quotes."""
+    from qa.written import Endpoint
+
+    retriever = retriever or Retriever(embedder=embedder, settings=settings)
+    return with_endpoint(retriever, Endpoint.from_settings(settings.llm), k)
+
+
+def with_endpoint(retriever: Retriever, endpoint: Endpoint | None, k: int = PASSAGES) -> Assistant:
+    """An assistant over ``retriever`` whose answers the model at ``endpoint`` writes (None: quotes), judged by
+    one extractive answerer."""
+    judge = ExtractiveAnswerer()
+    if endpoint is None:
+        return Assistant(retriever, judge, k)
+    from qa.written import WrittenAnswerer
+
+    return Assistant(retriever, judge, k, writer=WrittenAnswerer(endpoint, retriever.embed_texts, judge))
 
 
 def _dated(event: Event, when: Period) -> Event:

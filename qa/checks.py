@@ -45,13 +45,14 @@ def whole(value: object, name: str, default: int, low: int, high: int) -> int:
         number = int(value)
     if isinstance(number, numbers.Real) and not isinstance(number, numbers.Integral) and math.isfinite(number) \
             and float(number).is_integer():
-        number = int(number)
+        number = int(float(number))  # an integral float: exactly this int
     if isinstance(number, bool) or not isinstance(number, numbers.Integral):
         raise BadRequest(f"{name} {shown(value)} is not a whole number; give one from {low:,} to {high:,}, "
                          f"e.g. {default}")
-    if not low <= number <= high:
+    whole_number = int(number)
+    if not low <= whole_number <= high:
         raise BadRequest(f"{name} {shown(value)} is out of range; give a whole number from {low:,} to {high:,}")
-    return int(number)
+    return whole_number
 
 
 def history(value: object) -> list[dict]:

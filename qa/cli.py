@@ -16,7 +16,9 @@ import os
 import re
 import sys
 
-from qa.config import Settings, configure_offline
+from qa.config import Settings
+from qa.environment import configure_offline, settings_from_env
+from qa.errors import ConfigError
 from qa.filters import Filters
 from qa.metadata import repair
 
@@ -28,14 +30,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        settings = Settings.from_env(corpus=getattr(args, "corpus", None), index=args.index,
-                                     model=getattr(args, "model", None),
-                                     chunk_tokens=getattr(args, "chunk_tokens", None),
-                                     overlap=getattr(args, "overlap", None),
-                                     follow_links=getattr(args, "follow_links", None),
-                                     llm_url=getattr(args, "llm", None), llm_model=getattr(args, "llm_model", None),
-                                     llm_timeout=getattr(args, "llm_timeout", None))
-    except SystemExit as exc:  # a QA_* variable that is not a number: a usage error, exit 2 like the others
+        settings = settings_from_env(os.environ, corpus=getattr(args, "corpus", None), index=args.index,
+                                    model=getattr(args, "model", None),
+                                    chunk_tokens=getattr(args, "chunk_tokens", None),
+                                    overlap=getattr(args, "overlap", None),
+                                    follow_links=getattr(args, "follow_links", None),
+                                    llm_url=getattr(args, "llm", None), llm_model=getattr(args, "llm_model", None),
+                                    llm_timeout=getattr(args, "llm_timeout", None))
+    except ConfigError as exc:  # a QA_* variable that is not a number: a usage error, exit 2 like the others
         print(f"qa: error: {exc}", file=sys.stderr)
         return 2
     configure_offline(settings.model)
@@ -211,21 +213,19 @@ def _search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.assistant import Assistant
+    from qa.assistant import assemble
     from qa.when import as_of_day
-    from qa.written import Endpoint
 
     filters = _filters_of(args)
-    writer = Endpoint.from_settings(settings)
+    assistant = assemble(settings)
     as_of = as_of_day(args.as_of) if args.as_of else None  # a bad day: a FilterError (a ValueError), exit 2
-    answer = Assistant.open(settings.index, writer=writer).ask(repair(args.question), as_of=as_of,
-                                                              time_words=args.time_words, **filters)
+    answer = assistant.ask(repair(args.question), as_of=as_of, time_words=args.time_words, **filters)
     if answer.notice:
         print(shown(f"qa: note: {answer.notice}"), file=sys.stderr)
     if args.json:
         print(_json(answer.to_dict()))
         return 0
-    if writer is not None:
+    if assistant.writes:
         print(shown(f"{answer.author}:"))
     if answer.period:
         print(shown(f"(preferring articles of {answer.period})"))

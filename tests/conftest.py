@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.config import configure_offline
+from qa.environment import configure_offline
 
 configure_offline()
 

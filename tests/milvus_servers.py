@@ -130,12 +130,12 @@ def core_server():
 def milvus_settings(folder: Path, kind: str):
     """Settings of a new, empty Milvus index for the contract suite: Lite in-process ("file"), or a collection
     prefix of its own on the session's Lite server or C++ core."""
-    from qa.config import Settings
+    from qa.config import MilvusSettings, Settings
 
-    base = Settings(index=folder / "index", backend="milvus", milvus_timeout=20)
+    base = Settings(index=folder / "index", backend="milvus", milvus=MilvusSettings(timeout=20))
     if kind == "file":
         return base
-    return replace(base, milvus_uri=shared(kind).uri, milvus_prefix=f"c{next(_prefixes)}")
+    return replace(base, milvus=replace(base.milvus, uri=shared(kind).uri, prefix=f"c{next(_prefixes)}"))
 
 
 _prefixes = itertools.count()

@@ -6,6 +6,7 @@ The limit is set low (40 chunks) so that a small real index, embedded with the r
 from __future__ import annotations
 
 import json
+import os
 
 import faiss
 import numpy as np
@@ -14,6 +15,7 @@ from conftest import EVAL, write
 
 from qa import Retriever, sync
 from qa.config import Settings
+from qa.environment import settings_from_env
 from qa.store.faiss_index import fit_vector_index, ivf_lists, vector_ids
 from qa.store.local import LocalStore
 
@@ -152,4 +154,4 @@ def test_an_ivf_index_is_trained_again_when_it_has_grown_fourfold():
 
 def test_the_limit_is_read_from_the_environment(monkeypatch):
     monkeypatch.setenv("QA_EXACT_LIMIT", "1234")
-    assert Settings.from_env().exact_limit == 1234
+    assert settings_from_env(os.environ).exact_limit == 1234

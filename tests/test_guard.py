@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 
@@ -64,8 +65,8 @@ def test_a_forged_x_forwarded_for_is_no_new_client(embedder, seed_index):
 
 
 def test_trusted_proxies_are_a_setting_of_the_web_entry_point(monkeypatch):
-    from qa.config import WebSettings
+    from qa.environment import web_settings_from_env
 
-    assert WebSettings.from_env().trusted_proxies == ""  # none by default: the socket's peer is the client
+    assert web_settings_from_env(os.environ).trusted_proxies == ""  # none by default: the socket's peer is the client
     monkeypatch.setenv("QA_TRUSTED_PROXIES", " 10.0.0.1, 192.168.0.0/16 ")
-    assert WebSettings.from_env().trusted_proxies == "10.0.0.1,192.168.0.0/16"
+    assert web_settings_from_env(os.environ).trusted_proxies == "10.0.0.1,192.168.0.0/16"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import re
 import subprocess
 import sys
@@ -24,7 +25,9 @@ import pytest
 
 from qa import Assistant, Retriever
 from qa.answer import QUOTES, WRITTEN, Answer, Checked, Quoted, Token, final
+from qa.assistant import assemble, with_endpoint
 from qa.config import Settings
+from qa.environment import settings_from_env
 from qa.written import Endpoint, ModelUnavailable, WrittenAnswerer, check, prompt
 from qa.written.client import ChatClient
 from qa.written.local import LocalModelError, LocalServer, free_port
@@ -60,13 +63,13 @@ def article_texts(seed_index):
 
 
 def written(retriever, url: str, timeout: float = 300.0, model: str | None = None) -> Assistant:
-    return Assistant(retriever, writer=Endpoint(url, model, None, timeout))
+    return with_endpoint(retriever, Endpoint(url, model, None, timeout))
 
 
 def test_unset_url_changes_nothing(retriever, monkeypatch):
     monkeypatch.delenv("QA_LLM_URL", raising=False)
-    assert Endpoint.from_settings(Settings.from_env()) is None
-    plain, default = Assistant(retriever), Assistant(retriever, writer=Endpoint.from_settings(Settings.from_env()))
+    assert Endpoint.from_settings(settings_from_env(os.environ).llm) is None
+    plain, default = Assistant(retriever), assemble(settings_from_env(os.environ), retriever)
     events = list(default.stream(QUESTION))
     assert len(events) == 1 and isinstance(events[0], Answer)  # quotes: the answer, nothing streamed before it
     assert events[0] == plain.ask(QUESTION)
@@ -300,7 +303,7 @@ def test_without_openai_a_configured_endpoint_says_what_to_install(monkeypatch, 
     monkeypatch.setenv("QA_LLM_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("QA_LLM_MODEL", "any")
     with pytest.raises(ConfigError) as raised:
-        Endpoint.from_settings(Settings.from_env())
+        Endpoint.from_settings(settings_from_env(os.environ).llm)
     assert isinstance(raised.value, QAError) and "pip install -e '.[llm]'" in str(raised.value)
     assert main(["ask", "--index", str(seed_index), QUESTION]) == 2
     out, err = capsys.readouterr()
@@ -343,7 +346,7 @@ def test_quotes_switch_answers_without_the_model(fake, retriever):
     assert assistant.writes and not Assistant(retriever).writes
     answer = assistant.ask(QUESTION, quotes=True)
     assert answer == Assistant(retriever).ask(QUESTION) and handler.requests == []
-    assert assistant.answerer.model_name() == "fake"
+    assert assistant.writer is not None and assistant.writer.model_name() == "fake"
 
 
 def test_the_web_chat_says_who_wrote_the_answer_and_switches_to_quotes(llama, retriever, embedder, seed_index,
@@ -395,7 +398,7 @@ def test_the_web_app_is_built_without_asking_the_endpoint(fake, retriever, embed
     (tmp_path / "corpus").mkdir()
     create_app(Settings(corpus=tmp_path / "corpus", index=seed_index), embedder, assistant=written(retriever, url))
     assert handler.listings == []
-    assert written(retriever, url).answerer.model_name() == "fake" and handler.listings == ["/v1/models"]
+    assert written(retriever, url).writer.model_name() == "fake" and handler.listings == ["/v1/models"]
 
 
 def test_the_web_chat_shows_the_quotes_first_then_the_written_answer_and_stop_keeps_the_quotes(

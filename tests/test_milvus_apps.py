@@ -21,7 +21,7 @@ pytest.importorskip("pymilvus")
 from conftest import CORPUS, ROOT, write  # noqa: E402
 from milvus_servers import free_port, lite_server  # noqa: E402, F401 - session fixture
 
-from qa.config import Settings  # noqa: E402
+from qa.config import MilvusSettings, Settings  # noqa: E402
 from qa.migrate import migrate  # noqa: E402
 from qa.retriever import Retriever  # noqa: E402
 
@@ -93,7 +93,8 @@ def test_two_apps_on_one_milvus_answer_alike_and_see_each_others_articles(tmp_pa
 def test_migrate_copies_an_index_both_ways_without_re_embedding(tmp_path, seed_index, embedder):
     source = tmp_path / "local"
     shutil.copytree(seed_index, source)
-    local = Settings(index=source, milvus_uri=str(tmp_path / "milvus.db"))  # QA_MILVUS_URI: where to copy to
+    # QA_MILVUS_URI: where to copy to
+    local = Settings(index=source, milvus=MilvusSettings(uri=str(tmp_path / "milvus.db")))
     milvus = replace(local, backend="milvus")
     report = migrate(local, "milvus")
     assert report.articles == 2 and report.chunks > 2

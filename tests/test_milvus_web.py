@@ -19,7 +19,7 @@ from test_web import (  # noqa: E402, F401 - the fixtures and tests run here aga
     test_uploaded_article_is_indexed_and_cited,
 )
 
-from qa.config import Settings  # noqa: E402
+from qa.config import MilvusSettings, Settings  # noqa: E402
 from qa.migrate import migrate  # noqa: E402
 from qa.web import create_app, launch  # noqa: E402
 
@@ -29,7 +29,7 @@ def served(tmp_path_factory, embedder, seed_index):
     root = tmp_path_factory.mktemp("web-milvus")
     shutil.copytree(CORPUS, root / "corpus")
     shutil.copytree(seed_index, root / "local")
-    local = Settings(corpus=root / "corpus", index=root / "local", milvus_uri=str(root / "milvus.db"))
+    local = Settings(corpus=root / "corpus", index=root / "local", milvus=MilvusSettings(uri=str(root / "milvus.db")))
     migrate(local, "milvus")
     settings = replace(local, backend="milvus", index=root / "index")
     app = create_app(settings, embedder)

@@ -1,7 +1,9 @@
 """The contract of the storage seam (qa/store/protocol.py), run against every backend in STORE_BACKENDS.
 
 A backend joins by adding an entry: a name and a function that, given an empty temporary folder, returns the
-Settings that open a new, empty index of that backend (``open_store(settings, writable=True)``). Each test writes
+Settings that open a new, empty index of that backend (``open_store(settings, writable=True)``). The tests are
+grouped by the protocol they hold a backend to: :class:`Searcher` (search), :class:`Catalogue` (the article list)
+and :class:`Writer` (locks and commits). Each test writes
 real articles with vectors of its own making (a few dimensions, so the expected neighbours are known) through
 the backend, and reads them back as the retriever and the answerer do.
 """
@@ -20,7 +22,18 @@ from qa.corpus import Article
 from qa.errors import QAError
 from qa.filters import Filters
 from qa.listing import SORT_KEYS
-from qa.store import ArticleWrite, Commit, Hit, Manifest, Store, WritableStore, open_store
+from qa.store import (
+    ArticleWrite,
+    Catalogue,
+    Commit,
+    Hit,
+    Manifest,
+    Searcher,
+    Store,
+    WritableStore,
+    Writer,
+    open_store,
+)
 
 #: name -> (empty folder -> Settings of a new index there). Other backends add themselves here.
 STORE_BACKENDS: dict[str, Callable[[Path], Settings]] = {
@@ -85,14 +98,30 @@ def written(settings) -> tuple[WritableStore, Store]:
     writer.close()
 
 
-def ids_of(store: Store, hits: list[Hit]) -> list[str]:
+def ids_of(store: Searcher, hits: list[Hit]) -> list[str]:
     return [p.article_id for p in store.passages(hits)]
 
 
 def test_the_backends_are_the_protocols(written):
     writer, reader = written
-    assert isinstance(writer, WritableStore) and isinstance(reader, Store)
+    for protocol in (Searcher, Catalogue, Store):
+        assert isinstance(reader, protocol), protocol.__name__
+    for protocol in (Writer, WritableStore):
+        assert isinstance(writer, protocol), protocol.__name__
     assert reader.manifest == Manifest(**{**MANIFEST.__dict__, "layout": writer.layout})
+
+
+def _members(protocol: type) -> set[str]:
+    return {name for name in vars(protocol) if not name.startswith("_")} | set(
+        getattr(protocol, "__annotations__", {}))
+
+
+def test_the_seam_is_small_protocols():
+    """Each side is its own protocol, none shares a method with another; Store and WritableStore only join them."""
+    sides = [_members(p) for p in (Searcher, Catalogue, Writer)]
+    assert all(len(side) <= 8 for side in sides)
+    assert sum(len(side) for side in sides) == len(set().union(*sides))  # no method on two sides
+    assert _members(Store) == {"layout", "status", "close"} and not _members(WritableStore)
 
 
 def test_what_was_written_reads_back(written):
@@ -138,7 +167,7 @@ def test_lexical_search_finds_words_and_filters_as_data(written):
     _check_filters(store, lambda filters: store.lexical("council harbour bridge residents", 12, filters))
 
 
-def _check_filters(store: Store, search: Callable[[Filters], list[Hit]]) -> None:
+def _check_filters(store: Searcher, search: Callable[[Filters], list[Hit]]) -> None:
     def found(**kw) -> set[int]:
         return {int(a.split("-")[1].split(".")[0]) for a in ids_of(store, search(Filters.parse(**kw)))}
 

@@ -20,6 +20,7 @@ from qa.errors import IndexUnusable
 from qa.files import storage_error, storage_trouble, wal_has_data
 from qa.filters import Filters
 from qa.listing import MAX_PAGE_SIZE, SORT_KEYS, ArticlePage, ArticleRow, ArticleView, check_sort
+from qa.store import segments as seg
 from qa.store.protocol import ArticleWrite, Hit, Manifest, Passage, Sentence
 
 DB_NAME = "qa.sqlite"
@@ -169,15 +170,20 @@ def passages(con: sqlite3.Connection, hits: Sequence[Hit]) -> list[Passage]:
                 "substr(a.text, c.start + 1, c.\"end\" - c.start) FROM chunks c JOIN articles a ON a.id = c.article_id "
                 f"WHERE c.id IN ({','.join('?' * len(batch))})", batch):
             by_id[row[0]] = row
-    return [Passage(h.score, *by_id[h.chunk_id][1:6], h.chunk_id, *by_id[h.chunk_id][6:])
-            for h in hits if h.chunk_id in by_id]
+    return [_passage(h.score, by_id[h.chunk_id]) for h in hits if h.chunk_id in by_id]
 
 
 def article_chunks(con: sqlite3.Connection, article_id: str) -> list[Passage]:
     rows = con.execute("SELECT c.id, a.title, a.date, a.source, a.url, a.id, c.start, c.\"end\", "
                        "substr(a.text, c.start + 1, c.\"end\" - c.start) FROM chunks c JOIN articles a "
                        "ON a.id = c.article_id WHERE a.id = ? ORDER BY c.position", (article_id,)).fetchall()
-    return [Passage(0.0, *r[1:6], r[0], *r[6:]) for r in rows]
+    return [_passage(0.0, r) for r in rows]
+
+
+def _passage(score: float, row: tuple) -> Passage:
+    """A passage from a row of (chunk id, title, date, source, url, article id, start, end, text)."""
+    chunk_id, title, date, source, url, article_id, start, end, text = row
+    return Passage(score, title, date, source, url, article_id, chunk_id, start, end, text)
 
 
 def sentences(con: sqlite3.Connection, chunk_ids: Sequence[int]) -> dict[int, list[Sentence]]:
@@ -275,7 +281,8 @@ def insert_article(con: sqlite3.Connection, write: ArticleWrite, now: float | No
         cur = con.execute('INSERT INTO chunks (article_id, position, start, "end", first_sentence, last_sentence) '
                           "VALUES (?,?,?,?,?,?)", (a.id, c.position, c.start, c.end, c.first_sentence,
                                                    c.last_sentence))
-        ids.append(int(cur.lastrowid))
+        assert cur.lastrowid is not None  # set by every INSERT
+        ids.append(cur.lastrowid)
     return ids
 
 
@@ -313,11 +320,19 @@ def readable(path: Path) -> bool:
             con.close()
         return verdict == [("ok",)]
     except Exception as exc:
-        if isinstance(exc, OSError | sqlite3.Error | IndexUnusable) and storage_error(path, exc) is not None:
-            raise storage_error(path, exc) from None  # a full or read-only disk: a rebuild could not be written
+        problem = storage_error(path, exc) if isinstance(exc, OSError | sqlite3.Error | IndexUnusable) else None
+        if problem is not None:
+            raise problem from None  # a full or read-only disk: a rebuild could not be written
         return False
 
 
 def batches(values: list, size: int = 500) -> Iterator[list]:
     for i in range(0, len(values), size):
         yield values[i:i + size]
+
+
+def segment_infos(con: sqlite3.Connection) -> list[seg.SegmentInfo]:
+    """The vector segments the database lists, in order, with their dead vectors counted."""
+    rows = con.execute("SELECT s.name, s.low, s.high, s.size, (SELECT count(*) FROM dead_vectors d "
+                       "WHERE d.id BETWEEN s.low AND s.high) FROM segments s ORDER BY s.position").fetchall()
+    return [seg.SegmentInfo(*row) for row in rows]

@@ -25,6 +25,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import cast
 
 import tantivy
 
@@ -114,7 +115,7 @@ class LexicalIndex:
         if not self.size:
             return []
         hits = self.searcher.search(tantivy.Query.all_query(), self.size, count=False).hits
-        return [int(i) for i in self.searcher.fast_field_values("id", [address for _, address in hits])]
+        return _chunk_ids(self.searcher.fast_field_values("id", [address for _, address in hits]))
 
     def search(self, query: str, k: int, filters: Filters, share: float = COMMON_SHARE) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) pairs, best first; ``share`` is :data:`COMMON_SHARE` but for benchmarks."""
@@ -141,7 +142,7 @@ class LexicalIndex:
         except ValueError as exc:
             raise IndexUnusable(f"the lexical index in {self.folder} cannot be searched ({exc}); "
                                 "run `qa index --rebuild`") from None
-        return [(int(i), float(score)) for (score, _), i in zip(hits, ids, strict=True) if score > 0]
+        return [(i, float(score)) for (score, _), i in zip(hits, _chunk_ids(ids), strict=True) if score > 0]
 
     @staticmethod
     def _filtered(query: tantivy.Query, filters: Filters) -> tantivy.Query:
@@ -190,3 +191,8 @@ class LexicalWriter:
     def close(self) -> None:
         """Finish background merges, then release the writer."""
         self.writer.wait_merging_threads()
+
+
+def _chunk_ids(values: Sequence[object]) -> list[int]:
+    """The ``id`` fast field's values: ints by the schema (tantivy types the values of any fast field)."""
+    return [int(cast(int, value)) for value in values]

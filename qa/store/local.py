@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 
 import faiss
@@ -40,16 +40,19 @@ from qa.store import database as db
 from qa.store import segments as seg
 from qa.store.faiss_index import is_approximate
 from qa.store.lexical import LexicalIndex
-from qa.store.protocol import NO_FILTERS, Hit, Manifest, Passage, Sentence, Status
-from qa.store.writing import LAYOUT, Writing
+from qa.store.protocol import NO_FILTERS, Commit, CompactReport, Hit, Manifest, Passage, Sentence, Status
+from qa.store.writing import LAYOUT, LocalWriter
 
 DB_NAME = db.DB_NAME
 __all__ = ["DB_NAME", "LAYOUT", "LocalStore"]
 
 
-class LocalStore(Writing):
+class LocalStore:
     """An index folder; the :class:`qa.store.protocol.WritableStore` of the local backend (reading only unless
-    opened ``writable``). Safe to share between threads; each call follows the latest commit."""
+    opened ``writable``). Safe to share between threads; each call follows the latest commit.
+
+    It reads itself and writes through its :class:`~qa.store.writing.LocalWriter` (``writer``), which uses only
+    the public side below: :attr:`path`, :meth:`connection`, :attr:`mutex`, :meth:`snapshot`."""
 
     layout = LAYOUT
 
@@ -63,7 +66,8 @@ class LocalStore(Writing):
             faiss.omp_set_num_threads(1)
             if not (self.path / DB_NAME).exists():
                 raise IndexUnusable(f"no index in {self.path}; build one with `qa index --index {self.path}`")
-        self._lock = threading.RLock()
+        #: Held by every read and write of this object's connection (a writer's commit included).
+        self.mutex = threading.RLock()
         self._depth = 0
         self._con: sqlite3.Connection | None = None
         self._inode: int | None = None
@@ -76,10 +80,12 @@ class LocalStore(Writing):
         self._dead = np.zeros(0, np.int64)
         self._lexical: LexicalIndex | None = None
         self._lexical_name: str | None = None
+        self.writer = LocalWriter(self)
 
     # ---------------------------------------------------------------------------------------------- reading
 
-    def _connection(self) -> sqlite3.Connection:
+    def connection(self) -> sqlite3.Connection:
+        """The database connection, opened on first use (read-only unless the store is ``writable``)."""
         if self._con is None:
             if self.writable:
                 self.path.mkdir(parents=True, exist_ok=True)
@@ -93,7 +99,7 @@ class LocalStore(Writing):
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """One consistent view of the index; database errors mean damage and say how to fix it."""
-        with self._lock:
+        with self.mutex:
             if self._depth:
                 self._depth += 1
                 try:
@@ -104,7 +110,7 @@ class LocalStore(Writing):
             try:
                 if not self.writable:
                     self._follow_rebuild()
-                con = self._connection()
+                con = self.connection()
                 con.execute("BEGIN")
                 self._depth = 1
                 try:
@@ -140,7 +146,7 @@ class LocalStore(Writing):
         self._con, self._inode, self._generation, self._loaded_generation = fresh, inode, None, None
 
     def _follow(self) -> None:
-        meta = db.read_meta(self._con, self.path)
+        meta = db.read_meta(self.connection(), self.path)
         generation = int(meta.get(db.GENERATION, 0))
         if generation == self._generation:
             return
@@ -165,8 +171,8 @@ class LocalStore(Writing):
 
     def _load(self, meta: Mapping[str, str], dimension: int) -> None:
         """Load what a commit lists (reusing segments already in memory), checking it agrees with the database."""
-        con = self._con
-        infos = self._segment_infos(con)
+        con = self.connection()
+        infos = db.segment_infos(con)
         have = {s.info.name: s for s in self._segments + self._previous}
         loaded = [seg.Loaded(info, have[info.name].index) if info.name in have
                   else seg.Loaded(info, seg.read(self.path, info.name, dimension)) for info in infos]
@@ -189,12 +195,6 @@ class LocalStore(Writing):
         self._previous = [s for s in self._segments if s.info.name not in current]
         self._segments, self._dead, self._lexical, self._lexical_name = loaded, dead, lexical, name
 
-    @staticmethod
-    def _segment_infos(con: sqlite3.Connection) -> list[seg.SegmentInfo]:
-        rows = con.execute("SELECT s.name, s.low, s.high, s.size, (SELECT count(*) FROM dead_vectors d "
-                           "WHERE d.id BETWEEN s.low AND s.high) FROM segments s ORDER BY s.position").fetchall()
-        return [seg.SegmentInfo(*row) for row in rows]
-
     @property
     def manifest(self) -> Manifest | None:
         if self.writable and not (self.path / DB_NAME).exists():
@@ -205,7 +205,7 @@ class LocalStore(Writing):
     def status(self) -> Status:
         with self.snapshot():
             self._loaded()
-            con = self._con
+            con = self.connection()
             articles, sentences = con.execute(
                 "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM sentences)").fetchone()
             updated = float(self._meta.get(db.UPDATED_AT, 0)) or None
@@ -220,7 +220,7 @@ class LocalStore(Writing):
     def dense(self, vector: np.ndarray, k: int, filters: Filters = NO_FILTERS) -> list[Hit]:
         with self.snapshot():
             self._loaded()
-            allowed = db.allowed_chunks(self._con, filters)
+            allowed = db.allowed_chunks(self.connection(), filters)
             if k < 1 or allowed is not None and not len(allowed):
                 return []
             return [Hit(i, s) for i, s in seg.search(self._segments, vector, k, self._dead, allowed)]
@@ -234,7 +234,7 @@ class LocalStore(Writing):
             # not made yet: found, then dropped; ask for that many more.
             extra = max(0, self._lexical.size - int(self._meta.get(db.CHUNKS, 0)))
             found = self._lexical.search(query, k + extra, filters)
-            alive = db.live(self._con, [i for i, _ in found]) if found else set()
+            alive = db.live(self.connection(), [i for i, _ in found]) if found else set()
             return [Hit(i, s) for i, s in found if i in alive][:k]
 
     def chunk_vectors(self, chunk_ids: Sequence[int]) -> np.ndarray:
@@ -247,38 +247,63 @@ class LocalStore(Writing):
         if not hits:
             return []
         with self.snapshot():
-            return db.passages(self._con, hits)
+            return db.passages(self.connection(), hits)
 
     def sentences(self, chunk_ids: Sequence[int]) -> dict[int, list[Sentence]]:
         with self.snapshot():
-            return db.sentences(self._con, chunk_ids)
+            return db.sentences(self.connection(), chunk_ids)
 
     def count(self, filters: Filters = NO_FILTERS) -> int:
         with self.snapshot():
-            return db.count_articles(self._con, filters)
+            return db.count_articles(self.connection(), filters)
 
     def chunks(self, article_id: str) -> list[Passage]:
         with self.snapshot():
-            return db.article_chunks(self._con, article_id)
+            return db.article_chunks(self.connection(), article_id)
 
     def articles(self, query: str = "", sort: str = SORT_KEYS[0], descending: bool = True, offset: int = 0,
                  limit: int = PAGE_SIZE) -> ArticlePage:
         with self.snapshot():
-            return db.article_page(self._con, query, sort, descending, offset, limit)
+            return db.article_page(self.connection(), query, sort, descending, offset, limit)
 
     def article(self, article_id: str) -> ArticleView | None:
         with self.snapshot():
-            return db.article(self._con, article_id)
+            return db.article(self.connection(), article_id)
 
     def sources(self) -> list[str]:
         with self.snapshot():
-            return db.sources(self._con)
+            return db.sources(self.connection())
 
     def close(self) -> None:
-        with self._lock:
+        """Close the connection; a later read opens it again and reads the index anew."""
+        with self.mutex:
             if self._con is not None:
                 self._con.close()
                 self._con = None
+            self._generation = self._loaded_generation = None
+
+    # -------------------------------------------------------------------------- writing: self.writer's
+
+    def lock(self, wait: bool = True, on_wait: Callable[[], None] | None = None) -> AbstractContextManager[None]:
+        return self.writer.lock(wait, on_wait)
+
+    def indexed(self) -> dict[str, tuple[str, str]]:
+        return self.writer.indexed()
+
+    def files(self) -> dict[str, tuple[int, int]]:
+        return self.writer.files()
+
+    def record_files(self, stats: Mapping[str, tuple[int, int]]) -> None:
+        self.writer.record_files(stats)
+
+    def prepare_rebuild(self) -> None:
+        self.writer.prepare_rebuild()
+
+    def commit(self, change: Commit) -> None:
+        self.writer.commit(change)
+
+    def compact(self) -> CompactReport:
+        return self.writer.compact()
 
     def vector_indexes(self) -> list[faiss.Index]:
         """The FAISS index of each vector segment in use, oldest first (for tests and benchmarks)."""
@@ -291,7 +316,7 @@ class LocalStore(Writing):
         for tests and ``qa status --verify``-like checks; the three must be equal."""
         with self.snapshot():
             self._loaded()
-            chunks = sorted(r[0] for r in self._con.execute("SELECT id FROM chunks"))
+            chunks = sorted(r[0] for r in self.connection().execute("SELECT id FROM chunks"))
             dead = set(self._dead.tolist())
             vectors = sorted(int(i) for s in self._segments for i in s.ids if int(i) not in dead)
             lexical = sorted(set(self._lexical.ids()) & set(chunks)) if self._lexical else []

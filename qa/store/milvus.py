@@ -49,7 +49,8 @@ _ROW_OUT = ["article_id", "title", "date", "source", "file", "chunks", "indexed_
 
 
 class MilvusStore:
-    """A :class:`qa.store.protocol.WritableStore` on Milvus. Safe to share between threads."""
+    """A :class:`qa.store.protocol.WritableStore` on Milvus: a ``Searcher`` and ``Catalogue`` here, its ``Writer``
+    steps in :mod:`qa.store.milvus_write`. Safe to share between threads."""
 
     layout = LAYOUT
 
@@ -65,8 +66,8 @@ class MilvusStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MilvusStore:
-        return cls(settings.milvus_target, settings.milvus_token, settings.milvus_prefix, settings.milvus_timeout,
-                   settings.milvus_index)
+        milvus = settings.milvus
+        return cls(settings.milvus_target, milvus.token, milvus.prefix, milvus.timeout, milvus.index)
 
     # -- reading -------------------------------------------------------------------------------------------
     @property

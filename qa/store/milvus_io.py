@@ -9,6 +9,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from qa.errors import ConfigError, IndexUnusable
 from qa.store import milvus_schema as ms
@@ -149,7 +150,7 @@ class Connection:
                     rows[i] = found[0]
         return rows
 
-    def query(self, collection: str, where: str, fields: list[str], limit: int = 16_384) -> list[dict]:
+    def query(self, collection: str, where: str, fields: list[str], limit: int | None = 16_384) -> list[dict]:
         self._ready(collection)
         return list(self._call(lambda: self.client.query(
             collection, filter=where, output_fields=fields, limit=limit, consistency_level="Strong",
@@ -244,7 +245,7 @@ class Connection:
         """The switch: one row, so a commit becomes visible to every reader at once."""
         self._meta_put(STATE_KEY, "state", state)
 
-    def meta_items(self, kind: str) -> dict[str, object]:
+    def meta_items(self, kind: str) -> dict[str, Any]:
         """The items stored under ``kind`` by :meth:`replace_meta`."""
         if not self._meta_exists():
             return {}

@@ -74,16 +74,17 @@ def apply_commit(db: Connection, change: Commit, index_type: str, layout: str) -
     g = int(state["generation"]) if state else 0
     n = g + 1
     fresh = change.fresh or state is None
+    old: dict = state or {}  # read only when not fresh, that is when there is a state
     m = change.manifest
-    new = {"space": f"s{n}" if fresh else state["space"], "previous_space": state["space"] if state else None}
+    new = {"space": f"s{n}" if fresh else old["space"], "previous_space": old["space"] if old else None}
     for kind, fields in ms.DATA.items():
         db.create(db.name(new, kind), fields, m.dimension if kind != "articles" else ms.META_DIM, index_type)
-    sources = Counter() if fresh else Counter(state.get("source_counts", {}))
-    articles = 0 if fresh else int(state["articles"])
-    chunks = 0 if fresh else int(state["chunks"])
-    sentences = 0 if fresh else int(state.get("sentences", 0))
+    sources: Counter[str] = Counter() if fresh else Counter(old.get("source_counts", {}))
+    articles = 0 if fresh else int(old["articles"])
+    chunks = 0 if fresh else int(old["chunks"])
+    sentences = 0 if fresh else int(old.get("sentences", 0))
     if not fresh and change.remove:
-        gone_articles, gone_chunks, gone_sentences, gone_sources = _retire(db, state, set(change.remove), n)
+        gone_articles, gone_chunks, gone_sentences, gone_sources = _retire(db, old, set(change.remove), n)
         articles -= gone_articles
         chunks -= gone_chunks
         sentences -= gone_sentences

@@ -5,8 +5,11 @@ txtai's ANN classes (index/append/delete/search/count), but smaller: one article
 chunk (an article's passage) the unit of search, and a write is one commit.
 
 Above the seam (``qa.retriever``, ``qa.indexing``, ``qa.evidence``, ``qa.web``, ``bench``) code sees only the
-frozen values below and the methods of :class:`Store` / :class:`WritableStore`; no FAISS, bm25s, tantivy or
-SQLite. A backend is one class, chosen by name in ``qa.store.BACKENDS`` (setting ``Settings.backend``,
+frozen values below and the methods of small protocols, as Haystack keeps a document store apart from its
+retrievers and txtai its ann / scoring / database parts: :class:`Searcher` (the search side), :class:`Catalogue`
+(the article list and whole articles) and :class:`Writer` (locks and commits). :class:`Store` is a searcher and
+a catalogue with a status; :class:`WritableStore` is a store and a writer. No FAISS, bm25s, tantivy or SQLite
+above it. A backend is one class, chosen by name in ``qa.store.BACKENDS`` (setting ``Settings.backend``,
 ``QA_BACKEND``); ``tests/test_store_contract.py`` runs the same contract suite against each.
 
 Promises every backend keeps (the contract suite checks them):
@@ -25,6 +28,8 @@ Changes to this file are additive; each is noted here.
 
 * after the first version: ``ArticleWrite.check`` (backends call it before writing anything);
   ``Store.chunks`` (an article's passages, for benchmarks and checks); ``Status.sentences``.
+* issue 30: the one ``Store`` split into ``Searcher``, ``Catalogue`` and ``Writer`` (same methods; ``Store`` and
+  ``WritableStore`` are their unions).
 """
 
 from __future__ import annotations
@@ -172,19 +177,14 @@ class CompactReport:
 
 
 @runtime_checkable
-class Store(Protocol):
-    """Reading an index. Safe to share between threads; each call sees the latest commit (or, inside
-    :meth:`snapshot`, the one the snapshot began with)."""
-
-    #: The layout this code writes (see :attr:`Manifest.layout`).
-    layout: str
+class Searcher(Protocol):
+    """The search side: what retrieval and answering read (:mod:`qa.retriever`, :mod:`qa.evidence`). Safe to
+    share between threads; each call sees the latest commit (or, inside :meth:`snapshot`, the one the snapshot
+    began with)."""
 
     @property
     def manifest(self) -> Manifest | None:
         """The manifest of the index as committed now; None when nothing was ever committed."""
-        ...
-
-    def status(self) -> Status:
         ...
 
     def snapshot(self) -> AbstractContextManager[None]:
@@ -216,6 +216,12 @@ class Store(Protocol):
         """How many articles ``filters`` keep."""
         ...
 
+
+@runtime_checkable
+class Catalogue(Protocol):
+    """The catalogue side: the archive's articles listed and read whole (the web page's Articles tab,
+    :mod:`qa.migrate`, benchmarks and checks)."""
+
     def chunks(self, article_id: str) -> list[Passage]:
         """Every chunk of an article as a passage (score 0), in article order; [] for an unknown id."""
         ...
@@ -233,12 +239,24 @@ class Store(Protocol):
         """The distinct sources of the indexed articles, sorted."""
         ...
 
+
+@runtime_checkable
+class Store(Searcher, Catalogue, Protocol):
+    """Reading an index: both sides, the index's status, and closing it (what :func:`qa.store.open_store`
+    returns)."""
+
+    #: The layout this code writes (see :attr:`Manifest.layout`).
+    layout: str
+
+    def status(self) -> Status:
+        ...
+
     def close(self) -> None:
         ...
 
 
 @runtime_checkable
-class WritableStore(Store, Protocol):
+class Writer(Protocol):
     """Writing an index: one writer at a time (:meth:`lock`), one :class:`Commit` per sync."""
 
     def lock(self, wait: bool = True, on_wait: Callable[[], None] | None = None) -> AbstractContextManager[None]:
@@ -271,3 +289,9 @@ class WritableStore(Store, Protocol):
     def compact(self) -> CompactReport:
         """Merge what deltas left behind (deleted rows, small segments), as one commit like the others."""
         ...
+
+
+@runtime_checkable
+class WritableStore(Store, Writer, Protocol):
+    """A store opened for writing (``open_store(settings, writable=True)``, for ``qa index`` and ``qa migrate``):
+    it reads as a :class:`Store` and writes as a :class:`Writer`."""

@@ -1,5 +1,9 @@
 """The local backend's writing side: the writer lock, commits, segment merges and cleaning (see qa.store.local
-for the order of writes that makes a commit atomic)."""
+for the order of writes that makes a commit atomic).
+
+:class:`LocalWriter` is the :class:`qa.store.protocol.Writer` of a :class:`~qa.store.local.LocalStore`: it holds
+the store it writes and uses only the store's public side (its folder, connection, thread lock and snapshots),
+as txtai's index writes through its ann, scoring and database parts rather than inheriting them."""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ import json
 import secrets
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -21,7 +27,7 @@ from qa.files import damaged, fsync_dir, storage_error
 from qa.store import database as db
 from qa.store import segments as seg
 from qa.store.lexical import LexicalWriter
-from qa.store.protocol import Commit, CompactReport, Manifest
+from qa.store.protocol import Commit, CompactReport, Manifest, Status
 
 #: What this code writes; an index of another layout is rebuilt by the next sync (qa.indexing says so).
 #: 3: vectors in segments, lexical search in tantivy (2: one FAISS file and a bm25s folder per generation).
@@ -29,9 +35,34 @@ LAYOUT = "local-3"
 _RETIRED = "retired"  # manifest key: the files the latest commit stopped listing (readers may still load them)
 
 
-class Writing:
-    """The writing methods of :class:`qa.store.local.LocalStore` (its ``path``, lock and connection)."""
+class Folder(Protocol):
+    """What the writer uses of the store it writes (:class:`qa.store.local.LocalStore`): its public side."""
 
+    path: Path
+    exact_limit: int
+    #: Held by every use of the connection: a commit is never interleaved with a read of the same object.
+    mutex: threading.RLock
+
+    def connection(self) -> sqlite3.Connection: ...
+
+    def snapshot(self) -> AbstractContextManager[None]: ...
+
+    @property
+    def manifest(self) -> Manifest | None: ...
+
+    def status(self) -> Status: ...
+
+    def close(self) -> None: ...
+
+
+class LocalWriter:
+    """Writes the index folder of ``store``: one writer at a time per folder (:meth:`lock`), one transaction
+    per commit."""
+
+    def __init__(self, store: Folder):
+        self.store = store
+        self.path = store.path
+        self.exact_limit = store.exact_limit
 
     @contextmanager
     def lock(self, wait: bool = True, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
@@ -52,21 +83,21 @@ class Writing:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def indexed(self) -> dict[str, tuple[str, str]]:
-        with self.snapshot():
-            return db.indexed(self._con)
+        with self.store.snapshot():
+            return db.indexed(self.store.connection())
 
     def files(self) -> dict[str, tuple[int, int]]:
-        with self.snapshot():
-            return db.files(self._con)
+        with self.store.snapshot():
+            return db.files(self.store.connection())
 
     def record_files(self, stats: Mapping[str, tuple[int, int]]) -> None:
-        with self._lock, self._storage_errors():
-            db.record_files(self._connection(), stats)
+        with self.store.mutex, self._storage_errors():
+            db.record_files(self.store.connection(), stats)
 
     def prepare_rebuild(self) -> None:
         """Set a database that cannot be read, or is of another layout, aside (deleted once the fresh commit is
         made), so the rebuild starts a new one; a rebuild that fails never leaves less than there was."""
-        with self._lock:
+        with self.store.mutex:
             stale = False
             if db.readable(self.path):
                 if not (self.path / db.DB_NAME).exists():
@@ -79,13 +110,12 @@ class Writing:
                 stale = manifest is not None and manifest.layout != LAYOUT
                 if not stale:
                     return
-            self.close()
+            self.store.close()  # and forget what was read: the next snapshot reads the new database
             db.set_aside(self.path)
-            self._generation = self._loaded_generation = None
 
     def commit(self, change: Commit) -> None:
         """Apply ``change`` as the next generation, in one transaction (see the module docstring)."""
-        with self._lock, self._storage_errors():
+        with self.store.mutex, self._storage_errors():
             self._commit(change, compact=False)
 
     @contextmanager
@@ -106,21 +136,21 @@ class Writing:
         """Merge every segment into one without dead vectors, as one commit; the lexical index merges its own
         segments as it goes (tantivy's merge policy) and loses deleted documents just after each commit."""
         started = time.perf_counter()
-        with self._lock, self._storage_errors():
-            manifest = self.manifest
+        with self.store.mutex, self._storage_errors():
+            manifest = self.store.manifest
             if manifest is not None and manifest.layout != LAYOUT:  # a commit would start over: never here
                 raise IndexUnusable(f"the index in {self.path} was written by another version of qa "
                                     f"({manifest.layout}); run `qa index` to rebuild it before compacting")
-            before = self.status().storage
+            before = self.store.status().storage
             if manifest is not None:
                 self._commit(Commit(manifest), compact=True)
-            after = self.status().storage
+            after = self.store.status().storage
         return CompactReport(before, after, time.perf_counter() - started)
 
     def _commit(self, change: Commit, compact: bool) -> None:
         for write in change.add:
             write.check(change.manifest.dimension)
-        con = self._connection()
+        con = self.store.connection()
         meta = db.read_meta(con, self.path)
         generation = int(meta.get(db.GENERATION, 0))
         old = db.manifest_of(meta)
@@ -142,7 +172,7 @@ class Writing:
                 removed = db.delete_articles(con, change.remove)
                 con.executemany("INSERT INTO dead_vectors VALUES (?)", [(i,) for i in removed])
                 con.executemany("INSERT INTO dead_lexical VALUES (?)", [(i,) for i in removed])
-                infos = self._segment_infos(con)
+                infos = db.segment_infos(con)
             ids: list[int] = []
             rows = []
             for write in change.add:

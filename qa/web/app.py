@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a local app: no usage reports
 
@@ -64,8 +65,9 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
 
 def wire(state: AppState, p: layout.Page, refresh, listing: dict, app: gr.Blocks) -> None:
     """The chat page's events: which handler each one calls, with which inputs and outputs."""
-    private = dict(api_visibility="private")
-    quiet = dict(api_visibility="private", show_progress="hidden")  # no spinner over the header or the filters
+    private: dict[str, Any] = dict(api_visibility="private")
+    # No spinner over the header or the filters.
+    quiet: dict[str, Any] = dict(api_visibility="private", show_progress="hidden")
     respond = bind(handlers.respond, state)
     store = p.store
     buttons = [p.send, p.stop, p.again_button]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
 
@@ -26,7 +27,7 @@ element.addEventListener('keydown', (event) => {
   if (row && event.key === 'Enter') trigger('click', {open: row.dataset.id});
 });
 """
-_PRIVATE = dict(api_visibility="private", show_progress="hidden")
+_PRIVATE: dict[str, Any] = dict(api_visibility="private", show_progress="hidden")
 
 
 def build(app: AppState, refresh: Callable, refreshed: list) -> dict:
@@ -74,11 +75,11 @@ def build(app: AppState, refresh: Callable, refreshed: list) -> dict:
         pager = gr.HTML("", js_on_load=None)
         following = gr.Button("Next →", size="sm", interactive=False, elem_id="qa-next")
 
-    listing = dict(fn=bind(tab.page, app), inputs=[query, sort, descending, offset],
+    listing: dict[str, Any] = dict(fn=bind(tab.page, app), inputs=[query, sort, descending, offset],
                    outputs=[table, pager, previous, following, offset], **_PRIVATE)
-    first_page = dict(fn=lambda q, s, d: tab.page(app, q, s, d, 0), inputs=[query, sort, descending],
+    first_page: dict[str, Any] = dict(fn=lambda q, s, d: tab.page(app, q, s, d, 0), inputs=[query, sort, descending],
                       outputs=listing["outputs"], **_PRIVATE)
-    after_change = dict(fn=refresh, outputs=refreshed, **_PRIVATE)
+    after_change: dict[str, Any] = dict(fn=refresh, outputs=refreshed, **_PRIVATE)
 
     upload.upload(bind(tab.add, app), upload, [result, pending, replace_row], **_PRIVATE).then(
         lambda: None, None, upload, **_PRIVATE).then(**listing).then(**after_change)

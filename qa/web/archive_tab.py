@@ -113,6 +113,7 @@ def sync_folder(app: AppState):
         app.log(f"sync from the page not done: {exc}")
         yield _bad(f"Not synced: {exc}")
         return
+    assert report is not None  # watch's last item is the result
     app.log(f"synced from the page: {report.summary()}")
     yield done(sync_report_html(report))
 
@@ -176,6 +177,7 @@ def delete(app: AppState, file: str | None):
         kept = "" if isinstance(exc, FileNotFoundError) else f" {file} is unchanged."
         yield _bad(f"Not deleted: {why_not(exc)}{kept}"), hide, gr.skip()
         return
+    assert report is not None  # watch's last item is the result
     app.log(f"deleted {file}: {report.summary()}")
     yield done(sync_report_html(report, f"Deleted {file} from the corpus folder and the index")), hide, hide
 
@@ -188,11 +190,12 @@ def index_uploads(settings: Settings, embedder, uploads: list, log: Callable[[st
     if todo:
         try:
             start = f"Reading {len(todo)} file{'s' * (len(todo) != 1)}"
-            for words, result in watch(lambda: sync(settings=settings, embedder=embedder, progress=True), start):
+            for words, synced in watch(lambda: sync(settings=settings, embedder=embedder, progress=True), start):
                 if words:
                     yield progress_html(words)
                 else:
-                    report = result
+                    report = synced
+            assert report is not None  # watch's last item is the result
             log(f"upload synced: {report.summary()}")
         except (IndexUnusable, ValueError, OSError) as exc:  # a full disk, a moved corpus: nothing added
             log(f"upload not indexed: {exc}")

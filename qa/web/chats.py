@@ -58,7 +58,7 @@ def compact(answer: Answer) -> Answer:
                    related=[replace(p, text=p.text[:_RELATED_CHARS]) for p in answer.related])
 
 
-def clean(store: dict | None) -> dict:
+def clean(store: object) -> dict:
     """``store`` as the app expects it: unknown or damaged parts dropped."""
     if not isinstance(store, dict) or not isinstance(store.get("chats"), list):
         return {"chats": [], "current": None}
@@ -214,7 +214,7 @@ def rename(store: dict, title: str) -> dict:
     return {**store, "chats": [{**c, "title": title} if c["id"] == store["current"] else c for c in store["chats"]]}
 
 
-def delete(store: dict) -> dict:
+def delete(store: object) -> dict:
     store = clean(store)
     return {"chats": [c for c in store["chats"] if c["id"] != store["current"]], "current": None}
 

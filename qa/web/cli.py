@@ -3,30 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import os
 
-from qa.config import DEFAULT_PORT, Settings, WebSettings, configure_offline, parse_auth, parse_port
+from qa.config import DEFAULT_PORT, parse_auth, parse_port
+from qa.environment import configure_offline, settings_from_env, web_settings_from_env
+from qa.errors import ConfigError
 
 
 def main(argv: list[str] | None = None) -> None:
     """``python app.py [--host H] [--port P] [--corpus DIR] [--index DIR] [--auth USER:PASS]``."""
     args = parse_args(argv)
-    settings = Settings.from_env(corpus=args.corpus, index=args.index)
+    try:
+        settings = settings_from_env(os.environ, corpus=args.corpus, index=args.index)
+        web = web_settings_from_env(os.environ)
+    except ConfigError as exc:
+        raise SystemExit(f"qa web: error: {exc}") from None
     configure_offline(settings.model)
     from qa.embedding import ModelError
     from qa.errors import IndexUnusable
     from qa.web.app import _log, create_app, launch
 
     try:
-        app = create_app(settings, secret=WebSettings.from_env().secret)
+        app = create_app(settings, secret=web.secret)
     except (IndexUnusable, ModelError, ValueError) as exc:
         raise SystemExit(f"qa web: error: {exc}") from None
     _log(f"serving on http://{args.host}:{args.port}" + (" (login required)" if args.auth else ""))
-    launch(app, args.host, args.port, auth=args.auth, trusted_proxies=WebSettings.from_env().trusted_proxies)
+    launch(app, args.host, args.port, auth=args.auth, trusted_proxies=web.trusted_proxies)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line, with defaults from QA_HOST, QA_PORT and QA_AUTH; exits with a message on bad values."""
-    web = WebSettings.from_env()
+    try:
+        web = web_settings_from_env(os.environ)
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
     parser = argparse.ArgumentParser(
         prog="python app.py", description="Serve the news-archive chat in the browser.",
         epilog="Environment: QA_HOST, QA_PORT, QA_AUTH (user:password), QA_WEB_SECRET, QA_TRUSTED_PROXIES (proxies "

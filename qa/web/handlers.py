@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import gradio as gr
 
-from qa.answer import QUOTES, QUOTES_AUTHOR, WRITTEN, Answer, Checked, Quoted, Token, written_by
+from qa.answer import QUOTES, QUOTES_AUTHOR, WRITTEN, Answer, Checked, Event, Quoted, Token, written_by
 from qa.assistant import Assistant
 from qa.digest import DIGEST, asks_for_digest, digest
 from qa.filters import FilterError, Filters
@@ -44,7 +45,7 @@ def status_and_sources(app: AppState):
 
 def name_model(app: AppState, chosen: str):
     """The answer switch with the model's name as the endpoint gives it (the choice the reader made kept)."""
-    name = app.assistant.answerer.model_name()
+    name = app.assistant.writer.model_name() if app.assistant.writer is not None else None
     # Only the label changes: a question sent before this update arrives still carries a valid value.
     return gr.update(choices=authors(name), value=chosen) if name else gr.skip()
 
@@ -67,13 +68,14 @@ def respond(app: AppState, question: str, store: dict, source: str, since: str |
     try:
         if asks_for_digest(question):  # "What happened in early December?": the window's stories
             chosen = Filters.parse(source or None, since or None, until or None, bool(undated))  # checked
-            events = iter([digest(app.retriever, question, source=chosen.source, since=chosen.since,
+            events: Iterator[Event] = iter([digest(app.retriever, question, source=chosen.source, since=chosen.since,
                                   until=chosen.until).answer()])
         else:
             events = app.assistant.stream(question, history=chat_turns(turns), source=source or None,
                                           since=since or None, until=until or None, undated=bool(undated),
                                           quotes=author == QUOTES)
-        quoted, written, checked = None, "", []
+        quoted, written = None, ""
+        checked: list[Checked] = []
         for event in events:
             if isinstance(event, Answer):
                 answer = event
@@ -210,8 +212,7 @@ def buttons(busy: bool) -> tuple:
 
 def configured_model(assistant: Assistant) -> str | None:
     """The writing model's name as configured (``QA_LLM_MODEL``), without asking its endpoint."""
-    endpoint = getattr(assistant.answerer, "endpoint", None)
-    return endpoint.model if assistant.writes and endpoint is not None else None
+    return assistant.writer.endpoint.model if assistant.writer is not None else None
 
 
 def authors(model: str | None) -> list[tuple[str, str]]:

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from qa.assistant import Assistant
+from qa.assistant import Assistant, assemble
 from qa.config import Settings
 from qa.errors import DiskFull, IndexReadOnly, IndexUnusable
 from qa.indexing import CorpusNotFound, MassRemoval, sync
-from qa.retriever import Retriever
 from qa.web.archive import recover
 from qa.web.state import AppState, log
-from qa.written import Endpoint
 
 
 def open_assistant(settings: Settings, embedder=None, log: Callable[[str], None] | None = None) -> Assistant:
@@ -20,8 +18,7 @@ def open_assistant(settings: Settings, embedder=None, log: Callable[[str], None]
     say = log or _log
 
     def opened() -> Assistant:
-        retriever = Retriever(settings.index, embedder, settings=settings)
-        return Assistant(retriever, writer=Endpoint.from_settings(settings))
+        return assemble(settings, embedder=embedder)
 
     try:
         report = sync(settings=settings, embedder=embedder)

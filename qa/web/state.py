@@ -13,6 +13,7 @@ import inspect
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from qa.assistant import Assistant
 from qa.config import Settings
@@ -47,5 +48,5 @@ def bind(fn: Callable, state: AppState) -> Callable:
             return fn(state, *args, **kwargs)
     functools.update_wrapper(bound, fn)
     signature = inspect.signature(fn)
-    bound.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])
+    cast(Any, bound).__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])
     return bound

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from qa.config import Settings
+from qa.config import LLMSettings
 from qa.errors import ConfigError
 
 #: Sampling: deterministic, so that the same question gets the same answer and the tests and benchmarks repeat.
@@ -44,13 +44,13 @@ class Endpoint:
     timeout: float = 60.0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Endpoint | None:
+    def from_settings(cls, settings: LLMSettings) -> Endpoint | None:
         """The configured endpoint, or None when ``QA_LLM_URL`` is unset (quotes only)."""
-        if not settings.llm_url:
+        if not settings.url:
             return None
         if importlib.util.find_spec("openai") is None:  # say so now, not as a notice under every answer
             raise ConfigError(NO_OPENAI)
-        return cls(settings.llm_url.rstrip("/"), settings.llm_model, settings.llm_api_key, settings.llm_timeout)
+        return cls(settings.url.rstrip("/"), settings.model, settings.api_key, settings.timeout)
 
 
 class ChatClient:

@@ -162,12 +162,13 @@ class LocalServer:
                    "--threads", str(self.threads), "--alias", self.name]
         # OpenMP threads that spin while waiting made generation 4-6x slower on a machine with other work.
         env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "QA_SERVE_PARENT": str(os.getpid())}
-        out = self.log.open("ab") if self.log else subprocess.DEVNULL
+        log = self.log.open("ab") if self.log else None
         try:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+            self.process = subprocess.Popen(command, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                            env=env)
         finally:
-            if self.log:
-                out.close()  # the child has its own copy
+            if log:
+                log.close()  # the child has its own copy
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -234,9 +235,10 @@ def main(argv: list[str] | None = None) -> int:
             env = {**os.environ, "QA_LLM_URL": server.url, "QA_LLM_MODEL": args.model}
             code = subprocess.call(args.command, env=env)
             return 128 - code if code < 0 else code  # killed by a signal: as a shell says it
-        while server.process.poll() is None:
+        process = server.process
+        while process is not None and process.poll() is None:
             time.sleep(1.0)
-        print(f"qa.written.local: the server exited with {server.process.returncode}", file=sys.stderr)
+        print(f"qa.written.local: the server exited with {process and process.returncode}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
