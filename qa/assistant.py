@@ -142,9 +142,15 @@ class Assistant:
         return self.writer is not None
 
     def evidence(self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None,
-                 when: Period | None = None) -> Evidence:
-        """The evidence for the reading of ``question`` that the articles support best."""
-        return self._resolve(question, history, filters, when)[0]
+                 when: Period | None = None, as_of: str | dt.date | None = None) -> Evidence:
+        """The evidence for the reading of ``question`` that the articles support best; ``as_of`` as for
+        :meth:`ask` (no article dated after it; ages are counted from it)."""
+        day = None
+        if as_of is not None:
+            day = as_of_day(as_of).isoformat()
+            filters = filters or Filters()
+            filters = dataclasses.replace(filters, until=min(filters.until or day, day))
+        return self._resolve(question, history, filters, when, day)[0]
 
     def _resolve(self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None,
                  when: Period | None = None, as_of: str | None = None) -> tuple[Evidence, Judgement]:

@@ -30,7 +30,7 @@ from qa.asked import Kind, question_kind
 from qa.conversation import asks_for_another
 from qa.evidence import TITLE, Candidate, Evidence
 from qa.features import Scene, answer_spans
-from qa.ranker import Ranker
+from qa.ranker import Ranker, probability
 from qa.ranker import load as load_ranker
 from qa.unsaid import unsaid
 
@@ -110,7 +110,7 @@ class ExtractiveAnswerer:
         table = features.table(scene)
         scores = self.ranker.logits(table)
         best = int(np.argmax(scores))
-        confidence = float(1 / (1 + np.exp(-scores[best])))
+        confidence = float(probability(scores)[best])
         missing = tuple(x for found in scene.unsaid[best].values() for x in found)  # the features' own, not again
         return Judgement(kind, focus, candidates, scores, scene.typed.astype(bool),
                          table[:, features.NAMES.index("anchored")].astype(bool), best, confidence, missing,

@@ -25,6 +25,7 @@ from qa import facts, unsaid
 from qa.asked import STRICT, Kind
 from qa.evidence import TITLE, Candidate, Evidence
 from qa.terms import WORDS, covers, stem_lists, stemmer, stems
+from qa.when import article_day
 
 #: Question terms also found in the passages' titles find the article, not the sentence in it: they count this much.
 TOPIC_WEIGHT = 0.25
@@ -96,8 +97,8 @@ class Scene:
     def newest(self) -> dt.date | None:
         """The day the question is asked, else the newest article of the evidence: what age is measured from."""
         if self.evidence.as_of:
-            return _day(self.evidence.as_of)
-        days = [d for p in self.evidence.passages if (d := _day(p.date))]
+            return article_day(self.evidence.as_of)
+        days = [d for p in self.evidence.passages if (d := article_day(p.date))]
         return max(days) if days else None
 
 
@@ -202,7 +203,7 @@ def age(s: Scene) -> np.ndarray:
     0 for an undated article."""
     if s.newest is None:
         return np.zeros(len(s.candidates))
-    days = [(s.newest - d).days if (d := _day(c.passage.date)) else 0 for c in s.candidates]
+    days = [(s.newest - d).days if (d := article_day(c.passage.date)) else 0 for c in s.candidates]
     return np.log1p(np.clip(days, 0, None)) / np.log(366)
 
 
@@ -298,13 +299,6 @@ def answer_spans(kind: Kind, noun: str | None, focus: str, text: str) -> list[tu
 def _asked_terms(focus: str, noun: str | None) -> tuple[frozenset[str], str | None]:
     """The question's stemmed terms and its asked-for noun's stem: the same for every candidate sentence."""
     return frozenset(stem_lists([focus])[0]), stemmer().stemWord(noun) if noun else None
-
-
-def _day(value: str | None) -> dt.date | None:
-    try:
-        return dt.date.fromisoformat(value[:10]) if value else None
-    except ValueError:
-        return None
 
 
 _DANGLING = re.compile(r"(however|but|and|also|still|yet|meanwhile|moreover|instead|this|that|these|those|it|its|"

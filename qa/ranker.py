@@ -42,7 +42,7 @@ class Ranker:
         return ((table - self.mean) / self.scale) @ self.coef + self.intercept
 
     def probabilities(self, table: np.ndarray) -> np.ndarray:
-        return 1 / (1 + np.exp(-self.logits(table)))
+        return probability(self.logits(table))
 
     def to_dict(self) -> dict:
         return {"names": list(self.names), "mean": self.mean.round(6).tolist(), "scale": self.scale.round(6).tolist(),
@@ -54,6 +54,11 @@ class Ranker:
         return cls(tuple(data["names"]), np.asarray(data["mean"], float), np.asarray(data["scale"], float),
                    np.asarray(data["coef"], float), float(data["intercept"]), float(data["threshold"]),
                    str(data.get("about", "")))
+
+
+def probability(logits: np.ndarray) -> np.ndarray:
+    """The probabilities logits stand for: ``1 / (1 + e^-logit)``."""
+    return 1 / (1 + np.exp(-logits))
 
 
 @lru_cache(maxsize=4)

@@ -24,7 +24,7 @@ from qa.filters import Filters
 from qa.fusion import BM25_WEIGHT, Fusion
 from qa.listing import MAX_PAGE_SIZE, PAGE_SIZE, SORT_KEYS, ArticlePage, ArticleView
 from qa.store import Manifest, Passage, Sentence, Store, open_store
-from qa.when import Period, as_of_day
+from qa.when import Period, article_day, as_of_day
 
 __all__ = ["BM25_WEIGHT", "MODES", "IndexInfo", "Passage", "Retriever", "Sentence"]
 
@@ -174,12 +174,8 @@ class Retriever:
     def _timeliness(self, date: str | None, prefer: Period | None, day: dt.date | None) -> float:
         """What a passage of an article dated ``date`` gains for a question of ``prefer``'s days asked on ``day``."""
         bonus = self.period_bonus * prefer.holds(date) if prefer is not None else 0.0
-        if day is not None and date:
-            try:
-                age = (day - dt.date.fromisoformat(date[:10])).days
-            except ValueError:
-                return bonus
-            bonus += self.recency_bonus * 0.5 ** (max(age, 0) / self.recency_half_life)
+        if day is not None and (dated := article_day(date)) is not None:
+            bonus += self.recency_bonus * 0.5 ** (max((day - dated).days, 0) / self.recency_half_life)
         return bonus
 
     def _follow_model(self) -> None:

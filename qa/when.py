@@ -38,6 +38,14 @@ class Period:
         return f"{days}, from the question ({self.words!r})"
 
 
+def article_day(value: str | None) -> dt.date | None:
+    """An article's date (YYYY-MM-DD..., as the store keeps it) as a day; None when it has none or it is no date."""
+    try:
+        return dt.date.fromisoformat(value[:10]) if value else None
+    except ValueError:
+        return None
+
+
 def as_of_day(value: str | dt.date | None, today: dt.date | None = None) -> dt.date:
     """The day a question is asked: ``value`` (a date or YYYY-MM-DD), else today. A bad value raises
     :class:`FilterError` naming the fix."""

@@ -106,3 +106,16 @@ def test_other_word_forms_rank_sentences_but_do_not_make_a_question_answerable(a
     # from "Pyongyang has also emerged as a key supplier of artillery shells ..." (bench.calibrate's gap went < 0).
     answer = assistant.ask("Who has an emergency supply of O?")
     assert answer.abstained and not answer.citations, answer.text
+
+
+def test_evidence_takes_the_day_asked(assistant):
+    """``Assistant.evidence`` reads ``as_of`` as ``ask`` does: no article dated after it, and the evidence keeps the
+    day (the features count ages from it)."""
+    question = "How many North Korean soldiers are in Russia?"
+    everything = assistant.evidence(question)
+    dated = sorted(p.date[:10] for p in everything.passages if p.date)
+    assert dated, "the seed articles are dated"
+    day = dated[len(dated) // 2]
+    early = assistant.evidence(question, as_of=day)
+    assert early.as_of == day and everything.as_of is None
+    assert all(p.date is None or p.date[:10] <= day for p in early.passages)
