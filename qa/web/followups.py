@@ -56,6 +56,11 @@ def followups(retriever, answer: Answer, limit: int = MAX_SUGGESTED) -> list[str
     return [f"What about {name}?" for name in found]
 
 
+#: A name just after these words, or just before the next ones, is the outlet that reported the news.
+_REPORTER_BEFORE = re.compile(r"\b(?:according to|reported by|told|quoted by|citing)\s+(?:the\s+)?$", re.IGNORECASE)
+_REPORTER_AFTER = re.compile(r"\s+(?:reported|reports|wrote|writes)\b")
+
+
 def _names(sentence: str) -> list[str]:
     names = []
     for m in _NAME.finditer(sentence):
@@ -68,6 +73,8 @@ def _names(sentence: str) -> list[str]:
             continue  # a lone capitalised word at a sentence's start is as often not a name
         if re.search(r"(?:ian|ean|ese|ish)s?$", words[-1]):
             continue  # "Ukrainian", "South Korean": said of a name, not one
+        if _REPORTER_BEFORE.search(sentence[:m.start()]) or _REPORTER_AFTER.match(sentence[m.end():]):
+            continue  # "Bloomberg reported", "according to Kyiv Independent": who told it, not what it is about
         names.append(re.sub(r"[’']s$", "", " ".join(words)).rstrip(".’'"))
     return names
 
