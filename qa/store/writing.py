@@ -254,4 +254,4 @@ class Writing:
 
 
 def _settings(manifest: Manifest) -> dict:
-    return {name: getattr(manifest, name) for name in Manifest.SETTINGS}
+    return {name: getattr(manifest, name) for name in (*Manifest.SETTINGS, "encoder")}
