@@ -237,3 +237,25 @@ def _log(message: str) -> None:
     import sys
 
     print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m qa.encoders`` (``make encoders``): export the model's ONNX encoders now, not on first use."""
+    import argparse
+
+    from qa.config import Settings, configure_offline
+
+    parser = argparse.ArgumentParser(prog="python -m qa.encoders", description=main.__doc__.split(":")[0])
+    parser.add_argument("--model", help="sentence-transformers model folder (default: QA_MODEL, or the bundled one)")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env(model=args.model)
+    configure_offline(settings.model)
+    folder = export(settings.model, settings.encoder_cache, log=_log)
+    record = json.loads((folder / "export.json").read_text(encoding="utf-8"))
+    print(f"{folder}: " + ", ".join(f"{name} ({(folder / name).stat().st_size / 2**20:.0f} MB, sha256 "
+                                    f"{digest[:12]})" for name, digest in record["files"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
