@@ -164,11 +164,12 @@ def run(sets: tuple[str, ...] = SETS, as_of: bool = True, show: bool = False, da
         indexes: Path = INDEXES, k: int | None = None, period_bonus: float | None = None,
         recency: tuple[float, float] | None = None) -> dict:
     from qa import Assistant
-    from qa.config import configure_offline
+    from qa.config import Settings, configure_offline
     from qa.embedding import load_embedder
 
     configure_offline()
-    embedder = load_embedder("all-MiniLM-L6-v2")
+    settings = Settings.from_env()  # QA_ENCODER: the indexes are built, and the questions embedded, with it
+    embedder = load_embedder("all-MiniLM-L6-v2", encoder=settings.encoder, cache=settings.encoder_cache)
     results = {}
     for name in sets:
         retriever = open_index(name, data, indexes, embedder)
