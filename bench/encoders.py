@@ -4,8 +4,8 @@
     python -m bench.encoders --chunks 500 --rounds 1 --no-squad      # a quick look
     python -m bench.encoders --dev-index torch=/tmp/realnews-index/dev --dev-index onnx-int8=/tmp/rn/dev-index-onnx-int8
 
-For each encoder (qa.config.ENCODERS), in one run and interleaved (round by round, so that the load of a shared
-machine falls on all of them alike):
+For each encoder (qa.config.ENCODERS), in one run and interleaved (block by block of 128 chunks, and question by
+question, the encoders' order turning, so that the load of a shared machine falls on all of them alike):
 
 - chunks/s: the indexing pass (qa.indexing's ``_encode``: chunk vectors and the late-chunking sentence vectors)
   over a fixed sample of real chunks: the chunks of articles drawn (seeded) from the real-news dev archive
@@ -137,20 +137,33 @@ def run(encoders=ENCODERS, chunks: int = 3000, rounds: int = 3, squad: bool = Tr
     articles, folder = sample_articles(chunks)
     texts, spans, used = chunk_sample(reference, articles, chunks)
     log(f"sample: {len(texts)} chunks of {used} articles from {folder}")
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # as qa.indexing sends them: longest first
+    texts, spans = [texts[i] for i in order], [spans[i] for i in order]
     asked = [q.question for q in squad_set(EVAL_DIR).questions[:questions]]
 
     speed: dict[str, list[float]] = {n: [] for n in embedders}
     query_ms: dict[str, list[float]] = {n: [] for n in embedders}
-    vectors: dict[str, np.ndarray] = {}
+    vectors = {n: np.zeros((len(texts), reference.dimension), dtype=np.float32) for n in embedders}
+    # Interleaved block by block (the groups qa.indexing embeds at once), the encoders' order turning: the load
+    # of a shared machine changes within minutes, and must fall on every encoder alike.
+    step = reference.batch_size * 4
+    blocks = [range(i, min(i + step, len(texts))) for i in range(0, len(texts), step)]
+    names = list(embedders)
     for r in range(rounds):
-        for name, embedder in embedders.items():
-            started = time.perf_counter()
-            vectors[name], _ = _encode(embedder, texts, spans, progress=False)
-            speed[name].append(len(texts) / (time.perf_counter() - started))
-            for q in asked:
+        seconds = dict.fromkeys(names, 0.0)
+        for b, block in enumerate(blocks):
+            for name in names[b % len(names):] + names[:b % len(names)]:
                 started = time.perf_counter()
-                embedder.encode([q])
+                vectors[name][block.start:block.stop], _ = _encode(embedders[name], texts[block.start:block.stop],
+                                                                   spans[block.start:block.stop], progress=False)
+                seconds[name] += time.perf_counter() - started
+        for i, q in enumerate(asked):
+            for name in names[i % len(names):] + names[:i % len(names)]:
+                started = time.perf_counter()
+                embedders[name].encode([q])
                 query_ms[name].append((time.perf_counter() - started) * 1000)
+        for name in names:
+            speed[name].append(len(texts) / seconds[name])
             log(f"round {r + 1}: {name} {speed[name][-1]:.1f} chunks/s, question p50 "
                 f"{statistics.median(query_ms[name][-len(asked):]):.2f} ms")
     rows = {}
