@@ -9,7 +9,7 @@ Environment variables (all optional):
     QA_OVERLAP       sentences shared by neighbouring chunks (default: 1)
     QA_DEVICE        where the model runs: cpu, cuda or mps (default: what torch finds, cuda > mps > cpu)
     QA_BATCH_SIZE    embedding batch size              (default: per device, DEVICE_BATCH: cpu 32, cuda 256)
-    QA_ENCODER       what runs the model: torch (fp32), onnx (ONNX Runtime, fp32) or onnx-int8 (int8 weights)
+    QA_ENCODER       what runs the model: torch (fp32), torch-bf16, onnx (ONNX Runtime, fp32) or onnx-int8
                      (default: DEFAULT_ENCODER; the ONNX ones are exported from the model on first use)
     QA_ENCODER_CACHE folder of those exports (default: $XDG_CACHE_HOME/qa/encoders, ~/.cache/qa/encoders)
     QA_EXACT_LIMIT   chunks searched exactly; approximate (IVF) search above (default: 250000)
@@ -54,7 +54,8 @@ from pathlib import Path
 #: (sentence-transformers' own benchmarks use 128-512 for MiniLM).
 DEVICE_BATCH = {"cpu": 32, "cuda": 256, "mps": 64}
 #: What runs the model (qa.encoders): torch in fp32, or ONNX Runtime on the CPU in fp32 or with int8 weights.
-ENCODERS = ("torch", "onnx", "onnx-int8")
+#: torch-bf16: torch with bfloat16 weights, fast only on CPUs with AMX or AVX-512 BF16 (BENCHMARKS.md).
+ENCODERS = ("torch", "torch-bf16", "onnx", "onnx-int8")
 DEFAULT_ENCODER = "torch"
 #: The index backends' names are qa.store.BACKENDS' keys; this is the default one.
 DEFAULT_BACKEND = "local"

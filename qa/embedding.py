@@ -68,7 +68,10 @@ class Embedder:
                 return self._few(texts)
             vectors = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                                         convert_to_numpy=True, show_progress_bar=progress)
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.encoder != "torch":  # bfloat16's own normalisation leaves norms of 1 +- 0.004
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
 
     def _few(self, texts: Sequence[str]) -> np.ndarray:
         """What ``model.encode`` gives for a question or two (the same vectors), by calling its modules directly:
@@ -201,8 +204,14 @@ def load_embedder(model: str, batch_size: int | None = None, device: str | None 
 
 @lru_cache(maxsize=4)
 def _load_embedder(model: str, batch_size: int, device: str, encoder: str, cache: Path | None) -> Embedder:
-    if encoder == "torch":
-        return Embedder(model, batch_size, device)
+    if encoder in ("torch", "torch-bf16"):
+        embedder = Embedder(model, batch_size, device)
+        if encoder == "torch-bf16":
+            import torch
+
+            embedder.model.to(torch.bfloat16)
+            embedder.encoder = encoder
+        return embedder
     from qa.encoders import OnnxEmbedder
 
     return OnnxEmbedder(model, batch_size, device, encoder, cache)

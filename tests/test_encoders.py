@@ -41,7 +41,7 @@ def test_the_encoder_is_chosen_by_qa_encoder(monkeypatch, tmp_path):
         monkeypatch.setenv("QA_ENCODER", name.upper())
         assert Settings.from_env().encoder == name
     monkeypatch.setenv("QA_ENCODER", "tensorrt")
-    with pytest.raises(SystemExit, match=r"QA_ENCODER='tensorrt' is not one of torch, onnx, onnx-int8"):
+    with pytest.raises(SystemExit, match=r"QA_ENCODER='tensorrt' is not one of torch, torch-bf16, onnx, onnx-int8"):
         Settings.from_env()
     monkeypatch.setenv("QA_ENCODER", "onnx")
     monkeypatch.setenv("QA_ENCODER_CACHE", str(tmp_path / "exports"))
@@ -65,6 +65,17 @@ def test_onnx_vectors_are_torchs(embedder, onnx, int8):
         assert min((a * b).sum(axis=1).min() for a, b in zip(spans_ref, spans_other, strict=True)) > floor
         assert np.array_equal(other.word_vectors(["troops", "cattle"]), embedder.word_vectors(["troops", "cattle"]))
     assert (onnx.encode(TEXTS) * reference).sum(axis=1).min() > 0.99  # the bar for the fp32 export
+
+
+def test_bf16_vectors_are_close_to_fp32(embedder):
+    bf16 = load_embedder("all-MiniLM-L6-v2", encoder="torch-bf16")
+    assert bf16.encoder == "torch-bf16" and bf16 is not embedder
+    vectors, reference = bf16.encode(TEXTS), embedder.encode(TEXTS)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert (vectors * reference).sum(axis=1).min() > 0.99
+    assert (bf16.encode(TEXTS[1:2]) * reference[1]).sum() > 0.99
+    text_vectors, _ = bf16.encode_with_spans(TEXTS, [[(0, 5)]] * len(TEXTS))
+    assert (text_vectors * reference).sum(axis=1).min() > 0.99
 
 
 def test_the_export_is_recorded_and_reused(onnx):
