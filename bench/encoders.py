@@ -1,6 +1,6 @@
 """The encoders side by side (issue 31): indexing speed, question latency, closeness to torch fp32, retrieval.
 
-    python -m bench.encoders                       # torch, onnx, onnx-int8 on 3,000 real-news dev chunks
+    python -m bench.encoders                       # every encoder (qa.config.ENCODERS) on 3,000 real-news dev chunks
     python -m bench.encoders --chunks 500 --rounds 1 --no-squad      # a quick look
     python -m bench.encoders --dev-index torch=/tmp/realnews-index/dev --dev-index onnx-int8=/tmp/rn/dev-index-onnx-int8
 
