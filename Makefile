@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: run run-llm test stress index lint bench browser llm clean train baseline realnews
+.PHONY: run run-llm test stress index lint bench browser llm clean train baseline realnews encoders
 
 # Milvus's real C++ core (milvus-lite 2.5.1) for the Milvus contract tests. Its own virtualenv: it pins
 # setuptools<70, which the main one must not get. Only its `milvus` binary is used, as a server on 127.0.0.1
@@ -25,6 +25,11 @@ $(BIN)/qa: pyproject.toml
 
 index: $(BIN)/qa
 	$(BIN)/qa index
+
+# The ONNX encoders (QA_ENCODER=onnx or onnx-int8; qa/encoders.py), exported from the bundled model's weights into
+# ~/.cache/qa/encoders (QA_ENCODER_CACHE): nothing is downloaded. Once; their first use does it otherwise (~20 s).
+encoders: $(BIN)/qa
+	$(BIN)/python -m qa.encoders
 
 run: index
 	$(BIN)/python app.py
@@ -86,6 +91,7 @@ bench: $(BIN)/qa $(MILVUS_CORE)/.ready llm
 	$(BIN)/pip install --quiet -e '.[test,bench,milvus,llm]'
 	test -d $(OLD_DESIGN) || git worktree add --detach $(OLD_DESIGN) $(OLD_DESIGN_COMMIT)
 	$(BIN)/python -m bench --old $(OLD_DESIGN) $(BENCH_ARGS)
+	$(BIN)/python -m bench.encoders
 	$(BIN)/python -m bench.milvus
 	$(BIN)/python -m bench.load
 	$(MAKE) browser

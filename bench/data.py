@@ -135,7 +135,7 @@ def pipeline_version() -> str:
     import hashlib
 
     digest = hashlib.sha256()
-    files = [ROOT / "qa" / name for name in ("chunking.py", "corpus.py", "embedding.py", "indexing.py")]
+    files = [ROOT / "qa" / name for name in ("chunking.py", "corpus.py", "embedding.py", "encoders.py", "indexing.py")]
     for path in files + sorted((ROOT / "qa" / "store").glob("*.py")):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:8]

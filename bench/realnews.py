@@ -165,10 +165,11 @@ def run(sets: tuple[str, ...] = SETS, as_of: bool = True, show: bool = False, da
         recency: tuple[float, float] | None = None) -> dict:
     from qa import Assistant
     from qa.embedding import load_embedder
-    from qa.environment import configure_offline
+    from qa.environment import configure_offline, settings_from_env
 
     configure_offline()
-    embedder = load_embedder("all-MiniLM-L6-v2")
+    settings = settings_from_env(os.environ)  # QA_ENCODER: the indexes are built, and the questions embedded, with it
+    embedder = load_embedder("all-MiniLM-L6-v2", encoder=settings.encoder, cache=settings.encoder_cache)
     results = {}
     for name in sets:
         retriever = open_index(name, data, indexes, embedder)

@@ -14,6 +14,9 @@ Environment variables (all optional):
     QA_OVERLAP       sentences shared by neighbouring chunks (default: 1)
     QA_DEVICE        where the model runs: cpu, cuda or mps (default: what torch finds, cuda > mps > cpu)
     QA_BATCH_SIZE    embedding batch size              (default: per device, DEVICE_BATCH: cpu 32, cuda 256)
+    QA_ENCODER       what runs the model: torch (fp32), torch-bf16, onnx (ONNX Runtime, fp32) or onnx-int8
+                     (default: DEFAULT_ENCODER; the ONNX ones are exported from the model on first use)
+    QA_ENCODER_CACHE folder of those exports (default: $XDG_CACHE_HOME/qa/encoders, ~/.cache/qa/encoders)
     QA_EXACT_LIMIT   chunks searched exactly; approximate (IVF) search above (default: 250000)
     QA_FOLLOW_LINKS  1: index files that links in the corpus point to outside it (default: 0, skipped)
     QA_BACKEND       where the index lives: a name in qa.store.BACKENDS (default: local, the --index folder)
@@ -54,6 +57,10 @@ from pathlib import Path
 #: larger batches bought nothing on 2 cores (more padding per batch); a GPU is kept busy only by large batches
 #: (sentence-transformers' own benchmarks use 128-512 for MiniLM).
 DEVICE_BATCH = {"cpu": 32, "cuda": 256, "mps": 64}
+#: What runs the model (qa.encoders): torch in fp32, or ONNX Runtime on the CPU in fp32 or with int8 weights.
+#: torch-bf16: torch with bfloat16 weights, fast only on CPUs with AMX or AVX-512 BF16 (BENCHMARKS.md).
+ENCODERS = ("torch", "torch-bf16", "onnx", "onnx-int8")
+DEFAULT_ENCODER = "torch"
 #: The index backends' names are qa.store.BACKENDS' keys; this is the default one.
 DEFAULT_BACKEND = "local"
 
@@ -99,6 +106,10 @@ class Settings:
     batch_size: int | None = None
     #: None: what torch finds (cuda, then mps, then cpu).
     device: str | None = None
+    #: ENCODERS: the runtime that embeds; the index records it, and a change rebuilds the index.
+    encoder: str = DEFAULT_ENCODER
+    #: Where the ONNX encoders' exports are kept (None: default_encoder_cache()).
+    encoder_cache: Path | None = None
     backend: str = DEFAULT_BACKEND
     #: Chunks up to which the index is searched exactly; above it, approximately (IVF). Exact search costs about
     #: 0.05 ms per thousand chunks (12 ms at 250k, as long as embedding the question); IVF stays near 2 ms at the
@@ -171,6 +182,12 @@ def parse_auth(value: str) -> tuple[str, str]:
     if not sep or not user or not password:
         raise ValueError("must be user:password (both non-empty), e.g. alice:s3cret")
     return user, password
+
+
+def default_encoder_cache(xdg_cache: str | None = None) -> Path:
+    """Where ONNX exports of the model are kept unless QA_ENCODER_CACHE says: a cache folder the user can see."""
+    base = Path(xdg_cache).expanduser() if xdg_cache else Path.home() / ".cache"
+    return base / "qa" / "encoders"
 
 
 def resolve_model(name: str) -> str:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import cast
 
 import numpy as np
 
-from qa.config import DEVICE_BATCH, detect_device, resolve_model
+from qa.config import DEFAULT_ENCODER, DEVICE_BATCH, detect_device, resolve_model
 from qa.errors import ModelError
 
 #: Inputs up to this many texts are encoded on one thread.
@@ -29,6 +30,8 @@ class Embedder:
         transformers.logging.set_verbosity_error()  # e.g. "sequence longer than maximum" when counting tokens
 
         self.name = model
+        #: Which runtime encodes (qa.config.ENCODERS): this class is torch's; qa.encoders has the others.
+        self.encoder = "torch"
         self.device = device or detect_device()
         if self.device not in DEVICE_BATCH:
             raise ModelError(f"device {self.device!r} is not one of {', '.join(DEVICE_BATCH)}; set QA_DEVICE to one")
@@ -69,7 +72,10 @@ class Embedder:
                 return self._few(texts)
             vectors = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                                         convert_to_numpy=True, show_progress_bar=progress)
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.encoder != "torch":  # bfloat16's own normalisation leaves norms of 1 +- 0.004
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
 
     def _few(self, texts: Sequence[str]) -> np.ndarray:
         """What ``model.encode`` gives for a question or two (the same vectors), by calling its modules directly:
@@ -93,22 +99,15 @@ class Embedder:
         model pools a whole text, but with the surrounding text as context ("late chunking"). This gives the
         answerer a vector per sentence without embedding every sentence a second time.
         """
-        import torch
-
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32), []
-        with self._lock:
-            torch.set_num_threads(1 if len(texts) <= SMALL_BATCH else self._threads)
-            # output_value=None: one dict of tensors per text (the library's overloads type it as another).
-            outputs = cast("list[dict[str, torch.Tensor]]", self.model.encode(
-                list(texts), batch_size=self.batch_size, output_value=None, show_progress_bar=False))
+        text_vectors, token_vectors = self._token_pass(texts)
         offsets = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens,
                                  return_offsets_mapping=True)["offset_mapping"]
-        text_vectors = np.stack([o["sentence_embedding"].float().cpu().numpy() for o in outputs])
         text_vectors /= np.linalg.norm(text_vectors, axis=1, keepdims=True)
         span_vectors: list[np.ndarray] = []
-        for out, marks, wanted in zip(outputs, offsets, spans, strict=True):
-            tokens = out["token_embeddings"][:len(marks)].float().cpu().numpy()
+        for out, marks, wanted in zip(token_vectors, offsets, spans, strict=True):
+            tokens = out[:len(marks)]
             starts = np.array([a for a, b in marks])
             ends = np.array([b for a, b in marks])
             real = ends > starts  # special tokens have empty offsets
@@ -119,6 +118,18 @@ class Embedder:
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
             span_vectors.append(vectors)
         return np.ascontiguousarray(text_vectors, dtype=np.float32), span_vectors
+
+    def _token_pass(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The texts' pooled vectors (not normalized) and each text's token embeddings, from one pass."""
+        import torch
+
+        with self._lock:
+            torch.set_num_threads(1 if len(texts) <= SMALL_BATCH else self._threads)
+            # output_value=None: one dict of tensors per text (the library's overloads type it as another).
+            outputs = cast("list[dict[str, torch.Tensor]]", self.model.encode(
+                list(texts), batch_size=self.batch_size, output_value=None, show_progress_bar=False))
+        return (np.stack([o["sentence_embedding"].float().cpu().numpy() for o in outputs]),
+                [o["token_embeddings"].float().cpu().numpy() for o in outputs])
 
     def word_vectors(self, words: Sequence[str]) -> np.ndarray:
         """Unit vectors of single words from the model's input embeddings, a word of several word pieces as
@@ -183,12 +194,29 @@ class Embedder:
         return pieces or [(0, len(text))]
 
 
-def load_embedder(model: str, batch_size: int | None = None, device: str | None = None) -> Embedder:
-    """One shared instance per model, batch size and device: loading takes seconds and hundreds of MB."""
+def load_embedder(model: str, batch_size: int | None = None, device: str | None = None,
+                  encoder: str = DEFAULT_ENCODER, cache: Path | None = None) -> Embedder:
+    """One shared instance per model, batch size, device and encoder: loading takes seconds and hundreds of MB.
+
+    ``encoder`` (qa.config.ENCODERS) picks the runtime: torch, or ONNX Runtime (qa.encoders), exported on first
+    use into ``cache`` (default: qa.config.default_encoder_cache()).
+    """
+    if encoder != "torch":
+        device = device or "cpu"
     device = device or detect_device()
-    return _load_embedder(model, batch_size or DEVICE_BATCH.get(device, 32), device)  # one cache entry per value
+    return _load_embedder(model, batch_size or DEVICE_BATCH.get(device, 32), device, encoder, cache)
 
 
 @lru_cache(maxsize=4)
-def _load_embedder(model: str, batch_size: int, device: str) -> Embedder:
-    return Embedder(model, batch_size, device)
+def _load_embedder(model: str, batch_size: int, device: str, encoder: str, cache: Path | None) -> Embedder:
+    if encoder in ("torch", "torch-bf16"):
+        embedder = Embedder(model, batch_size, device)
+        if encoder == "torch-bf16":
+            import torch
+
+            embedder.model.to(torch.bfloat16)
+            embedder.encoder = encoder
+        return embedder
+    from qa.encoders import OnnxEmbedder
+
+    return OnnxEmbedder(model, batch_size, device, encoder, cache)

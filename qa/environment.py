@@ -17,13 +17,16 @@ from typing import Any
 
 from qa.config import (
     DEFAULT_BACKEND,
+    DEFAULT_ENCODER,
     DEFAULT_MODEL,
     DEFAULT_PORT,
     DEVICE_BATCH,
+    ENCODERS,
     LLMSettings,
     MilvusSettings,
     Settings,
     WebSettings,
+    default_encoder_cache,
     is_local_model,
     parse_auth,
     parse_port,
@@ -57,6 +60,10 @@ def settings_from_env(env: Mapping[str, str], **overrides: Any) -> Settings:
         overlap=read.whole("QA_OVERLAP", Settings.overlap),
         batch_size=read.whole("QA_BATCH_SIZE", 32) if batch_size else None,
         device=read.choice("QA_DEVICE", tuple(DEVICE_BATCH)),
+        encoder=read.choice("QA_ENCODER", ENCODERS, "unset it for the default, " + DEFAULT_ENCODER)
+        or DEFAULT_ENCODER,
+        encoder_cache=Path(env["QA_ENCODER_CACHE"]).expanduser() if env.get("QA_ENCODER_CACHE", "").strip()
+        else default_encoder_cache(env.get("XDG_CACHE_HOME")),
         backend=env.get("QA_BACKEND", "").strip() or DEFAULT_BACKEND,
         exact_limit=read.whole("QA_EXACT_LIMIT", Settings.exact_limit),
         follow_links=read.whole("QA_FOLLOW_LINKS", 0) != 0,
@@ -116,12 +123,13 @@ class _Reader:
             example = default or 32
             raise ConfigError(f"{name}={raw!r} is not a whole number; unset it or give e.g. {name}={example}") from None
 
-    def choice(self, name: str, choices: tuple[str, ...]) -> str | None:
+    def choice(self, name: str, choices: tuple[str, ...],
+               unset: str = "unset it to use what torch finds") -> str | None:
         raw = self.env.get(name, "").strip().lower()
         if not raw:
             return None
         if raw not in choices:
-            raise ConfigError(f"{name}={raw!r} is not one of {', '.join(choices)}; unset it to use what torch finds")
+            raise ConfigError(f"{name}={raw!r} is not one of {', '.join(choices)}; {unset}")
         return raw
 
     def seconds(self, name: str, default: float) -> float:

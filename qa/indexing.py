@@ -65,6 +65,8 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
     corpus = Path(corpus) if corpus is not None else settings.corpus
     if index is not None:
         settings = replace(settings, index=Path(index))
+    if embedder is not None:  # the embedder given is the encoder used: the index records it
+        settings = replace(settings, encoder=getattr(embedder, "encoder", "torch"))
     try:
         return _sync(corpus, settings, rebuild, progress, embedder, allow_mass_removal)
     except (OSError, RuntimeError) as exc:  # RuntimeError: an engine's write errors
@@ -84,13 +86,14 @@ def _sync(corpus: Path, settings: Settings, rebuild: bool, progress: bool, embed
             if not corpus.is_dir():  # a mistyped path must not empty the index; checked under the lock, after a wait
                 raise CorpusNotFound(f"corpus folder {corpus} not found; give an existing folder with --corpus or "
                                      "QA_CORPUS (the index was left as it was)")
-            if not rebuild and check_settings(store, settings):
-                _log(f"the index in {index} was written in another format by another version of qa; rebuilding it")
+            why = None if rebuild else check_settings(store, settings)
+            if why:
+                _log(f"the index in {index} {why}; rebuilding it")
                 rebuild = True
             if rebuild:
                 # Load the model and check the chunk settings first: a bad --model or --chunk-tokens must fail
                 # while the old index is still there. The old index itself is replaced in one commit.
-                embedder = embedder or load_embedder(settings.model, settings.batch_size, settings.device)
+                embedder = embedder or _embedder(settings)
                 Chunker(embedder, settings.chunk_tokens, settings.overlap, embedder.max_tokens)
                 store.prepare_rebuild()
             indexed = store.indexed()
@@ -252,8 +255,9 @@ def _apply(writer: WritableStore, before: dict[str, tuple[str, str]], articles: 
     current_manifest = writer.manifest
     if not todo and not report.removed and current_manifest is not None:
         return  # nothing to do: the model is not even loaded
-    embedder = embedder or load_embedder(settings.model, settings.batch_size, settings.device)
-    manifest = Manifest(settings.model, embedder.dimension, settings.chunk_tokens, settings.overlap)
+    embedder = embedder or _embedder(settings)
+    manifest = Manifest(settings.model, embedder.dimension, settings.chunk_tokens, settings.overlap,
+                        encoder=embedder.encoder)
     if not rebuild and current_manifest is not None and current_manifest.differences(manifest):
         raise SettingsMismatch(mismatch_message(settings.index, current_manifest, manifest))
     chunker = Chunker(embedder, settings.chunk_tokens, settings.overlap, embedder.max_tokens)
@@ -358,19 +362,30 @@ def _drop_duplicates(articles: list[Article], kept: dict[str, str], indexed: set
     return keep, problems
 
 
-def check_settings(store: WritableStore, settings: Settings) -> bool:
+def check_settings(store: WritableStore, settings: Settings) -> str | None:
     """Raise :class:`SettingsMismatch` before any work if the index was built with other settings.
 
-    True when only the index's layout differs (another version of qa wrote it): the index is derived from
-    the corpus, so it is simply rebuilt.
+    Why the index must be rebuilt when only its layout (another version of qa wrote it) or its encoder differs
+    (its vectors would not mix with the new ones): the index is derived from the corpus, so it is simply rebuilt.
+    None when it can be brought up to date.
     """
     current = store.manifest
     if current is None:
-        return False
+        return None
     wanted = Manifest(settings.model, current.dimension, settings.chunk_tokens, settings.overlap)
     if current.differences(wanted):
         raise SettingsMismatch(mismatch_message(settings.index, current, wanted))
-    return current.layout != store.layout
+    if current.layout != store.layout:
+        return "was written in another format by another version of qa"
+    if current.encoder != settings.encoder:
+        return (f"was embedded by the {current.encoder} encoder and the settings say {settings.encoder} "
+                "(QA_ENCODER); vectors of two encoders are never mixed")
+    return None
+
+
+def _embedder(settings: Settings) -> Embedder:
+    return load_embedder(settings.model, settings.batch_size, settings.device, settings.encoder,
+                         settings.encoder_cache)
 
 
 def mismatch_message(index: Path, current: Manifest, wanted: Manifest) -> str:

@@ -83,7 +83,10 @@ class Retriever:
         if embedder is not None and embedder.name != manifest.model:
             raise IndexUnusable(f"the index was built with model {manifest.model!r}, not {embedder.name!r}; "
                                 "query it with the same model or rebuild it")
-        self.embedder = embedder or load_embedder(manifest.model, settings.batch_size, settings.device)
+        if embedder is not None and getattr(embedder, "encoder", "torch") != manifest.encoder:
+            raise IndexUnusable(f"the index was embedded by the {manifest.encoder} encoder, not "
+                                f"{embedder.encoder}; query it with the same encoder (QA_ENCODER) or rebuild it")
+        self.embedder = embedder or self._embedder(manifest)
 
     @classmethod
     def open(cls, path: str | Path | None = None, embedder: Embedder | None = None) -> Retriever:
@@ -183,11 +186,16 @@ class Retriever:
         manifest = self.store.manifest
         if manifest is None or manifest == self.manifest:
             return
-        if manifest.model != self.manifest.model:
-            self.embedder = load_embedder(manifest.model, self.settings.batch_size, self.settings.device)
+        if (manifest.model, manifest.encoder) != (self.manifest.model, self.manifest.encoder):
+            self.embedder = self._embedder(manifest)
             with self._lock:
                 self._query_cache.clear()
         self.manifest = manifest
+
+    def _embedder(self, manifest: Manifest) -> Embedder:
+        """The model and encoder the index was built with: the question is embedded as its chunks were."""
+        return load_embedder(manifest.model, self.settings.batch_size, self.settings.device, manifest.encoder,
+                             self.settings.encoder_cache)
 
     def count(self, filters: Filters) -> int:
         """How many articles ``filters`` keep (all of them without filters)."""

@@ -87,7 +87,8 @@ def test_no_import_cycles():
 
 #: The entry points: the only modules that read the environment, import qa.environment or end the process.
 #: qa/written/local.py and serve.py are `python -m` commands (a model server and its child process).
-ENTRY_POINTS = {"qa.cli", "qa.web.cli", "qa.environment", "qa.written.local", "qa.written.serve"}
+ENTRY_POINTS = {"qa.cli", "qa.web.cli", "qa.environment", "qa.written.local", "qa.written.serve",
+                "qa.encoders"}  # `python -m qa.encoders` (make encoders): its main() only
 #: Gradio and uvicorn take these two only from the environment: set where the web app is built and launched.
 SERVER_VARIABLES = {"qa.web.app": 2}
 

@@ -108,13 +108,14 @@ def manifest_of(meta: Mapping[str, str]) -> Manifest | None:
         return None
     try:
         return Manifest(model=meta["model"], dimension=int(meta["dimension"]), chunk_tokens=int(meta["chunk_tokens"]),
-                        overlap=int(meta["overlap"]), layout=meta.get("layout", f"format {meta.get('format', 0)}"))
+                        overlap=int(meta["overlap"]), layout=meta.get("layout", f"format {meta.get('format', 0)}"),
+                        encoder=meta.get("encoder", "torch"))
     except (KeyError, ValueError):
         raise IndexUnusable("the index manifest is incomplete; run `qa index --rebuild`") from None
 
 
 def write_meta(con: sqlite3.Connection, manifest: Manifest, **values: object) -> None:
-    fields = {name: getattr(manifest, name) for name in (*Manifest.SETTINGS, "layout")}
+    fields = {name: getattr(manifest, name) for name in (*Manifest.SETTINGS, "layout", "encoder")}
     con.execute("DELETE FROM manifest WHERE key = 'format'")  # the old layout's marker
     con.executemany("INSERT OR REPLACE INTO manifest VALUES (?, ?)",
                     [(k, str(v)) for k, v in {**fields, **values}.items()])

@@ -35,7 +35,7 @@ _LITE_LOCK = threading.Lock()
 
 def manifest_of(state: dict) -> Manifest:
     return Manifest(state["model"], int(state["dimension"]), int(state["chunk_tokens"]), int(state["overlap"]),
-                    state.get("layout", ""))
+                    state.get("layout", ""), state.get("encoder", "torch"))
 
 
 def check_uri(uri: str) -> str:

@@ -103,7 +103,7 @@ def apply_commit(db: Connection, change: Commit, index_type: str, layout: str) -
             row["id"] = n << ms.ID_SHIFT | i
         db.write(db.name(new, kind), rows[kind])
     counts = {s: c for s, c in sources.items() if c > 0}
-    db.write_state({"model": m.model, "dimension": m.dimension, "chunk_tokens": m.chunk_tokens,
+    db.write_state({"model": m.model, "dimension": m.dimension, "chunk_tokens": m.chunk_tokens, "encoder": m.encoder,
                     "overlap": m.overlap, "layout": layout, "generation": n, **new, "updated_at": now,
                     "articles": articles, "chunks": chunks, "sentences": sentences, "sources": sorted(counts),
                     "source_counts": counts})

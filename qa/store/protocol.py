@@ -62,8 +62,11 @@ class Manifest:
     chunk_tokens: int
     overlap: int
     layout: str = ""
+    #: What ran the model (qa.config.ENCODERS); an index of another encoder is rebuilt by the next sync, like one
+    #: of another layout (its vectors differ a little; they are never mixed). Indexes from before issue 31: torch.
+    encoder: str = "torch"
 
-    #: The fields that are settings (a difference needs the user's decision, unlike ``layout``).
+    #: The fields that are settings (a difference needs the user's decision, unlike ``layout`` and ``encoder``).
     SETTINGS = ("model", "dimension", "chunk_tokens", "overlap")
 
     def differences(self, other: Manifest) -> list[str]:

@@ -284,4 +284,4 @@ class LocalWriter:
 
 
 def _settings(manifest: Manifest) -> dict:
-    return {name: getattr(manifest, name) for name in Manifest.SETTINGS}
+    return {name: getattr(manifest, name) for name in (*Manifest.SETTINGS, "encoder")}

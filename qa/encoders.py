@@ -1,0 +1,263 @@
+"""Faster encoders for the same model: ONNX Runtime, in fp32 or with int8 weights (issue 31).
+
+The model's weights are exported here, on this machine, from the sentence-transformers folder the torch encoder
+loads (nothing is downloaded): ``torch.onnx.export`` of its transformer, then for ``onnx-int8`` ONNX Runtime's
+dynamic quantisation (int8 weights, per channel; activations quantised on the fly). The export goes into a cache
+folder the user can see and delete (``Settings.encoder_cache``, default ``~/.cache/qa/encoders``; ``make encoders``
+fills it ahead of time, else the first use does, in 10-20 s), one folder per model, named by the sha256 of its
+weights, with ``export.json`` saying what it was made from and with which versions. An export whose record does
+not match (other weights, another exporter version, a half-written folder) is made again.
+
+Why not ``SentenceTransformer(path, backend="onnx")``: its ONNX backend needs optimum-onnx, whose only release
+(0.1.0) requires transformers < 4.58, and sentence-transformers 6.3 requires transformers >= 5; its OpenVINO
+backend (optimum-intel 2.2) would replace the pinned torch 2.13 by 2.14. The encoder below is what that backend
+does (the same export of the transformer, the same mean pooling and normalisation), on onnxruntime alone.
+
+The tokenizer, the word-piece table (:meth:`Embedder.word_vectors`) and the span pooling of late chunking stay
+those of the torch model, so only the transformer's pass changes; the index records the encoder
+(:attr:`qa.store.Manifest.encoder`) and a change of encoder rebuilds it (qa.indexing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import cast
+
+import numpy as np
+
+from qa.config import ENCODERS, default_encoder_cache, resolve_model
+from qa.embedding import SMALL_BATCH, Embedder
+from qa.errors import ModelError
+
+__all__ = ["ENCODERS", "OnnxEmbedder", "export"]
+
+#: Bumped when the export below changes, so that older exports are made again.
+EXPORT_VERSION = 1
+#: The ONNX files each encoder runs.
+FILES = {"onnx": "model.onnx", "onnx-int8": "model_qint8.onnx"}
+_export_lock = threading.Lock()
+
+
+def weights_hash(model_path: Path) -> str:
+    """The sha256 of the model's weight files (safetensors or pytorch_model.bin), in name order."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in model_path.iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file())
+    if not files:
+        raise ModelError(f"no weights (*.safetensors, *.bin) in {model_path} to export an ONNX encoder from")
+    for path in files:
+        digest.update(path.name.encode())
+        with path.open("rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    import onnxruntime
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "onnxruntime": onnxruntime.__version__}
+
+
+def export(model: str, cache: Path | None = None, log=None) -> Path:
+    """The folder holding ``model``'s ONNX exports (fp32 and int8), made now if missing or stale."""
+    source = Path(resolve_model(model)).expanduser()
+    if not source.is_dir():
+        raise ModelError(f"the ONNX encoders need the model as a local folder; {model!r} is not one (the hub cache "
+                         "folder of a downloaded model works: give its path with --model or QA_MODEL)")
+    weights = weights_hash(source)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", model.strip("/")).strip("-.")[-60:] or "model"
+    folder = (cache or default_encoder_cache()) / f"{name}-{weights[:16]}"
+    record = {"model": model, "source": str(source), "weights_sha256": weights, "export_version": EXPORT_VERSION}
+    with _export_lock:
+        if _valid(folder, record):
+            return folder
+        if log is not None:
+            log(f"exporting {model} to ONNX (fp32 and int8) in {folder}; once, about 20 s")
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=folder.name + ".part-", dir=folder.parent))
+        try:
+            _export_into(source, work)
+            files = {name: hashlib.sha256((work / name).read_bytes()).hexdigest() for name in FILES.values()}
+            (work / "export.json").write_text(json.dumps({**record, "versions": _versions(), "files": files},
+                                                         indent=1), encoding="utf-8")
+            if folder.exists():  # stale, or another process finished first: either way, ours replaces it
+                shutil.rmtree(folder, ignore_errors=True)
+            try:
+                os.replace(work, folder)
+            except OSError:  # another process put its (equal) export there in between
+                if not _valid(folder, record):
+                    raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return folder
+
+
+def _valid(folder: Path, record: dict) -> bool:
+    try:
+        saved = json.loads((folder / "export.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (all(saved.get(k) == v for k, v in record.items() if k != "source")
+            and all((folder / name).is_file() for name in FILES.values()))
+
+
+def _export_into(source: Path, folder: Path) -> None:
+    import warnings
+
+    import onnx
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(source), device="cpu")
+    transformer = cast(torch.nn.Module, st[0].auto_model).eval()
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+
+    class Hidden(torch.nn.Module):  # the token embeddings, as the Transformer module gives them to Pooling
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+
+    sample = st.tokenizer(["an example", "a longer example sentence, for the shapes"], padding=True,
+                          return_tensors="pt")
+    axes = {name: {0: "batch", 1: "tokens"} for name in [*names, "token_embeddings"]}
+    fp32 = folder / FILES["onnx"]
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")  # the tracer's notes on the attention mask's Python branches
+        torch.onnx.export(Hidden(transformer), tuple(sample[n] for n in names), str(fp32), input_names=names,
+                          output_names=["token_embeddings"], dynamic_axes=axes, opset_version=17, dynamo=False)
+    quantize_dynamic(str(fp32), str(folder / FILES["onnx-int8"]), weight_type=QuantType.QInt8, per_channel=True,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+
+def cpu_threads() -> int:
+    """The cores this process may run on (2 here)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class OnnxEmbedder(Embedder):
+    """:class:`Embedder` with the transformer's pass on ONNX Runtime (CPU); the same vectors to within int8's error.
+
+    Two sessions: batches on all cores, a question or two on one (as the torch encoder does: a thread pool costs
+    more than it saves on one short text). Threads do not spin while waiting: on a busy machine spinning takes the
+    cores from the other processes and gains nothing.
+    """
+
+    def __init__(self, model: str, batch_size: int | None = None, device: str | None = None,
+                 encoder: str = "onnx-int8", cache: Path | None = None):
+        if encoder not in FILES:
+            raise ModelError(f"encoder {encoder!r} is not one of {', '.join(ENCODERS)}")
+        if device not in (None, "cpu"):
+            raise ModelError(f"the {encoder} encoder runs on the CPU only; set QA_ENCODER=torch for device {device}")
+        super().__init__(model, batch_size, "cpu")
+        self.encoder = encoder
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise ModelError(f"the {encoder} encoder needs onnxruntime: pip install onnxruntime, or set "
+                             "QA_ENCODER=torch") from exc
+        self.path = export(model, cache, log=_log) / FILES[encoder]
+        self._many = self._session(ort, cpu_threads())
+        self._one = self._session(ort, 1)
+        self._inputs = {i.name for i in self._many.get_inputs()}
+
+    def _session(self, ort, threads: int):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        return ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+
+    def _hidden(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Token embeddings (texts, tokens, dimension) and the attention mask, for one batch."""
+        features = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_tokens,
+                                  return_tensors="np")
+        feed = {k: np.asarray(v, dtype=np.int64) for k, v in features.items() if k in self._inputs}
+        if "token_type_ids" in self._inputs and "token_type_ids" not in feed:
+            feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
+        session = self._one if len(texts) <= SMALL_BATCH else self._many
+        return session.run(None, feed)[0], feed["attention_mask"]
+
+    def _batches(self, texts: Sequence[str]):
+        """(positions, token embeddings, mask) per batch, longest texts first: little padding per batch."""
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for start in range(0, len(order), self.batch_size):
+            group = order[start:start + self.batch_size]
+            hidden, mask = self._hidden([texts[i] for i in group])
+            yield group, hidden, mask
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        with self._lock:
+            for group, hidden, mask in self._batches(texts):
+                vectors[group] = _mean(hidden, mask)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
+
+    def _token_pass(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        text_vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        tokens: list[np.ndarray] = [np.zeros((0, self.dimension), dtype=np.float32)] * len(texts)
+        with self._lock:
+            for group, hidden, mask in self._batches(texts):
+                text_vectors[group] = _mean(hidden, mask)
+                for row, i in enumerate(group):
+                    tokens[i] = hidden[row, :int(mask[row].sum())]
+        return text_vectors, tokens
+
+
+def _mean(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean pooling over the real tokens, as the model's Pooling module does."""
+    weights = mask[..., None].astype(np.float32)
+    return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+
+
+def _log(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m qa.encoders`` (``make encoders``): export the model's ONNX encoders now, not on first use."""
+    import argparse
+    import os
+
+    from qa.environment import configure_offline, settings_from_env
+
+    parser = argparse.ArgumentParser(prog="python -m qa.encoders", description=(main.__doc__ or "").split(":")[0])
+    parser.add_argument("--model", help="sentence-transformers model folder (default: QA_MODEL, or the bundled one)")
+    args = parser.parse_args(argv)
+    settings = settings_from_env(os.environ, model=args.model)
+    configure_offline(settings.model)
+    folder = export(settings.model, settings.encoder_cache, log=_log)
+    record = json.loads((folder / "export.json").read_text(encoding="utf-8"))
+    print(f"{folder}: " + ", ".join(f"{name} ({(folder / name).stat().st_size / 2**20:.0f} MB, sha256 "
+                                    f"{digest[:12]})" for name, digest in record["files"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
