@@ -58,7 +58,7 @@ def real_squad_vectors(embedder=None) -> np.ndarray:
     from bench.reader import chunks, open_index
     from bench.speed import squad_index
     from qa.config import DEFAULT_MODEL
-    from qa.embedding import load_embedder
+    from qa.encoders import load_embedder
     from qa.environment import configure_offline
 
     configure_offline()
@@ -178,7 +178,7 @@ def real_vectors(log: Callable[[str], None] = print) -> tuple[np.ndarray, np.nda
         return None
     from bench.data import squad_questions
     from qa.config import DEFAULT_MODEL
-    from qa.embedding import load_embedder
+    from qa.encoders import load_embedder
     from qa.environment import configure_offline
 
     configure_offline()
@@ -230,7 +230,7 @@ def _top1(data: np.ndarray, queries: np.ndarray) -> float:
 def _question_vectors() -> np.ndarray:
     from bench.data import squad_questions
     from qa.config import DEFAULT_MODEL
-    from qa.embedding import load_embedder
+    from qa.encoders import load_embedder
 
     return load_embedder(DEFAULT_MODEL).encode([q.question for q in squad_questions()][:200])
 

@@ -51,7 +51,7 @@ def line(set_name: str, question: str, answer) -> dict:
 def answers(embedder=None, eval_dir: Path = EVAL_DIR) -> Iterator[dict]:
     """Today's answers to every question of the committed sets, in a fixed order."""
     from qa import Assistant, Retriever, sync
-    from qa.embedding import load_embedder
+    from qa.encoders import load_embedder
     from qa.environment import configure_offline
 
     configure_offline()

@@ -126,7 +126,7 @@ def dev_mrr(folder: Path) -> dict:
 def run(encoders=ENCODERS, chunks: int = 3000, rounds: int = 3, squad: bool = True, questions: int = 200,
         dev_indexes: dict[str, Path] | None = None) -> dict:
     configure_offline()
-    from qa.embedding import load_embedder
+    from qa.encoders import load_embedder
     from qa.indexing import _encode
 
     embedders = {}

@@ -89,7 +89,7 @@ def evaluate(eval_dir: Path = EVAL_DIR, modes: Sequence[str] = MODES, limit: int
     """
     configure_offline()
     from qa.assistant import Assistant
-    from qa.embedding import load_embedder
+    from qa.encoders import load_embedder
     from qa.extractive import ExtractiveAnswerer, ExtractiveSettings
     from qa.retriever import Retriever
 

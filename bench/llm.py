@@ -51,7 +51,7 @@ THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 def run(url: str, model: str | None, news: int, squad: int, timeout: float = 120.0) -> dict:
     from qa import Assistant, Retriever, sync
     from qa.assistant import with_endpoint
-    from qa.embedding import load_embedder
+    from qa.encoders import load_embedder
     from qa.environment import configure_offline
     from qa.written import Endpoint
 
@@ -83,7 +83,7 @@ def run_realnews(url: str, model: str | None, per_set: int, timeout: float = 120
     from bench import realnews
     from qa import Assistant
     from qa.assistant import with_endpoint
-    from qa.embedding import load_embedder
+    from qa.encoders import load_embedder
     from qa.environment import configure_offline
     from qa.written import Endpoint
 
@@ -284,7 +284,7 @@ def render(results: dict) -> str:
 def calibrate() -> dict:
     """Cosine of short answer sentences to the sentence that supports them and to another article's (see above)."""
     from qa import Assistant, Retriever, sync
-    from qa.embedding import load_embedder
+    from qa.encoders import load_embedder
     from qa.environment import configure_offline
 
     configure_offline()

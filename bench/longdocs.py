@@ -152,7 +152,7 @@ def news_rows(embedder, peer: bool) -> list[dict]:
 
 
 def run(sizes=SIZES, peer: bool = True) -> list[dict]:
-    from qa.embedding import load_embedder
+    from qa.encoders import load_embedder
     from qa.environment import configure_offline
 
     configure_offline()

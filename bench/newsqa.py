@@ -172,7 +172,7 @@ def run(sets: tuple[str, ...] = SETS, show: bool = False) -> dict:
     """Index the news test corpus in a temporary folder and score ``sets`` with the ``qa`` package imported."""
     facts = _facts_module()
     from qa import Assistant, Retriever, sync
-    from qa.embedding import load_embedder
+    from qa.encoders import load_embedder
     from qa.environment import configure_offline
 
     configure_offline()

@@ -164,7 +164,7 @@ def run(sets: tuple[str, ...] = SETS, as_of: bool = True, show: bool = False, da
         indexes: Path = INDEXES, k: int | None = None, period_bonus: float | None = None,
         recency: tuple[float, float] | None = None) -> dict:
     from qa import Assistant
-    from qa.embedding import load_embedder
+    from qa.encoders import load_embedder
     from qa.environment import configure_offline, settings_from_env
 
     configure_offline()

@@ -53,7 +53,7 @@ def measure(folder: Path, questions: int = QUESTIONS) -> dict:
     from bench.data import squad_questions
     from bench.speed import memory, query_latency
     from qa.config import DEFAULT_MODEL
-    from qa.embedding import load_embedder
+    from qa.encoders import load_embedder
     from qa.environment import configure_offline
 
     configure_offline()

@@ -78,7 +78,7 @@ def _index_child(paragraphs: int | None, peer: bool) -> dict:
     from bench.data import write_squad_corpus
     from qa.chunking import Chunker
     from qa.corpus import read_corpus
-    from qa.embedding import load_embedder
+    from qa.encoders import load_embedder
     from qa.indexing import sync
 
     texts = squad_passages()
@@ -232,7 +232,7 @@ def _scale_child(targets: Sequence[int], real_vectors: bool) -> dict:
     from bench.synth import HashedVectors, generate, write_corpus
     from qa.chunking import Chunker
     from qa.corpus import parse_text
-    from qa.embedding import load_embedder
+    from qa.encoders import load_embedder
     from qa.indexing import sync
 
     root = scale_root(real_vectors)
@@ -485,7 +485,7 @@ def run(quick: bool = False, peer: bool = True, real_vectors: bool = False,
         log: Callable[[str], None] | None = None) -> dict:
     """Every speed measurement; ``quick`` uses the stages up to 5k chunks and fewer questions."""
     configure_offline()
-    from qa.embedding import load_embedder
+    from qa.encoders import load_embedder
     from qa.indexing import sync
 
     log = log or _log

@@ -116,7 +116,7 @@ def _until(as_of: str | None):
 
 def collect(log=print, with_realnews: bool = True) -> list[Sample]:
     from qa import Retriever, sync
-    from qa.embedding import load_embedder
+    from qa.encoders import load_embedder
     from qa.environment import configure_offline
 
     configure_offline()

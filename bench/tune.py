@@ -105,7 +105,7 @@ def tune(eval_dir: Path = EVAL_DIR, grids: Sequence[str] = GRIDS, limit: int | N
     """
     configure_offline()
     from qa.chunking import Chunker
-    from qa.embedding import load_embedder
+    from qa.encoders import load_embedder
 
     log = log or _log
     _check(grids, chunk_tokens, overlaps, weights, ks, max_sentences)

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from functools import lru_cache
-from pathlib import Path
 from typing import cast
 
 import numpy as np
 
-from qa.config import DEFAULT_ENCODER, DEVICE_BATCH, detect_device, resolve_model
+from qa.config import DEVICE_BATCH, detect_device, resolve_model
 from qa.errors import ModelError
 
 #: Inputs up to this many texts are encoded on one thread.
 SMALL_BATCH = 4
 WORD_CACHE = 20_000  # word vectors kept (384 floats each: 31 MB at most for all-MiniLM-L6-v2)
-__all__ = ["Embedder", "ModelError", "load_embedder"]
+__all__ = ["Embedder", "ModelError"]
 
 
 class Embedder:
@@ -192,31 +190,3 @@ class Embedder:
             if trail > lead:
                 pieces.append((start + lead, start + trail))
         return pieces or [(0, len(text))]
-
-
-def load_embedder(model: str, batch_size: int | None = None, device: str | None = None,
-                  encoder: str = DEFAULT_ENCODER, cache: Path | None = None) -> Embedder:
-    """One shared instance per model, batch size, device and encoder: loading takes seconds and hundreds of MB.
-
-    ``encoder`` (qa.config.ENCODERS) picks the runtime: torch, or ONNX Runtime (qa.encoders), exported on first
-    use into ``cache`` (default: qa.config.default_encoder_cache()).
-    """
-    if encoder != "torch":
-        device = device or "cpu"
-    device = device or detect_device()
-    return _load_embedder(model, batch_size or DEVICE_BATCH.get(device, 32), device, encoder, cache)
-
-
-@lru_cache(maxsize=4)
-def _load_embedder(model: str, batch_size: int, device: str, encoder: str, cache: Path | None) -> Embedder:
-    if encoder in ("torch", "torch-bf16"):
-        embedder = Embedder(model, batch_size, device)
-        if encoder == "torch-bf16":
-            import torch
-
-            embedder.model.to(torch.bfloat16)
-            embedder.encoder = encoder
-        return embedder
-    from qa.encoders import OnnxEmbedder
-
-    return OnnxEmbedder(model, batch_size, device, encoder, cache)

@@ -28,16 +28,17 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import cast
 
 import numpy as np
 
-from qa.config import ENCODERS, default_encoder_cache, resolve_model
+from qa.config import DEFAULT_ENCODER, DEVICE_BATCH, ENCODERS, default_encoder_cache, detect_device, resolve_model
 from qa.embedding import SMALL_BATCH, Embedder
 from qa.errors import ModelError
 
-__all__ = ["ENCODERS", "OnnxEmbedder", "export"]
+__all__ = ["ENCODERS", "OnnxEmbedder", "export", "load_embedder"]
 
 #: Bumped when the export below changes, so that older exports are made again.
 EXPORT_VERSION = 1
@@ -232,6 +233,32 @@ def _mean(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Mean pooling over the real tokens, as the model's Pooling module does."""
     weights = mask[..., None].astype(np.float32)
     return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+
+
+def load_embedder(model: str, batch_size: int | None = None, device: str | None = None,
+                  encoder: str = DEFAULT_ENCODER, cache: Path | None = None) -> Embedder:
+    """One shared instance per model, batch size, device and encoder: loading takes seconds and hundreds of MB.
+
+    ``encoder`` (qa.config.ENCODERS) picks the runtime: torch, or ONNX Runtime (qa.encoders), exported on first
+    use into ``cache`` (default: qa.config.default_encoder_cache()).
+    """
+    if encoder != "torch":
+        device = device or "cpu"
+    device = device or detect_device()
+    return _load_embedder(model, batch_size or DEVICE_BATCH.get(device, 32), device, encoder, cache)
+
+
+@lru_cache(maxsize=4)
+def _load_embedder(model: str, batch_size: int, device: str, encoder: str, cache: Path | None) -> Embedder:
+    if encoder in ("torch", "torch-bf16"):
+        embedder = Embedder(model, batch_size, device)
+        if encoder == "torch-bf16":
+            import torch
+
+            embedder.model.to(torch.bfloat16)
+            embedder.encoder = encoder
+        return embedder
+    return OnnxEmbedder(model, batch_size, device, encoder, cache)
 
 
 def _log(message: str) -> None:

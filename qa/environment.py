@@ -63,7 +63,7 @@ def settings_from_env(env: Mapping[str, str], **overrides: Any) -> Settings:
         encoder=read.choice("QA_ENCODER", ENCODERS, "unset it for the default, " + DEFAULT_ENCODER)
         or DEFAULT_ENCODER,
         encoder_cache=Path(env["QA_ENCODER_CACHE"]).expanduser() if env.get("QA_ENCODER_CACHE", "").strip()
-        else default_encoder_cache(env.get("XDG_CACHE_HOME")),
+        else default_encoder_cache(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME", "").strip() else None,
         backend=env.get("QA_BACKEND", "").strip() or DEFAULT_BACKEND,
         exact_limit=read.whole("QA_EXACT_LIMIT", Settings.exact_limit),
         follow_links=read.whole("QA_FOLLOW_LINKS", 0) != 0,

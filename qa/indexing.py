@@ -13,7 +13,8 @@ import numpy as np
 from qa.chunking import Chunk, Chunker, Span
 from qa.config import Settings
 from qa.corpus import Article, Problem, list_files, read_file
-from qa.embedding import Embedder, load_embedder
+from qa.embedding import Embedder
+from qa.encoders import load_embedder
 from qa.errors import CorpusNotFound, MassRemoval, QAError, SettingsMismatch
 from qa.files import storage_error
 from qa.store import ArticleWrite, Commit, Manifest, WritableStore, open_store

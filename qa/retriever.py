@@ -18,7 +18,8 @@ import numpy as np
 from qa import checks
 from qa.checks import shown
 from qa.config import Settings
-from qa.embedding import Embedder, load_embedder
+from qa.embedding import Embedder
+from qa.encoders import load_embedder
 from qa.errors import BadRequest, IndexUnusable
 from qa.filters import Filters
 from qa.fusion import BM25_WEIGHT, Fusion

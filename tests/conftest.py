@@ -44,7 +44,7 @@ def write(folder: Path, name: str, content: str | bytes) -> Path:
 @pytest.fixture(scope="session")
 def embedder():
     """The bundled all-MiniLM-L6-v2, loaded once for the whole run."""
-    from qa.embedding import load_embedder
+    from qa.encoders import load_embedder
 
     return load_embedder("all-MiniLM-L6-v2")
 

@@ -16,7 +16,7 @@ from conftest import CORPUS
 from qa import IndexUnusable, Retriever, Settings, sync
 from qa.cli import main
 from qa.config import DEFAULT_ENCODER, ENCODERS
-from qa.embedding import load_embedder
+from qa.encoders import load_embedder
 from qa.environment import settings_from_env
 from qa.errors import ConfigError
 from qa.store.local import LocalStore
