@@ -93,6 +93,7 @@ bench: $(BIN)/qa $(MILVUS_CORE)/.ready llm
 	$(BIN)/python -m bench --old $(OLD_DESIGN) $(BENCH_ARGS)
 	$(BIN)/python -m bench.encoders
 	$(BIN)/python -m bench.milvus
+	$(BIN)/python -m bench.scale
 	$(BIN)/python -m bench.load
 	$(MAKE) browser
 	$(BIN)/python -m bench.soak $(filter --quick,$(BENCH_ARGS))
