@@ -60,6 +60,7 @@ def chunk_sample(embedder, articles, limit: int, settings: Settings | None = Non
     """The texts the model reads for the articles' chunks, and their sentence spans, as qa.indexing makes them:
     up to ``limit`` chunks, whole articles only; and how many articles they are."""
     from qa.chunking import Chunker
+    from qa.indexing import model_inputs
 
     settings = settings or Settings()
     chunker = Chunker(embedder, settings.chunk_tokens, settings.overlap, embedder.max_tokens)
@@ -70,14 +71,9 @@ def chunk_sample(embedder, articles, limit: int, settings: Settings | None = Non
         sentences, chunks = chunker.split(article)
         if texts and len(texts) + len(chunks) > limit:
             break
-        title = chunker.embed_title(article.title)
-        first_new = 0
-        for c in chunks:
-            shift = len(c.embed_text(title)) - len(c.text) - c.start
-            spans.append([(sentences[i].start + shift, sentences[i].end + shift)
-                          for i in range(max(first_new, c.first_sentence), c.last_sentence + 1)])
-            first_new = c.last_sentence + 1
-            texts.append(c.embed_text(title))
+        more, more_spans = model_inputs(chunker.embed_title(article.title), sentences, chunks)
+        texts += more
+        spans += more_spans
         used += 1
     return texts, spans, used
 

@@ -277,13 +277,9 @@ def _apply(writer: WritableStore, before: dict[str, tuple[str, str]], articles: 
                                   "report this article as a bug", report, todo)
             continue
         added.append((article, sentences, chunks))
-        first_new = 0
-        for c in chunks:
-            shift = len(c.embed_text(title)) - len(c.text) - c.start
-            spans.append([(sentences[i].start + shift, sentences[i].end + shift)
-                          for i in range(max(first_new, c.first_sentence), c.last_sentence + 1)])
-            first_new = c.last_sentence + 1
-            chunk_texts.append(c.embed_text(title))
+        texts, chunk_spans = model_inputs(title, sentences, chunks)
+        chunk_texts += texts
+        spans += chunk_spans
     if bar is not None:
         bar.close()
     vectors, sentence_vectors = _encode(embedder, chunk_texts, spans, progress)
@@ -304,6 +300,21 @@ def _not_indexed(article: Article, reason: str, report: SyncReport, todo: list[A
         if article.id in ids:
             ids.remove(article.id)
     report.skipped.append(Problem(article.id, reason))
+
+
+def model_inputs(title: str, sentences, chunks) -> tuple[list[str], list[list[tuple[int, int]]]]:
+    """What the model reads for one article's chunks (each chunk's text with the title), and in each, the spans of
+    the sentences that chunk is the first to hold: their vectors come from that chunk's pass (late chunking)."""
+    texts: list[str] = []
+    spans: list[list[tuple[int, int]]] = []
+    first_new = 0
+    for c in chunks:
+        shift = len(c.embed_text(title)) - len(c.text) - c.start
+        spans.append([(sentences[i].start + shift, sentences[i].end + shift)
+                      for i in range(max(first_new, c.first_sentence), c.last_sentence + 1)])
+        first_new = c.last_sentence + 1
+        texts.append(c.embed_text(title))
+    return texts, spans
 
 
 def _encode(embedder: Embedder, texts: list[str], spans: list[list[tuple[int, int]]], progress: bool
