@@ -36,6 +36,7 @@ import numpy as np
 from bench.data import RESULTS
 from bench.load import QUESTIONS, percentile
 from bench.report import free_port, log, rss_mb, save_json, stop
+from qa.corpus import SUPPORTED_EXTENSIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -171,6 +172,18 @@ def upload_loop(url: str, work: Path, tally: Tally, clock: Clock, rng: random.Ra
                     content = content.replace("{n}", str(n))
             path = files / name
             path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass"))
+            if path.suffix.lower() not in SUPPORTED_EXTENSIONS:  # the picker refuses it at once: nothing is sent
+                try:
+                    page.get_by_role("tab", name="Ask").click()
+                    page.get_by_role("tab", name="Articles").click()
+                    page.locator("#qa-upload input[type=file]").set_input_files(path)
+                    page.get_by_text(f"Invalid file type: {name}").first.wait_for(timeout=30_000)
+                    tally.add(uploads="refused")
+                except Exception as exc:  # noqa: BLE001 - a page that takes a type the server refuses is wrong
+                    tally.add(wrong_uploads=f"{name}: the page did not refuse its type ({exc!r:.200})")
+                    page.goto(url)
+                    page.wait_for_selector("#qa-question textarea")
+                continue
             report = None
             for attempt in (1, 2):  # a file set while the widget still clears the last one can be lost: once more
                 try:
