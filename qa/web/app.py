@@ -97,8 +97,9 @@ def wire(state: AppState, p: layout.Page, refresh, listing: dict, app: gr.Blocks
     for box in filters:  # one at a time, the last change's values winning: the badge never shows older ones
         box.change(handlers.check_filters, filters, badge, concurrency_id="filters", concurrency_limit=1,
                    trigger_mode="always_last", **quiet)
+    # quiet: a pending Clear must not write Gradio's "queue: 1/1" status into the filters' note.
     p.clear.click(lambda: ("", None, None, True, gr.update(label="Filters"), ""), None, [*filters, *badge],
-                  **private)
+                  **quiet)
     app.load(handlers.show, store, shown, **quiet).then(refresh, None, [p.status, p.source], **quiet).then(
         **listing)
     if state.assistant.writes:
