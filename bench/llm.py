@@ -110,8 +110,8 @@ def run_realnews(url: str, model: str | None, per_set: int, timeout: float = 120
             total = time.perf_counter() - started
             w = events[-1]
             checked = [e for e in events if isinstance(e, Checked)]
-            rows.append({"id": record["id"], "quotes": _realnews_score(q, record["answer"]),
-                         "written": _realnews_score(w, record["answer"]), "quotes_s": q_time,
+            rows.append({"id": record["id"], "quotes": realnews.score(q, record["answer"]),
+                         "written": realnews.score(w, record["answer"]), "quotes_s": q_time,
                          "first_token_s": first, "total_s": total, "called": first is not None,
                          "sentences": len(checked), "kept": sum(c.supported for c in checked),
                          "fallback": w.notice is not None})
@@ -121,14 +121,6 @@ def run_realnews(url: str, model: str | None, per_set: int, timeout: float = 120
         retriever.close()
         results[name] = rows
     return results
-
-
-def _realnews_score(answer, gold: str) -> dict:
-    from bench.realnews import holds
-
-    first = answer.sentences[0].text if answer.sentences and not answer.abstained else ""
-    return {"first": holds(first, gold), "answer": not answer.abstained and holds(answer.text, gold),
-            "refused": answer.abstained}
 
 
 def render_realnews(results: dict, model: str) -> str:

@@ -87,6 +87,16 @@ def ask(assistant, record: dict, as_of: bool = True):
     return assistant.ask(record["question"])
 
 
+def score(answer, gold: str) -> dict[str, bool]:
+    """The independent check's marks of one answer: the correct choice in its first sentence, anywhere in it, in a
+    cited snippet; and whether it was refused."""
+    first = answer.sentences[0].text if answer.sentences and not answer.abstained else ""
+    return {"first": holds(first, gold),
+            "answer": not answer.abstained and holds(answer.text, gold),
+            "cited": not answer.abstained and any(holds(c.snippet, gold) for c in answer.citations),
+            "refused": answer.abstained}
+
+
 def evaluate(records: list[dict], assistant, retriever, as_of: bool = True, show: bool = False) -> dict:
     from qa.asked import question_kind
 
@@ -97,12 +107,8 @@ def evaluate(records: list[dict], assistant, retriever, as_of: bool = True, show
         answer = ask(assistant, record, as_of)
         timings.append(time.perf_counter() - started)
         gold = record["answer"]
-        first = answer.sentences[0].text if answer.sentences and not answer.abstained else ""
         out = rows.setdefault(question_kind(record["question"])[0].value, {})
-        marks = {"first": holds(first, gold),
-                 "answer": not answer.abstained and holds(answer.text, gold),
-                 "cited": not answer.abstained and any(holds(c.snippet, gold) for c in answer.citations),
-                 "refused": answer.abstained}
+        marks = score(answer, gold)
         for name, flag in marks.items():
             out.setdefault(name, []).append(flag)
         rank = retrieval_rank(retriever, record, as_of)
