@@ -48,8 +48,11 @@ def line(set_name: str, question: str, answer) -> dict:
     return row
 
 
-def answers(embedder=None, eval_dir: Path = EVAL_DIR) -> Iterator[dict]:
-    """Today's answers to every question of the committed sets, in a fixed order."""
+def answers(embedder=None, eval_dir: Path = EVAL_DIR, seed_index: Path | None = None,
+            news_index: Path | None = None) -> Iterator[dict]:
+    """Today's answers to every question of the committed sets, in a fixed order. ``seed_index`` and
+    ``news_index``: existing indexes (default settings) of the seed corpus and of newsqa's archive
+    (:func:`bench.newsqa.build_corpus`) to use instead of building them."""
     from qa import Assistant, Retriever, sync
     from qa.encoders import load_embedder
     from qa.environment import configure_offline
@@ -58,17 +61,20 @@ def answers(embedder=None, eval_dir: Path = EVAL_DIR) -> Iterator[dict]:
     embedder = embedder or load_embedder("all-MiniLM-L6-v2")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        corpus = newsqa.build_corpus(root / "news")
-        sync(corpus, root / "news-index", embedder=embedder)
-        news = Assistant(Retriever(root / "news-index", embedder))
+        if news_index is None:
+            news_index = root / "news-index"
+            sync(newsqa.build_corpus(root / "news"), news_index, embedder=embedder)
+        news = Assistant(Retriever(news_index, embedder))
         for name in newsqa.SETS:
             for record in newsqa.load(name):
                 yield line(f"newsqa-{name}", record["question"], newsqa.ask_record(news, record))
         news.retriever.close()
 
-        shutil.copytree(SEED_CORPUS, root / "seed")
-        sync(root / "seed", root / "seed-index", embedder=embedder)
-        seed = Assistant(Retriever(root / "seed-index", embedder))
+        if seed_index is None:
+            shutil.copytree(SEED_CORPUS, root / "seed")
+            seed_index = root / "seed-index"
+            sync(root / "seed", seed_index, embedder=embedder)
+        seed = Assistant(Retriever(seed_index, embedder))
         for q in seed_questions(eval_dir):
             yield line("seed", q.question, seed.ask(q.question))
         seed.retriever.close()

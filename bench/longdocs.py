@@ -39,14 +39,16 @@ ARTICLE_WORDS = 1000  # an article is closed once it holds this many words
 TXTAI_WORDS = 200
 
 
-def long_corpus(folder: Path, embedder) -> dict[str, str]:
-    """Write the long articles into ``folder``; returns paragraph id -> article id (its file name)."""
+def long_corpus(folder: Path, embedder, passages: dict[str, str] | None = None,
+                topics: int = TOPICS) -> dict[str, str]:
+    """Write the long articles of ``passages`` (default: the SQuAD sample's) into ``folder``, clustered into
+    ``topics``; returns paragraph id -> article id (its file name)."""
     import faiss
 
-    passages = squad_passages()
+    passages = squad_passages() if passages is None else passages
     ids = sorted(passages)
     vectors = embedder.encode([passages[i] for i in ids]).astype("float32")
-    kmeans = faiss.Kmeans(vectors.shape[1], TOPICS, niter=25, seed=1, spherical=True, verbose=False)
+    kmeans = faiss.Kmeans(vectors.shape[1], topics, niter=25, seed=1, spherical=True, verbose=False)
     kmeans.train(vectors)
     _, labels = kmeans.index.search(vectors, 1)
     topics: dict[int, list[str]] = {}

@@ -59,6 +59,19 @@ def seed_index(tmp_path_factory, embedder) -> Path:
     return index
 
 
+@pytest.fixture(scope="session")
+def news_index(tmp_path_factory, embedder) -> Path:
+    """An index of newsqa's archive (the bundled articles and bench/newsqa's news test articles), built once;
+    tests must not change it."""
+    from bench.newsqa import build_corpus
+    from qa import sync
+
+    root = tmp_path_factory.mktemp("news")
+    index = root / "index"
+    sync(build_corpus(root / "corpus"), index, embedder=embedder)
+    return index
+
+
 @pytest.fixture
 def corpus_copy(tmp_path) -> Path:
     """A writable copy of the bundled corpus."""

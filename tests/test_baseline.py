@@ -32,9 +32,9 @@ def test_the_shared_sets_text_stays_outside_the_project():
 
 
 @pytest.mark.skipif(not (BASELINE.parent.parent.parent / "shared" / "eval").is_dir(), reason="needs ../shared/eval")
-def test_no_answer_moves_unless_the_baseline_in_the_same_commit_says_so(embedder):
+def test_no_answer_moves_unless_the_baseline_in_the_same_commit_says_so(embedder, seed_index, news_index):
     from bench.baseline import answers
 
-    moved = changes(load(), list(answers(embedder)))
+    moved = changes(load(), list(answers(embedder, seed_index=seed_index, news_index=news_index)))
     assert not moved, (f"{len(moved)} answers moved:\n" + "\n".join(moved[:30]) + "\nIf that is intended, run "
                        "`make baseline` and commit tests/baseline.jsonl with the change (BENCHMARKS.md says why).")

@@ -5,12 +5,11 @@ citation that disagrees with its quote, "Reports differ", refusals, and filters 
 from __future__ import annotations
 
 import re
-import shutil
 
 import pytest
-from conftest import CORPUS, ROOT
+from conftest import ROOT
 
-from qa import Assistant, Filters, Retriever, facts, sync
+from qa import Assistant, Filters, Retriever, facts
 from qa.answer import UNSAID_TEXT
 from qa.asked import Kind, asks_what_happened, counted_names, question_kind
 from qa.conversation import Turn, leans_on_conversation, readings
@@ -22,19 +21,13 @@ from qa.terms import covers, stems
 RANKER = "the learned answer ranker does not reproduce this hand-set behaviour (BENCHMARKS.md, 'Real news')"
 LEARNED = pytest.mark.xfail(strict=True, reason=RANKER)
 
-NEWS = ROOT / "bench" / "newsqa" / "corpus"
 DEV = ROOT / "bench" / "data" / "newsqa_dev.jsonl"
 
 
 @pytest.fixture(scope="module")
-def news(tmp_path_factory, embedder):
-    """The bundled articles under corpus/ and the news test articles, indexed once."""
-    root = tmp_path_factory.mktemp("news")
-    shutil.copytree(CORPUS, root / "corpus" / "corpus")
-    for path in NEWS.glob("*.md"):
-        shutil.copy(path, root / "corpus" / path.name)
-    sync(root / "corpus", root / "index", embedder=embedder)
-    return Assistant(Retriever(root / "index", embedder))
+def news(news_index, embedder):
+    """The bundled articles under corpus/ and the news test articles (conftest's ``news_index``)."""
+    return Assistant(Retriever(news_index, embedder))
 
 
 @pytest.fixture(scope="module")
