@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import ann, llm, longdocs, newsqa, realnews, speed, sync_cost, tune
+from bench import ann, llm, longdocs, newsqa, probes, realnews, speed, sync_cost, tune
 from bench import eval as quality
 from bench.data import RESULTS
 from bench.plot import PLOT, plot
@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
             results["seconds"]["realnews"] = time.perf_counter() - started
             sections.append(("Answers on real news (python -m bench.realnews)",
                              "\n\n".join(realnews.render(n, r) for n, r in results["realnews"].items())))
+            results["probes"] = probes.run()  # the IVF probes on the real-news indexes realnews.run brought up to date
+            sections.append(("IVF lists probed, on real vectors (python -m bench.probes)",
+                             probes.render(results["probes"])))
         else:
             print(f"realnews left out: {realnews.DATA} holds no prepared set (see bench/realnews.py)", file=sys.stderr)
     if "longdocs" in parts:

@@ -67,7 +67,7 @@ def run(clients: int, questions: int) -> int:
                 if app.poll() is not None or time.monotonic() > deadline:
                     print(f"app.py did not start:\n{app.stderr.read() if app.poll() is not None else ''}")
                     return 2
-                time.sleep(1)
+                time.sleep(0.25)
 
         latencies: list[float] = []
         errors: list[str] = []

@@ -81,7 +81,7 @@ def start_app(work: Path, env: dict) -> tuple[subprocess.Popen, str]:
         if app.poll() is not None or time.monotonic() > deadline:
             stop(app)
             raise RuntimeError(f"app.py did not start:\n{(work / 'app.log').read_text()[-3000:]}")
-        time.sleep(1)
+        time.sleep(0.25)
 
 
 def run(sessions: int = 10_000, threads: int = 4, ask_every: int = 10, out: Path | None = None) -> int:

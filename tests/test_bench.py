@@ -172,6 +172,24 @@ def test_ann_compare_measures_recall_against_exact():
     assert 0.5 < recalls[0] <= recalls[1] <= recalls[2] <= recalls[3] <= 1.0
 
 
+def test_probes_choose_the_fewest_lists_that_keep_the_recall_asked_for():
+    from fractions import Fraction
+
+    from bench.probes import measure
+
+    rng = np.random.default_rng(1)
+    c = ann.centres(20, rng)
+    queries = {"dev": ann.clustered(30, c, rng), "check": ann.clustered(30, c, rng)}
+    fractions = (Fraction(1, 2), Fraction(1, 8), Fraction(1, 32))
+    result = measure(ann.clustered(3000, c, rng), queries, fractions, target=0.9, log=lambda _: None)
+    assert result["lists"] == 208 and [r["nprobe"] for r in result["rows"]] == [None, 104, 26, 6]
+    dev = [r["dev"]["recall@10"] for r in result["rows"]]
+    assert dev[0] == 1.0 and dev[1] >= dev[2] >= dev[3] and 0 < dev[3] < 1
+    meeting = [f for f, r in zip(fractions, dev[1:], strict=True) if r >= 0.9]
+    assert result["chosen"] == (str(min(meeting)) if meeting else None) and result["chosen_on"] == "dev"
+    assert measure(ann.clustered(3000, c, rng), queries, fractions, target=1.01, log=lambda _: None)["chosen"] is None
+
+
 def test_txtai_peer_runs_offline_on_the_local_model():
     pytest.importorskip("txtai")
     from bench.peer import TxtaiIndex

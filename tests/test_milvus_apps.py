@@ -56,7 +56,7 @@ def client_of(process, url: str, log: Path, seconds: float = 240):
         try:
             return Client(url, verbose=False)
         except Exception:  # noqa: BLE001 - not listening yet
-            time.sleep(1)
+            time.sleep(0.25)
     raise AssertionError(f"app at {url} did not start in {seconds:.0f} s: {log.read_text()[-3000:]}")
 
 
