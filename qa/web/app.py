@@ -50,7 +50,7 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
     """
     state = start(settings, embedder, assistant)
     refresh = bind(handlers.status_and_sources, state)
-    with gr.Blocks(title="News archive Q&A") as app:
+    with api.Blocks(title="News archive Q&A") as app:  # API calls may leave out newer parameters
         listing: dict = {}
         page = layout.build(state, secret, lambda p: listing.update(
             archive_layout.build(state, refresh, [p.status, p.source])))
