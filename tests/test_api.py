@@ -56,6 +56,16 @@ def test_ask_follows_up_on_the_history_and_filters(client):
     assert none["text"].startswith("No articles match these filters: from 2030-01-01, undated articles left out")
 
 
+def test_ask_reads_the_questions_time_words_unless_told_not_to(client):
+    question = "What ammunition was discussed in November 2024?"
+    dated = client.predict(question, api_name="/ask")  # time_words left out (as older clients do): read
+    assert dated["period"] == "2024-11-01 to 2024-11-30, from the question ('in November 2024')"
+    plain = client.predict(question, time_words=False, api_name="/ask")
+    assert plain["period"] is None and plain["citations"] and not plain["abstained"]
+    event, data = call(client, "/ask", body("/ask", json.dumps(question)))  # a raw call of six values, as before
+    assert event == "complete" and json.loads(data)[0]["period"] == dated["period"]
+
+
 def test_ask_explains_a_bad_date(client):
     with pytest.raises(Exception, match="YYYY-MM-DD"):
         client.predict("What ammunition was discussed?", None, None, "last week", api_name="/ask")

@@ -416,12 +416,27 @@ def filters_bar(page) -> str:
 
 @pytest.mark.browser
 def test_filters_badge_invalid_range_undated_and_clear(page):
+    # The question's time words make a preferred window, shown with how to remove it; unticked, none is read.
+    ask(page, "What ammunition was discussed in November 2024?", turn=1)
+    assert ('Preferring articles of 2024-11-01 to 2024-11-30, from the question (\'in November 2024\'); untick '
+            '"Dates from the question" under Filters to search every date') in last_answer(page)
     page.locator("#qa-filters").get_by_text("Filters").click()
+    page.get_by_role("checkbox", name="Dates from the question").uncheck()
+    page.wait_for_function("() => document.querySelector('#qa-filters').innerText.split('\\n')[0] === "
+                           "'Filters · 1 on: dates from the question ignored'")
+    page.click("#qa-again")  # the same question, its answer without the window
+    page.wait_for_function("""() => { const chat = document.querySelector('#qa-chat').innerText;
+        return chat.includes('[1]') && !chat.includes('Preferring') && !document.querySelector('.generating, .pending')
+               && document.querySelector('#qa-send').offsetParent !== null; }""", timeout=30_000)
+    assert page.locator('#qa-chat [data-testid="bot"]').count() == 1 and "155" in last_answer(page)
+    page.wait_for_timeout(300)
+
     set_date(page, "since", "2024-12-03")
-    page.wait_for_function("() => document.querySelector('#qa-filters').innerText.includes('1 on: from 2024-12-03')")
+    page.wait_for_function("() => document.querySelector('#qa-filters').innerText.includes('2 on: from 2024-12-03')")
     page.locator("#qa-filters").get_by_text("Filters").first.click()  # folded, the badge still shows
-    assert "Filters · 1 on: from 2024-12-03, undated articles included" in filters_bar(page)
-    ask(page, "What ammunition was discussed?", turn=1)  # the dated article (2024-11-27) is out, undated kept
+    assert ("Filters · 2 on: from 2024-12-03, undated articles included, dates from the question ignored"
+            in filters_bar(page))
+    ask(page, "What ammunition was discussed?", turn=2)  # the dated article (2024-11-27) is out, undated kept
     dates = page.locator("#qa-sources .qa-group[open] .qa-card").all_inner_texts()
     assert dates and not any("2024-11-27" in d for d in dates)
 
@@ -440,10 +455,11 @@ def test_filters_badge_invalid_range_undated_and_clear(page):
     ask_and_wait_for_text(page, "What ammunition was discussed?", "Cannot search")
     assert "To date '2030-13-01' is not a date; use YYYY-MM-DD" in last_answer(page)
 
-    page.click("#qa-clear-filters")  # one click: every filter off, undated included again
+    page.click("#qa-clear-filters")  # one click: every filter off, undated included and the question's dates read again
     page.wait_for_function("() => document.querySelector('#qa-filters').innerText.split('\\n')[0] === 'Filters'")
     assert page.locator("#qa-since input").input_value() == "" and page.locator("#qa-until input").input_value() == ""
     assert page.get_by_label("Include undated articles").is_checked()
+    assert page.get_by_role("checkbox", name="Dates from the question").is_checked()
     # The note empties once the checks Clear set off have run (Gradio may show "queue: 1/1" there meanwhile).
     page.wait_for_function("() => document.querySelector('#qa-filter-note').innerText.trim() === ''", timeout=10_000)
 

@@ -150,7 +150,7 @@ def test_filters_fit_the_screen_list_a_lone_source_and_the_badge_follows_clear(b
     try:
         page.locator("#qa-filters").get_by_text("Filters").click()
         page.wait_for_timeout(600)
-        for control in ("#qa-source", "#qa-since", "#qa-until", "#qa-undated", "#qa-clear-filters"):
+        for control in ("#qa-source", "#qa-since", "#qa-until", "#qa-undated", "#qa-time-words", "#qa-clear-filters"):
             box = page.locator(control).bounding_box()
             assert box["y"] >= 0 and box["y"] + box["height"] <= 800, (control, box)  # opened: in view
         for which in ("since", "until"):  # the calendar button inside its box, the input wide enough for a date

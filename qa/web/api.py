@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 import gradio as gr
+from gradio.components.api_component import Api
 
 from qa import checks
 from qa.digest import asks_for_digest, digest
@@ -25,12 +26,14 @@ MAX_K = 50
 
 
 def ask(app: AppState, question: str, history: list[dict] | None = None, source: str | None = None,
-        since: str | None = None, until: str | None = None, undated: bool = True) -> dict:
+        since: str | None = None, until: str | None = None, undated: bool = True, time_words: bool = True) -> dict:
     """Answer a question from the news articles: the answer text and its numbered citations. A question about
     a period ("What happened in early December 2024?") is answered with a digest of that window's stories.
 
     ``source``, ``since`` and ``until`` (YYYY-MM-DD) narrow the search; ``undated``: whether articles
-    without a date are kept when a date range is given.
+    without a date are kept when a date range is given; ``time_words``: whether the question's time words
+    ("this week", "in early December 2024") make a preferred date window (the answer's ``period``); false
+    reads none.
     """
     try:
         question = checks.text(question, "question", EXAMPLES[0], required=True)
@@ -42,7 +45,7 @@ def ask(app: AppState, question: str, history: list[dict] | None = None, source:
             return digest(app.retriever, question, source=chosen.source, since=chosen.since,
                           until=chosen.until).answer().to_dict()
         answer = app.assistant.ask(question, history=turns, source=source, since=since, until=until,
-                                   undated=undated is not False)
+                                   undated=undated is not False, time_words=time_words is not False)
     except ValueError as exc:
         raise gr.Error(str(exc), print_exception=False) from None
     return answer.to_dict()
@@ -84,6 +87,21 @@ def register(app: AppState) -> None:
     """The API's endpoints, inside the Blocks being built."""
     for fn in (ask, search, articles):
         gr.api(bind(fn, app), api_name=fn.__name__)
+
+
+class Blocks(gr.Blocks):
+    """Blocks whose API endpoints take calls that leave out trailing parameters: those get their defaults.
+
+    gradio_client fills them in from the API's schema, but a raw HTTP call (``{"data": [...]}``) written before
+    a parameter was added (``time_words`` of /ask) would otherwise get Gradio's "didn't receive enough input
+    values". Only :func:`gr.api` endpoints (all inputs ``Api``) are padded; the page's events are as Gradio has them.
+    """
+
+    async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
+        missing = block_fn.inputs[len(inputs):]
+        if missing and all(isinstance(block, Api) for block in block_fn.inputs):
+            inputs = [*inputs, *(block.value for block in missing)]
+        return await super().preprocess_data(block_fn, inputs, state, explicit_call)
 
 
 def _optional(value: object, name: str, example: str) -> str | None:

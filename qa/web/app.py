@@ -50,7 +50,7 @@ def create_app(settings: Settings, embedder=None, assistant: Assistant | None = 
     """
     state = start(settings, embedder, assistant)
     refresh = bind(handlers.status_and_sources, state)
-    with gr.Blocks(title="News archive Q&A") as app:
+    with api.Blocks(title="News archive Q&A") as app:  # API calls may leave out newer parameters
         listing: dict = {}
         page = layout.build(state, secret, lambda p: listing.update(
             archive_layout.build(state, refresh, [p.status, p.source])))
@@ -71,7 +71,7 @@ def wire(state: AppState, p: layout.Page, refresh, listing: dict, app: gr.Blocks
     respond = bind(handlers.respond, state)
     store = p.store
     buttons = [p.send, p.stop, p.again_button]
-    asking = [p.question, store, p.source, p.since, p.until, p.undated, p.author]  # respond's inputs
+    asking = [p.question, store, p.source, p.since, p.until, p.undated, p.time_words, p.author]  # respond's inputs
     answering = [p.question, p.chatbot, p.sources, store, *buttons, p.chat_list, p.writing]  # ... its outputs
     answered = gr.on([p.question.submit, p.send.click], respond, asking, answering, trigger_mode="once", **private)
     picked = p.chatbot.example_select(pick_example, None, p.question, **private).then(
@@ -92,13 +92,13 @@ def wire(state: AppState, p: layout.Page, refresh, listing: dict, app: gr.Blocks
     p.export_button.click(handlers.export, store, p.export_file, **private)
     p.feedback_button.click(handlers.export_feedback, store, p.feedback_file, **private)
     p.sources.click(handlers.feedback, store, store, **private)
-    filters = [p.source, p.since, p.until, p.undated]
+    filters = [p.source, p.since, p.until, p.undated, p.time_words]
     badge = [p.filters_box, p.filter_note]
     for box in filters:  # one at a time, the last change's values winning: the badge never shows older ones
         box.change(handlers.check_filters, filters, badge, concurrency_id="filters", concurrency_limit=1,
                    trigger_mode="always_last", **quiet)
     # quiet: a pending Clear must not write Gradio's "queue: 1/1" status into the filters' note.
-    p.clear.click(lambda: ("", None, None, True, gr.update(label="Filters"), ""), None, [*filters, *badge],
+    p.clear.click(lambda: ("", None, None, True, True, gr.update(label="Filters"), ""), None, [*filters, *badge],
                   **quiet)
     app.load(handlers.show, store, shown, **quiet).then(refresh, None, [p.status, p.source], **quiet).then(
         **listing)

@@ -51,9 +51,10 @@ def name_model(app: AppState, chosen: str):
 
 
 def respond(app: AppState, question: str, store: dict, source: str, since: str | None, until: str | None,
-            undated: bool, author: str = QUOTES):
+            undated: bool, time_words: bool = True, author: str = QUOTES):
     """Stream the answer to ``question`` into the current chat; yields the page's outputs as it goes (a
-    partial answer at each step), saving the chat in the browser once the answer is known."""
+    partial answer at each step), saving the chat in the browser once the answer is known. ``time_words``: the
+    Filters' "Dates from the question" (the days "this week" names preferred; unticked, no date is)."""
     store = chats.clean(store)
     messages, groups, turns = chats.view(chats.answers(store), chats.notes(store))
     question = " ".join(repair(question or "").split())  # a lone surrogate could not be sent to the page
@@ -73,7 +74,7 @@ def respond(app: AppState, question: str, store: dict, source: str, since: str |
         else:
             events = app.assistant.stream(question, history=chat_turns(turns), source=source or None,
                                           since=since or None, until=until or None, undated=bool(undated),
-                                          quotes=author == QUOTES)
+                                          time_words=time_words is not False, quotes=author == QUOTES)
         quoted, written = None, ""
         checked: list[Checked] = []
         for event in events:
@@ -184,13 +185,14 @@ def _download(name: str, text: str) -> str:
     return str(path)
 
 
-def check_filters(source: str, since: str | None, until: str | None, undated: bool):
-    """The Filters bar's badge, and what is wrong with a value as the form names it."""
+def check_filters(source: str, since: str | None, until: str | None, undated: bool, time_words: bool = True):
+    """The Filters bar's badge (the question's dates unticked count as one on), and what is wrong with a value
+    as the form names it."""
     try:
         parsed = Filters.parse(source or None, since or None, until or None, bool(undated))
     except FilterError as exc:
         return gr.update(label="Filters · check the dates"), filter_message(str(exc))
-    return gr.update(label=filters_label(parsed)), ""
+    return gr.update(label=filters_label(parsed, time_words is not False)), ""
 
 
 def delete_chat(store: dict | str | None):

@@ -15,7 +15,7 @@ from qa.answer import QUOTES, WRITTEN
 from qa.web import chats
 from qa.web.api import EXAMPLES
 from qa.web.handlers import authors, configured_model
-from qa.web.render import sources_html, status_html
+from qa.web.render import TIME_WORDS, sources_html, status_html
 from qa.web.state import AppState
 
 Page = SimpleNamespace  # the page's components, by the names below
@@ -114,5 +114,7 @@ def filters(p: Page) -> None:
         with gr.Row():
             p.undated = gr.Checkbox(label="Include undated articles", value=True, scale=2,
                                     elem_id="qa-undated")
+            # "this week", "in early December 2024": the days named are preferred (qa.when); unticked, none are.
+            p.time_words = gr.Checkbox(label=TIME_WORDS, value=True, scale=2, elem_id="qa-time-words")
             p.clear = gr.Button("Clear filters", size="sm", scale=1, elem_id="qa-clear-filters")
         p.filter_note = gr.HTML("", elem_id="qa-filter-note", js_on_load=None)

@@ -18,6 +18,10 @@ from qa.filters import Filters
 from qa.listing import ArticlePage, ArticleView
 from qa.retriever import IndexInfo, Passage
 
+#: The Filters checkbox that lets the question's time words ("this week") make a preferred date window.
+TIME_WORDS = "Dates from the question"
+#: The Filters badge's words for it unticked.
+TIME_WORDS_OFF = "dates from the question ignored"
 _RELATED_CHARS = 320  # how much of a related passage to show when the answer abstains
 
 _MARKDOWN_INLINE = re.compile(r"([\\`*_\[\]~|$])")  # special anywhere in a line
@@ -81,8 +85,9 @@ def _with_author(answer: Answer, body: str) -> str:
     """A written answer says who wrote it and what its check left out; quotes standing in for one say why."""
     if answer.notice:
         body = f"*{escape_markdown(f'{answer.author}: {answer.notice}')}*\n\n{body}"
-    if answer.period:  # the days the question's time words name, shown like a filter
-        body = f"*{escape_markdown(f'Preferring articles of {answer.period}')}*\n\n{body}"
+    if answer.period:  # the days the question's time words name, shown like a filter, and how to remove it
+        note = f'Preferring articles of {answer.period}; untick "{TIME_WORDS}" under Filters to search every date'
+        body = f"*{escape_markdown(note)}*\n\n{body}"
     if answer.answerer == WRITTEN:
         left_out = len(answer.unsupported)
         note = f"{answer.author}; every sentence checked against the sentences it cites"
@@ -310,12 +315,15 @@ def delete_question(file: str, file_articles: int) -> str:
 
 # --- Filters ---------------------------------------------------------------------------------------------
 
-def filters_label(filters: Filters | None) -> str:
-    """The Filters bar's heading, with a badge of how many are on (visible while it is folded)."""
-    if filters is None or not filters.active:  # "undated" alone changes nothing: it applies to a date range
-        return "Filters"
-    count = bool(filters.source) + filters.dated
-    return f"Filters · {count} on: {filters.describe()}"
+def filters_label(filters: Filters | None, time_words: bool = True) -> str:
+    """The Filters bar's heading, with a badge of how many are on (visible while it is folded). ``time_words``
+    unticked (the question's dates not read) counts as one: it is not the default either."""
+    count, words = 0, []
+    if filters is not None and filters.active:  # "undated" alone changes nothing: it applies to a date range
+        count, words = bool(filters.source) + filters.dated, [filters.describe()]
+    if not time_words:
+        count, words = count + 1, [*words, TIME_WORDS_OFF]
+    return f"Filters · {count} on: {', '.join(words)}" if count else "Filters"
 
 
 def filter_message(error: str | None) -> str:
