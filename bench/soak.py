@@ -338,14 +338,15 @@ def run(minutes: float, clients: int = 10, delete_every: float = 20.0, seed: int
             found += any(c["article_id"] == name for c in reply.get("citations", []))
         rss_end = rss_mb(app.pid)
         alive = app.poll() is None
-        final = subprocess.run([sys.executable, "-m", "qa.cli", "index", "--corpus", str(corpus), "--index",
-                                str(index), "--quiet"], env=env, capture_output=True, text=True)
         fresh = work / "fresh-index"
-        rebuilt = subprocess.run([sys.executable, "-m", "qa.cli", "index", "--corpus", str(corpus), "--index",
-                                  str(fresh), "--quiet"], env=env, capture_output=True, text=True)
+        # The last sync of the app's index and a rebuild from scratch beside it, at once (each loads the model).
+        final, rebuilt = [subprocess.Popen([sys.executable, "-m", "qa.cli", "index", "--corpus", str(corpus),
+                                            "--index", str(folder), "--quiet"], env=env, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.PIPE, text=True) for folder in (index, fresh)]
+        errors = "".join(process.communicate()[1] for process in (final, rebuilt))
         differences = compare(index, fresh) if final.returncode == rebuilt.returncode == 0 else [
             f"final qa index exited {final.returncode}, the rebuild {rebuilt.returncode}: "
-            f"{(final.stderr + rebuilt.stderr).strip()[:300]}"]
+            f"{errors.strip()[:300]}"]
         growth = rss_end / rss_start - 1
         articles = len(index_contents(fresh)["articles"]) if rebuilt.returncode == 0 else None
         result = {"minutes": wall / 60, "clients": clients, "asked": tally.asked, "failed": len(tally.failed),
