@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from qa import features
+from qa.answering import features
+from qa.answering.candidates import TITLE, Candidate, Evidence
+from qa.answering.composer import stage
+from qa.answering.model import MODEL_FILE, ModelFileError, Ranker, load
 from qa.conversation import Reading
 from qa.errors import FilterError
-from qa.evidence import TITLE, Candidate, Evidence
-from qa.extractive import stage
-from qa.ranker import MODEL_FILE, ModelFileError, Ranker, load
 from qa.store import Passage, Sentence
 from qa.when import Period, as_of_day, period
 

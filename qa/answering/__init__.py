@@ -1,0 +1,1 @@
+"""The default answerer, which quotes: candidates -> features -> model -> composer."""
