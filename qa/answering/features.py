@@ -3,7 +3,8 @@
 The answerer's choice is a fitted model over these (:mod:`qa.answering.model`), not a chain of hand-set weights. A
 feature is a function of a :class:`Scene` (the question, its evidence and the eligible candidates) that returns one
 value per candidate; :data:`FEATURES` lists them in the order the model's coefficients follow. To add one: write the
-function, add it to the list, run ``make train`` and compare the dev/check table of ``python -m bench.realnews``.
+function, add it to the list and its test to tests/test_features.py, run ``make train`` and compare the dev/check
+table of ``python -m bench.realnews`` (the steps in full: :mod:`qa.answering`).
 
 What the rules of earlier rounds computed are features here: whether a sentence states the asked-for kind of value
 (:mod:`qa.facts`), whether it states it next to a question word, what the question asks that the evidence does not say
