@@ -68,8 +68,8 @@ test: $(BIN)/qa browser $(MILVUS_CORE)/.ready llm
 stress: $(BIN)/qa browser
 	QA_TEST_SCALE=full $(BIN)/python -m pytest -q -m scaled
 
-# The answer ranker (qa/ranker.json), fitted on the dev sets (bench/train.py). Needs the real-news dev set prepared
-# outside the repository (its data has no license): see bench/realnews.py, or set QA_REALNEWS.
+# The answer ranker (qa/answering/ranker.json), fitted on the dev sets (bench/train.py). Needs the real-news dev set
+# prepared outside the repository (its data has no license): see bench/realnews.py, or set QA_REALNEWS.
 train: $(BIN)/qa
 	$(BIN)/python -m bench.train
 

@@ -56,7 +56,7 @@ class UsageError(ValueError):
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, object]:
     """``["abstain_below=0.5", ...]`` -> typed ExtractiveSettings fields; unknown names or bad values raise."""
-    from qa.extractive import ExtractiveSettings
+    from qa.answering.composer import ExtractiveSettings
 
     defaults = ExtractiveSettings()
     names = [f.name for f in dataclasses.fields(ExtractiveSettings)]
@@ -88,9 +88,9 @@ def evaluate(eval_dir: Path = EVAL_DIR, modes: Sequence[str] = MODES, limit: int
     same paragraphs are asked for again); ``seed_index``: an existing index of the seed corpus to use.
     """
     configure_offline()
+    from qa.answering.composer import ExtractiveAnswerer, ExtractiveSettings
     from qa.assistant import Assistant
     from qa.encoders import load_embedder
-    from qa.extractive import ExtractiveAnswerer, ExtractiveSettings
     from qa.retriever import Retriever
 
     log = log or _log
@@ -149,8 +149,8 @@ def ask(assistant, question: str, mode: str):
     """``assistant.ask`` with the retrieval mode chosen: Assistant itself always searches in hybrid mode."""
     if mode == "hybrid":
         return assistant.ask(question)
+    from qa.answering.candidates import gather
     from qa.conversation import Reading
-    from qa.evidence import gather
 
     question = " ".join(question.split())
     return assistant.answerer.answer(gather(assistant.retriever, question, Reading(question, question, False),

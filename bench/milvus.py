@@ -61,9 +61,9 @@ def start_core() -> tuple[subprocess.Popen, str]:
 
 def run(limit: int | None, uri: str | None, asks: int) -> dict:
     configure_offline()
+    from qa.answering.composer import ExtractiveAnswerer
     from qa.assistant import Assistant
     from qa.encoders import load_embedder
-    from qa.extractive import ExtractiveAnswerer
     from qa.indexing import sync
     from qa.migrate import migrate
     from qa.retriever import Retriever

@@ -1,10 +1,10 @@
-"""Fit the answer ranker (qa/ranker.json) on labelled questions: ``make train``.
+"""Fit the answer ranker (qa/answering/ranker.json) on labelled questions: ``make train``.
 
-    python -m bench.train                 # fit on the dev sets, write qa/ranker.json, print the table
+    python -m bench.train                 # fit on the dev sets, write qa/answering/ranker.json, print the table
     python -m bench.train --dry-run       # fit and report, write nothing
 
 Each dev question is searched as the assistant searches it (hybrid, its passages, its ``as_of``), every eligible
-candidate sentence is described by :data:`qa.features.FEATURES` and labelled by whether it holds a gold answer
+candidate sentence is described by :data:`qa.answering.features.FEATURES` and labelled by whether it holds a gold answer
 (case and punctuation ignored). A logistic regression over the standardised features gives P(holds the answer).
 The refusal threshold is the highest probability at which at most ``--refuse`` of the answerable dev questions
 are refused; the table says what it then refuses of the questions that must be refused.
@@ -59,10 +59,10 @@ class Sample:
 def conversation_samples(assistant, records: list[dict]) -> list[Sample]:
     """Questions asked after a conversation: each reading of the question (with and without the conversation) is a
     sample of its own, labelled by the gold answer; the conversation's answers are today's ranker's."""
-    from qa import features
+    from qa.answering import features
+    from qa.answering.candidates import gather
+    from qa.answering.composer import stage
     from qa.conversation import normalize_history, readings
-    from qa.evidence import gather
-    from qa.extractive import stage
     from qa.filters import Filters
 
     out = []
@@ -86,11 +86,11 @@ def conversation_samples(assistant, records: list[dict]) -> list[Sample]:
 
 def samples(retriever, questions: list[Question]) -> list[Sample]:
     """Each question's candidates as the assistant sees them (the question read alone)."""
-    from qa import features
+    from qa.answering import features
+    from qa.answering.candidates import gather
+    from qa.answering.composer import stage
     from qa.assistant import PASSAGES
     from qa.conversation import Reading
-    from qa.evidence import gather
-    from qa.extractive import stage
     from qa.when import as_of_day, period
 
     out = []
@@ -209,7 +209,7 @@ def report(samples_: list[Sample], ranker) -> list[str]:
 def learning_curve(samples_: list[Sample], folds: int = 5, fractions=(0.1, 0.25, 0.5, 1.0)) -> list[str]:
     """Cross-validated first-sentence accuracy on answerable real-news dev questions (held-out folds) against the
     share of the other folds trained on."""
-    from qa.ranker import Ranker
+    from qa.answering.model import Ranker
 
     rng = np.random.default_rng(0)
     order = rng.permutation(len(samples_))
@@ -234,13 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.train", description=__doc__.splitlines()[0])
     parser.add_argument("--refuse", type=float, default=REFUSE, help="share of answerable dev questions refused")
     parser.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength")
-    parser.add_argument("--dry-run", action="store_true", help="report, but leave qa/ranker.json as it is")
+    parser.add_argument("--dry-run", action="store_true", help="report, but leave qa/answering/ranker.json as it is")
     parser.add_argument("--no-curve", action="store_true", help="skip the learning curve")
     parser.add_argument("--no-realnews", action="store_true", help="leave real-news dev out (quick trials only)")
     parser.add_argument("--cache", type=Path, help="keep the dev questions' features here and reuse them")
     args = parser.parse_args(argv)
-    from qa.features import NAMES
-    from qa.ranker import MODEL_FILE, Ranker
+    from qa.answering.features import NAMES
+    from qa.answering.model import MODEL_FILE, Ranker
 
     if args.cache and args.cache.exists():
         data = pickle.loads(args.cache.read_bytes())

@@ -182,8 +182,8 @@ class _Run:
 
     def assistants(self, opened: dict, k: int = DEFAULT_K, max_sentences: int | None = None) -> dict:
         """bench.eval's pair of assistants (SQuAD timed, seed remembering) and a remembering SQuAD one."""
+        from qa.answering.composer import ExtractiveAnswerer, ExtractiveSettings
         from qa.assistant import Assistant
-        from qa.extractive import ExtractiveAnswerer, ExtractiveSettings
 
         settings = ExtractiveSettings() if max_sentences is None else ExtractiveSettings(max_sentences=max_sentences)
         return {name: Assistant(opened[name], ExtractiveAnswerer(settings), k=k)
@@ -302,7 +302,7 @@ def _default_weight() -> float:
 
 
 def _default_sentences() -> int:
-    from qa.extractive import ExtractiveSettings
+    from qa.answering.composer import ExtractiveSettings
 
     return ExtractiveSettings.max_sentences
 

@@ -1,8 +1,8 @@
 """What an answer is: sentences, each cited to the exact sentence of the article it came from.
 
-An :class:`Answerer` turns the :class:`~qa.evidence.Evidence` the assistant gathered into an :class:`Answer`.
-The default, :class:`qa.extractive.ExtractiveAnswerer`, writes nothing of its own; any other (a language model,
-say) implements the same protocol, and retrieval and the UI stay as they are.
+An :class:`Answerer` turns the :class:`~qa.answering.candidates.Evidence` the assistant gathered into an
+:class:`Answer`. The default, :class:`qa.answering.composer.ExtractiveAnswerer`, writes nothing of its own; any other (a
+language model, say) implements the same protocol, and retrieval and the UI stay as they are.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Protocol
 from qa.retriever import Passage
 
 if TYPE_CHECKING:
-    from qa.evidence import Evidence
+    from qa.answering.candidates import Evidence
 
 #: What the answer says when the articles do not answer the question.
 ABSTAIN_TEXT = "The articles in the archive do not answer this question."
 #: Said before the quoted sentence when the articles say the fact is not known.
 UNKNOWN_TEXT = "The articles do not say; they report:"
-#: Said before an answer whose sentences do not say all that the question asks (qa/unsaid.py), and what.
+#: Said before an answer whose sentences do not say all that the question asks (qa/answering/unsaid.py), and what.
 UNSAID_TEXT = "Not said in these articles:"
 #: Why an answer abstained, in ``Answer.reason``.
 UNANSWERED, NO_MATCH, EMPTY = "unanswered", "no_match", "empty"

@@ -37,7 +37,7 @@ PLACE_NOUNS = ("city", "town", "country", "place", "port", "region", "province",
                "hometown")
 #: Place nouns that name a place by its relation to another, not by its type: "the capital of South Korea" is a
 #: city the evidence must call the capital, while "What modern city did Khanbaliq become?" is answered by
-#: "modern-day Beijing" (:mod:`qa.unsaid`).
+#: "modern-day Beijing" (:mod:`qa.answering.unsaid`).
 PLACE_RELATIONS = frozenset({"capital", "headquarters", "birthplace", "hometown"})
 _PERSON_NOUNS = ("person", "people", "man", "woman", "official", "minister", "leader", "company", "firm", "group",
                  "organisation", "organization", "agency", "team", "party", "candidate", "president", "union",

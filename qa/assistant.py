@@ -1,6 +1,6 @@
 """The assistant: resolves a question against its conversation, gathers the evidence once, and answers from it.
 
-One question goes one way: readings (:mod:`qa.conversation`) -> search and evidence (:mod:`qa.evidence`) ->
+One question goes one way: readings (:mod:`qa.conversation`) -> search and evidence (:mod:`qa.answering.candidates`) ->
 the reading the articles support better -> the configured answerer. The extractive answerer's judgement is
 also the gate that decides which reading wins, whichever answerer then writes the answer.
 
@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from qa.answer import EMPTY, NO_MATCH, Answer, Answerer, Event, Quoted, final
+from qa.answering.candidates import Evidence, gather
+from qa.answering.composer import ExtractiveAnswerer, Judgement
 from qa.conversation import Turn, normalize_history, readings
-from qa.evidence import Evidence, gather
-from qa.extractive import ExtractiveAnswerer, Judgement
 from qa.filters import Filters
 from qa.metadata import repair
 from qa.retriever import MAX_QUERY_CHARS, Retriever

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from qa import features
-from qa.conversation import Reading
+from qa.answering import features
+from qa.answering.candidates import TITLE, Candidate, Evidence
+from qa.answering.composer import stage
+from qa.answering.model import MODEL_FILE, ModelFileError, Ranker, load
+from qa.conversation import Reading, Turn
 from qa.errors import FilterError
-from qa.evidence import TITLE, Candidate, Evidence
-from qa.extractive import stage
-from qa.ranker import MODEL_FILE, ModelFileError, Ranker, load
 from qa.store import Passage, Sentence
 from qa.when import Period, as_of_day, period
 
@@ -24,7 +26,7 @@ def unit(seed: int) -> np.ndarray:
 
 
 def scene(question: str, sentences: list[str], dates: list[str | None] | None = None, as_of: str | None = None,
-          when: Period | None = None, title: str = "Port news") -> features.Scene:
+          when: Period | None = None, title: str = "Port news", history: tuple[Turn, ...] = ()) -> features.Scene:
     """Each sentence in a passage of its own (the first found first), with made-up vectors."""
     dates = dates or [None] * len(sentences)
     passages, candidates = [], []
@@ -35,7 +37,7 @@ def scene(question: str, sentences: list[str], dates: list[str | None] | None = 
         sentence = Sentence(f"a{i}", -1 if part == TITLE else i, 0, len(text), text, unit(i))
         candidates.append(Candidate(sentence, p, part))
     evidence = Evidence(question, Reading(question, question, False), unit(0), passages,
-                        np.linspace(0.8, 0.4, len(passages)), candidates, period=when, as_of=as_of)
+                        np.linspace(0.8, 0.4, len(passages)), candidates, history, period=when, as_of=as_of)
     return stage(evidence)
 
 
@@ -120,6 +122,44 @@ def test_what_the_question_asks_that_is_not_said_is_a_feature_per_kind():
     assert column(year, features.other_time) == [1.0]
     counted = scene("How many dockworkers walked out?", ["About 4,300 people attended the rally."])
     assert column(counted, features.uncounted) == [1.0]
+
+
+def test_cosine_and_passage_cosine_measure_the_query_against_the_sentence_and_its_passage():
+    s = scene("What did the union say?", ["The union said it would strike.", "The port closed.", "Talks resumed."])
+    cos = column(s, features.cosine)
+    assert cos[0] == pytest.approx(1.0) and max(cos[1:]) < 0.5  # scene() gives the first sentence the query's vector
+    assert column(s, features.passage_cosine) == pytest.approx([0.8, 0.6, 0.4])  # scene()'s passage similarities
+
+
+def test_role_elsewhere_when_the_role_is_another_s_or_never_named():
+    s = scene("Who is the president of Ukraine?", ["The minister met President Yoon Suk-yeol on Monday.",
+                                                    "The President of South Korea, Yoon Suk-yeol, arrived.",
+                                                    "President Volodymyr Zelensky of Ukraine spoke."])
+    assert column(s, features.role_elsewhere) == [1.0, 0.0, 0.0]  # Yoon is South Korea's president
+    capital = scene("What is the capital of Veldora?", ["Veldora's largest city is Port Amsel."])
+    assert column(capital, features.role_elsewhere) == [1.0]  # no sentence calls any place its capital
+
+
+def test_repeated_is_what_an_earlier_answer_quoted():
+    sentences = ["The union said it would strike.", "Talks resumed on Friday."]
+    earlier = (Turn("user", "What did the union say?"), Turn("assistant", "The union said it would\nstrike. [1]"))
+    followup = scene("What did the union say then?", sentences, history=earlier)
+    assert column(followup, features.repeated) == [1.0, 0.0]  # whitespace aside
+    alone = scene("What did the union say then?", sentences)
+    assert column(alone, features.repeated) == [0.0, 0.0]
+
+
+def test_length_is_log_words_over_log_100():
+    s = scene("What happened?", ["Ships sailed.", " ".join(["Ships sailed on Monday."] * 25)])
+    assert column(s, features.length) == pytest.approx([np.log(3) / np.log(100), np.log(101) / np.log(100)])
+
+
+def test_every_feature_has_an_example_test_of_its_own():
+    """How a feature is added (qa/answering/__init__.py): one function, one line in FEATURES, and a test here that
+    reads its column on a few sentences."""
+    text = Path(__file__).read_text(encoding="utf-8")
+    untested = [n for n in features.NAMES if not re.search(rf"column\(\w+, features\.{n}\)", text)]
+    assert not untested, f"features without an example test in tests/test_features.py: {untested}"
 
 
 def test_the_committed_ranker_matches_the_features():

@@ -104,3 +104,11 @@ def test_the_environment_is_read_only_at_the_entry_points():
         for word in ("from_env", "getenv", "SystemExit", "sys.exit"):
             assert word not in text, f"{name} uses {word}: read settings and exit only at the entry points"
         assert text.count("os.environ") == SERVER_VARIABLES.get(name, 0), f"{name} reads os.environ"
+
+
+def test_the_answering_map_names_each_of_its_modules():
+    """qa/answering/__init__.py is the newcomer's map of the answerer: every module of the package is on it."""
+    package = ROOT / "qa" / "answering"
+    doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or ""
+    files = sorted(p.name for p in [*package.glob("*.py"), *package.glob("*.json")] if p.name != "__init__.py")
+    assert files and [f for f in files if f"``{f}``" not in doc] == []

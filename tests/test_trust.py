@@ -11,13 +11,13 @@ from conftest import ROOT
 
 from qa import Assistant, Filters, Retriever, facts
 from qa.answer import UNSAID_TEXT
+from qa.answering.terms import covers, stems
 from qa.asked import Kind, asks_what_happened, counted_names, question_kind
 from qa.conversation import Turn, leans_on_conversation, readings
-from qa.terms import covers, stems
 
-#: Behaviours of the hand-set rules that the learned answer ranker (issue 26, qa/ranker.py) does not reproduce on our
-#: own news questions. Kept as strict expected failures: each is listed in BENCHMARKS.md ("Real news"), and a change
-#: that brings one back fails here until its mark is taken off.
+#: Behaviours of the hand-set rules that the learned answer ranker (issue 26, qa/answering/model.py) does not reproduce
+#: on our own news questions. Kept as strict expected failures: each is listed in BENCHMARKS.md ("Real news"), and a
+#: change that brings one back fails here until its mark is taken off.
 RANKER = "the learned answer ranker does not reproduce this hand-set behaviour (BENCHMARKS.md, 'Real news')"
 LEARNED = pytest.mark.xfail(strict=True, reason=RANKER)
 
@@ -337,8 +337,8 @@ def test_a_headline_is_cited_as_the_title_line(news, texts):
 
 def test_only_titles_that_could_answer_are_evidence(news):
     """A title is embedded (a model call at question time) only when it states the asked-for kind of value."""
+    from qa.answering.candidates import TITLE, gather
     from qa.conversation import Reading
-    from qa.evidence import TITLE, gather
 
     def titles(question: str) -> list[str]:
         evidence = gather(news.retriever, question, Reading(question, question, False))
@@ -370,9 +370,9 @@ def test_only_titles_that_could_answer_are_evidence(news):
     "How many people were hurt when the storm hit Ashford?",  # "Two people died ..." is no count of the hurt
 ])
 def test_near_domain_questions_are_refused_or_say_what_the_articles_do_not(news, question):
-    # What the question asks that the evidence does not say is a feature of the ranker (qa/unsaid.py), no longer a
-    # veto (on real news the vetoes refused a fifth of answerable questions): such a question is refused, or its
-    # answer says first what the articles do not say.
+    # What the question asks that the evidence does not say is a feature of the ranker (qa/answering/unsaid.py), no
+    # longer a veto (on real news the vetoes refused a fifth of answerable questions): such a question is refused, or
+    # its answer says first what the articles do not say.
     answer = news.ask(question)
     if answer.abstained:
         assert answer.reason == "unanswered" and not answer.citations, answer.text
@@ -437,7 +437,7 @@ def test_a_count_of_something_of_like_meaning_answers(news):
 
 
 def test_word_vectors_tell_synonyms_from_other_words(embedder):
-    from qa.evidence import KIN_ABOVE
+    from qa.answering.candidates import KIN_ABOVE
 
     soldiers, troops, shells = embedder.word_vectors(["soldiers", "troops", "shells"])
     assert soldiers @ troops >= KIN_ABOVE > max(soldiers @ shells, troops @ shells)

@@ -4,13 +4,13 @@ Modelled on Haystack's ``DocumentStore`` protocol (a contract, not a base class;
 txtai's ANN classes (index/append/delete/search/count), but smaller: one article is the unit of writing, one
 chunk (an article's passage) the unit of search, and a write is one commit.
 
-Above the seam (``qa.retriever``, ``qa.indexing``, ``qa.evidence``, ``qa.web``, ``bench``) code sees only the
-frozen values below and the methods of small protocols, as Haystack keeps a document store apart from its
-retrievers and txtai its ann / scoring / database parts: :class:`Searcher` (the search side), :class:`Catalogue`
-(the article list and whole articles) and :class:`Writer` (locks and commits). :class:`Store` is a searcher and
-a catalogue with a status; :class:`WritableStore` is a store and a writer. No FAISS, bm25s, tantivy or SQLite
-above it. A backend is one class, chosen by name in ``qa.store.BACKENDS`` (setting ``Settings.backend``,
-``QA_BACKEND``); ``tests/test_store_contract.py`` runs the same contract suite against each.
+Above the seam (``qa.retriever``, ``qa.indexing``, ``qa.answering.candidates``, ``qa.web``, ``bench``) code sees only
+the frozen values below and the methods of small protocols, as Haystack keeps a document store apart from its retrievers
+and txtai its ann / scoring / database parts: :class:`Searcher` (the search side), :class:`Catalogue` (the article list
+and whole articles) and :class:`Writer` (locks and commits). :class:`Store` is a searcher and a catalogue with a status;
+:class:`WritableStore` is a store and a writer. No FAISS, bm25s, tantivy or SQLite above it. A backend is one class,
+chosen by name in ``qa.store.BACKENDS`` (setting ``Settings.backend``, ``QA_BACKEND``); ``tests/test_store_contract.py``
+runs the same contract suite against each.
 
 Promises every backend keeps (the contract suite checks them):
 
@@ -181,9 +181,9 @@ class CompactReport:
 
 @runtime_checkable
 class Searcher(Protocol):
-    """The search side: what retrieval and answering read (:mod:`qa.retriever`, :mod:`qa.evidence`). Safe to
-    share between threads; each call sees the latest commit (or, inside :meth:`snapshot`, the one the snapshot
-    began with)."""
+    """The search side: what retrieval and answering read (:mod:`qa.retriever`, :mod:`qa.answering.candidates`).
+    Safe to share between threads; each call sees the latest commit (or, inside :meth:`snapshot`, the one the
+    snapshot began with)."""
 
     @property
     def manifest(self) -> Manifest | None:

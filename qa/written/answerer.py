@@ -36,8 +36,8 @@ from qa.answer import (
     final,
 )
 from qa.answer import Unsupported as Left
-from qa.evidence import Evidence
-from qa.extractive import ExtractiveAnswerer, Judgement
+from qa.answering.candidates import Evidence
+from qa.answering.composer import ExtractiveAnswerer, Judgement
 from qa.written import check, prompt
 from qa.written.client import ChatClient, Endpoint, ModelUnavailable
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qa.answering.candidates import TITLE, Candidate, Evidence
+from qa.answering.composer import Judgement
 from qa.conversation import Turn
-from qa.evidence import TITLE, Candidate, Evidence
-from qa.extractive import Judgement
 
 MAX_SENTENCES = 8
 MAX_EVIDENCE_CHARS = 2500

@@ -20,11 +20,11 @@ import re
 from difflib import get_close_matches
 
 from qa import facts
+from qa.answering.candidates import Candidate, Evidence
+from qa.answering.terms import WORDS, covers, stems
 from qa.asked import MEASURES, PLACE_RELATIONS, Kind, asks_what_happened, counted_names
-from qa.evidence import Candidate, Evidence
-from qa.terms import WORDS, covers, stems
 
-#: The kinds of thing :func:`parts` finds unsaid, each a feature of the answer ranker (qa/features.py).
+#: The kinds of thing :func:`parts` finds unsaid, each a feature of the answer ranker (qa/answering/features.py).
 PARTS = ("absent", "other_time", "uncounted", "role", "unstated")
 
 

@@ -1,20 +1,19 @@
 """The default answerer: quotes the article sentences that answer the question, and nothing else.
 
-Each candidate sentence of the evidence is described by features (:mod:`qa.features`: its similarity to the query,
-the question's terms it holds, whether it states the asked-for kind of value and next to a question word, its
+Each candidate sentence of the evidence is described by features (:mod:`qa.answering.features`: its similarity to the
+query, the question's terms it holds, whether it states the asked-for kind of value and next to a question word, its
 passage's rank, its article's age, what the question asks that it does not say, ...) and scored by a fitted model
-(:mod:`qa.ranker`): the probability that it holds the answer. The best sentence comes first; the answer is refused
-when that probability is below the ranker's threshold (chosen on the dev sets by ``make train``).
+(:mod:`qa.answering.model`): the probability that it holds the answer. The best sentence comes first; the answer is
+refused when that probability is below the ranker's threshold (chosen on the dev sets by ``make train``).
 
-A sentence that is itself a question is never quoted; a headline or sub-heading only when it states the asked-for
-kind of answer, and only first. Up to two more sentences follow when they score nearly as well *and* state the
-asked-for kind of value (each adds a fact the question asks for), in article order within an article. Sentences of
-other articles that say the same thing (close in meaning *and* agreeing on their numbers, dates and names) add
-their citations to it; when articles give different figures for the asked-for value, the answer says so and
-cites each. What the question asks that the evidence and the answer do not say (:mod:`qa.unsaid`: a name no
-passage holds, another year, a death the sentence does not state) is said before the answer ("Not said in these
-articles: died."). When the best sentence says that the fact is not known ("has not said how much ..."), the answer
-abstains and quotes it.
+A sentence that is itself a question is never quoted; a headline or sub-heading only when it states the asked-for kind
+of answer, and only first. Up to two more sentences follow when they score nearly as well *and* state the asked-for kind
+of value (each adds a fact the question asks for), in article order within an article. Sentences of other articles that
+say the same thing (close in meaning *and* agreeing on their numbers, dates and names) add their citations to it; when
+articles give different figures for the asked-for value, the answer says so and cites each. What the question asks that
+the evidence and the answer do not say (:mod:`qa.answering.unsaid`: a name no passage holds, another year, a death the
+sentence does not state) is said before the answer ("Not said in these articles: died."). When the best sentence says
+that the fact is not known ("has not said how much ..."), the answer abstains and quotes it.
 """
 
 from __future__ import annotations
@@ -24,21 +23,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qa import facts, features
+from qa import facts
 from qa.answer import ABSTAIN_TEXT, UNANSWERED, UNKNOWN_TEXT, UNSAID_TEXT, Answer, AnswerSentence, Citation
+from qa.answering import features
+from qa.answering.candidates import TITLE, Candidate, Evidence
+from qa.answering.features import Scene, answer_spans
+from qa.answering.model import Ranker, probability
+from qa.answering.model import load as load_ranker
+from qa.answering.unsaid import unsaid
 from qa.asked import Kind, question_kind
 from qa.conversation import asks_for_another
-from qa.evidence import TITLE, Candidate, Evidence
-from qa.features import Scene, answer_spans
-from qa.ranker import Ranker, probability
-from qa.ranker import load as load_ranker
-from qa.unsaid import unsaid
 
 
 @dataclass(frozen=True)
 class ExtractiveSettings:
     """Knobs of how an answer is composed; which sentence answers, and whether any does, is the fitted ranker's
-    (:mod:`qa.ranker`, ``make train``)."""
+    (:mod:`qa.answering.model`, ``make train``)."""
 
     max_sentences: int = 3  # sentences in an answer
     # Further sentences must score within this of the best one (logits of the ranker: odds within e^1.5 ~ 4.5x)

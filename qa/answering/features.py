@@ -1,13 +1,14 @@
 """What the answerer knows about each candidate sentence: small functions, one number per candidate each.
 
-The answerer's choice is a fitted model over these (:mod:`qa.ranker`), not a chain of hand-set weights. A feature is
-a function of a :class:`Scene` (the question, its evidence and the eligible candidates) that returns one value per
-candidate; :data:`FEATURES` lists them in the order the model's coefficients follow. To add one: write the function,
-add it to the list, run ``make train`` and compare the dev/check table of ``python -m bench.realnews``.
+The answerer's choice is a fitted model over these (:mod:`qa.answering.model`), not a chain of hand-set weights. A
+feature is a function of a :class:`Scene` (the question, its evidence and the eligible candidates) that returns one
+value per candidate; :data:`FEATURES` lists them in the order the model's coefficients follow. To add one: write the
+function, add it to the list and its test to tests/test_features.py, run ``make train`` and compare the dev/check
+table of ``python -m bench.realnews`` (the steps in full: :mod:`qa.answering`).
 
 What the rules of earlier rounds computed are features here: whether a sentence states the asked-for kind of value
-(:mod:`qa.facts`), whether it states it next to a question word, what the question asks that the evidence does not
-say (:mod:`qa.unsaid`, one feature per kind of thing), a headline, a correction's report of what it corrects, a
+(:mod:`qa.facts`), whether it states it next to a question word, what the question asks that the evidence does not say
+(:mod:`qa.answering.unsaid`, one feature per kind of thing), a headline, a correction's report of what it corrects, a
 sentence that leans on the one before.
 """
 
@@ -21,10 +22,11 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
-from qa import facts, unsaid
+from qa import facts
+from qa.answering import unsaid
+from qa.answering.candidates import TITLE, Candidate, Evidence
+from qa.answering.terms import WORDS, covers, stem_lists, stemmer, stems
 from qa.asked import STRICT, Kind
-from qa.evidence import TITLE, Candidate, Evidence
-from qa.terms import WORDS, covers, stem_lists, stemmer, stems
 from qa.when import article_day
 
 #: Question terms also found in the passages' titles find the article, not the sentence in it: they count this much.
@@ -258,7 +260,7 @@ def length(s: Scene) -> np.ndarray:
     return np.array([np.log1p(len(t.split())) / np.log(100) for t in s.texts])
 
 
-#: The features in the order of the model's coefficients (qa/ranker.json names them; a mismatch is refused).
+#: The features in the order of the model's coefficients (qa/answering/ranker.json names them; a mismatch is refused).
 FEATURES: tuple[Callable[[Scene], np.ndarray], ...] = (
     cosine, coverage, exact, typed, untyped_strict, anchored, reason, named_place, passage_cosine, passage_rank,
     best_passage, headline, dangling, lead, in_period, age, superseded, unknown, absent, other_time, uncounted,

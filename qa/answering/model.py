@@ -1,9 +1,10 @@
 """The fitted model that ranks candidate sentences and decides when to refuse (``make train`` writes it).
 
-A logistic regression over :data:`qa.features.FEATURES`: ``P(the sentence holds the answer)``. The best candidate
-is the one with the highest probability; the answer is refused when that probability is below the model's
+A logistic regression over :data:`qa.answering.features.FEATURES`: ``P(the sentence holds the answer)``. The best
+candidate is the one with the highest probability; the answer is refused when that probability is below the model's
 threshold, chosen on the dev sets for a stated share of answerable questions refused (bench/train.py). The file
-(qa/ranker.json) holds the feature names, their scaling, the coefficients and the threshold: no text of the data.
+(qa/answering/ranker.json) holds the feature names, their scaling, the coefficients and the threshold: no text of the
+data.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.answering.features import NAMES
 from qa.errors import QAError
-from qa.features import NAMES
 
 #: The committed model.
 MODEL_FILE = Path(__file__).with_name("ranker.json")
@@ -63,13 +64,13 @@ def probability(logits: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def load(path: Path = MODEL_FILE) -> Ranker:
-    """The model in ``path``; refused when its features are not :data:`qa.features.NAMES`, in that order."""
+    """The model in ``path``; refused when its features are not :data:`qa.answering.features.NAMES`, in that order."""
     try:
         model = Ranker.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelFileError(f"the answer ranker {path} cannot be read ({exc}); restore it from git or run "
                              "`make train`") from None
     if model.names != NAMES:
-        raise ModelFileError(f"the answer ranker {path} was fitted on other features than qa/features.py lists; "
-                             "run `make train` to refit it")
+        raise ModelFileError(f"the answer ranker {path} was fitted on other features than "
+                             "qa/answering/features.py lists; run `make train` to refit it")
     return model

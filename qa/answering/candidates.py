@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qa.answering.terms import stems
 from qa.asked import Kind, question_kind
 from qa.conversation import Reading, Turn
 from qa.corpus import fallback_title
 from qa.facts import headline_answers
 from qa.filters import Filters
 from qa.retriever import Passage, Retriever, Sentence
-from qa.terms import stems
 from qa.when import Period
 
 #: Where a candidate's offsets point: into the article's text, or into its title.
