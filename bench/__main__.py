@@ -14,9 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench import ann, llm, longdocs, newsqa, probes, realnews, speed, sync_cost, tune
+from bench import ann, llm, longdocs, newsqa, probes, realnews, realnews_peer, speed, sync_cost, tune
 from bench import eval as quality
 from bench.data import RESULTS
+from bench.peer import PeerUnavailable
 from bench.plot import PLOT, plot
 from bench.report import save_json
 from qa.environment import configure_offline
@@ -57,6 +58,14 @@ def main(argv: list[str] | None = None) -> int:
             results["seconds"]["realnews"] = time.perf_counter() - started
             sections.append(("Answers on real news (python -m bench.realnews)",
                              "\n\n".join(realnews.render(n, r) for n, r in results["realnews"].items())))
+            if not args.no_peer:  # txtai over the same archives: 25 minutes here, most of it embedding
+                try:
+                    results["realnews_peer"] = realnews_peer.run()
+                    sections.append(("txtai on real news (python -m bench.realnews_peer)", "\n".join(
+                        f"{n}: {r['system']}: Hits@5 {r['hits@5']:.1%}, MRR@10 {r['mrr@10']:.3f}"
+                        for n, r in results["realnews_peer"].items())))
+                except PeerUnavailable as exc:
+                    print(f"txtai on real news left out: {exc}", file=sys.stderr)
             results["probes"] = probes.run()  # the IVF probes on the real-news indexes realnews.run brought up to date
             sections.append(("IVF lists probed, on real vectors (python -m bench.probes)",
                              probes.render(results["probes"])))

@@ -190,6 +190,25 @@ def test_probes_choose_the_fewest_lists_that_keep_the_recall_asked_for():
     assert measure(ann.clustered(3000, c, rng), queries, fractions, target=1.01, log=lambda _: None)["chosen"] is None
 
 
+def test_realnews_peer_reads_every_article_in_titled_200_word_windows(seed_index):
+    from bench.longdocs import TXTAI_WORDS
+    from bench.reader import open_index
+    from bench.realnews_peer import windows
+
+    items = windows(seed_index)
+    store = open_index(seed_index)
+    try:
+        for row in store.articles().rows:
+            view = store.article(row.id)
+            mine = [text.split("\n", 1) for article, date, text in items if article == row.id]
+            assert mine and all(title == view.title for title, _ in mine)
+            assert all(date == row.date for article, date, _ in items if article == row.id)
+            assert " ".join(body for _, body in mine).split() == view.text.split()
+            assert [len(body.split()) for _, body in mine[:-1]] == [TXTAI_WORDS] * (len(mine) - 1)
+    finally:
+        store.close()
+
+
 def test_txtai_peer_runs_offline_on_the_local_model():
     pytest.importorskip("txtai")
     from bench.peer import TxtaiIndex
