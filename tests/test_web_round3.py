@@ -8,6 +8,8 @@ tests are skipped as test_web's are (failed with CI=true).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -95,13 +97,18 @@ def served3(tmp_path_factory, embedder, seed_index):
     app.close()
 
 
-def open_page(browser, url: str, **options):  # noqa: F811
+@contextmanager
+def open_page(browser, url: str, **options) -> Iterator:  # noqa: F811
+    """The app's page in a new browser context (1280x800 unless ``options`` say otherwise), closed after."""
     context = browser.new_context(**{"viewport": {"width": 1280, "height": 800}, **options})
-    page = context.new_page()
-    page.on("dialog", lambda dialog: dialog.dismiss())
-    page.goto(url)
-    page.wait_for_selector("#qa-question textarea")
-    return context, page
+    try:
+        page = context.new_page()
+        page.on("dialog", lambda dialog: dialog.dismiss())
+        page.goto(url)
+        page.wait_for_selector("#qa-question textarea")
+        yield page
+    finally:
+        context.close()
 
 
 def contrast(foreground: str, background: str) -> float:
@@ -121,8 +128,7 @@ MARK_COLOURS = """() => { const m = document.querySelector('#qa-sources .qa-grou
 @pytest.mark.browser
 @pytest.mark.parametrize("scheme", ["dark", "light"])
 def test_the_cited_sentence_is_readable_in_either_theme(browser, served3, scheme):  # noqa: F811
-    context, page = open_page(browser, served3[0], color_scheme=scheme)
-    try:
+    with open_page(browser, served3[0], color_scheme=scheme) as page:
         assert page.evaluate("document.body.classList.contains('dark')") == (scheme == "dark")
         ask(page, "What ammunition was discussed?", turn=1)
         colour, background = page.evaluate(MARK_COLOURS)
@@ -140,14 +146,11 @@ def test_the_cited_sentence_is_readable_in_either_theme(browser, served3, scheme
         page.wait_for_selector("#qa-sources mark")
         colour, background = page.evaluate(MARK_COLOURS)
         assert contrast(colour, background) >= 4.5, (colour, background)
-    finally:
-        context.close()
 
 
 @pytest.mark.browser
 def test_filters_fit_the_screen_list_a_lone_source_and_the_badge_follows_clear(browser, served3):  # noqa: F811
-    context, page = open_page(browser, served3[0])
-    try:
+    with open_page(browser, served3[0]) as page:
         page.locator("#qa-filters").get_by_text("Filters").click()
         page.wait_for_timeout(600)
         for control in ("#qa-source", "#qa-since", "#qa-until", "#qa-undated", "#qa-time-words", "#qa-clear-filters"):
@@ -171,15 +174,12 @@ def test_filters_fit_the_screen_list_a_lone_source_and_the_badge_follows_clear(b
                                timeout=2000)
         page.wait_for_timeout(1500)  # no late badge with the old dates comes after
         assert page.locator("#qa-filters").inner_text().split("\n")[0] == "Filters"
-    finally:
-        context.close()
 
 
 @pytest.mark.browser
 def test_digest_copy_feedback_export_and_a_follow_up_by_click(browser, served3):  # noqa: F811
-    context, page = open_page(browser, served3[0])
-    context.grant_permissions(["clipboard-read", "clipboard-write"])
-    try:
+    with open_page(browser, served3[0]) as page:
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"])
         assert page.locator("#qa-again").evaluate("b => b.getBoundingClientRect().height") < 48  # one line
         page.click("#qa-sidebar .toggle-button")
         page.click("#qa-export")  # no chat chosen: said, not silently nothing
@@ -235,16 +235,13 @@ def test_digest_copy_feedback_export_and_a_follow_up_by_click(browser, served3):
         page.wait_for_function("""q => { const users = document.querySelectorAll('#qa-chat [data-testid="user"]');
                                          return users.length === 3 && users[2].innerText.includes(q); }""",
                                arg=follow_up.removeprefix("What about ").rstrip("?"), timeout=30_000)
-    finally:
-        context.close()
 
 
 @pytest.mark.browser
 def test_keys_slash_escape_and_new_chat(browser, served3, monkeypatch):  # noqa: F811
     import qa.web.handlers
 
-    context, page = open_page(browser, served3[0])
-    try:
+    with open_page(browser, served3[0]) as page:
         page.locator("#qa-status").click()
         page.keyboard.press("/")
         assert page.evaluate("document.activeElement === document.querySelector('#qa-question textarea')")
@@ -270,15 +267,12 @@ def test_keys_slash_escape_and_new_chat(browser, served3, monkeypatch):  # noqa:
         page.wait_for_selector(".sidebar.open", state="detached")
         assert "Chats" in page.evaluate(
             "getComputedStyle(document.querySelector('#qa-sidebar .toggle-button'), '::after').content")
-    finally:
-        context.close()
 
 
 @pytest.mark.browser
 def test_phone_drawer_closes_with_escape_and_leaves_markers_and_articles_readable(browser, served3):  # noqa: F811
-    context, phone = open_page(browser, served3[0], viewport={"width": 390, "height": 844}, is_mobile=True,
-                               has_touch=True)
-    try:
+    with open_page(browser, served3[0], viewport={"width": 390, "height": 844}, is_mobile=True,
+                   has_touch=True) as phone:
         ask(phone, "What ammunition was discussed?", turn=1)
         toggle = phone.locator("#qa-sources-toggle").bounding_box()
         for marker in phone.locator('#qa-chat a[href^="#qa-src-1-"]').all():
@@ -299,18 +293,13 @@ def test_phone_drawer_closes_with_escape_and_leaves_markers_and_articles_readabl
         heights = [r.bounding_box()["height"] for r in phone.locator("#qa-articles tbody tr").all()]
         assert max(heights) < 120, heights
         phone.screenshot(path=str(ARTIFACTS / "web3-phone-articles.png"))
-    finally:
-        context.close()
 
 
 @pytest.mark.browser
 def test_the_file_picker_offers_only_the_types_the_server_takes(browser, served3):  # noqa: F811
     from qa.corpus import SUPPORTED_EXTENSIONS
 
-    context, page = open_page(browser, served3[0])
-    try:
+    with open_page(browser, served3[0]) as page:
         page.get_by_role("tab", name="Articles").click()
         accept = page.locator("#qa-upload input[type=file]").get_attribute("accept")
         assert sorted(a.strip() for a in accept.split(",")) == sorted(SUPPORTED_EXTENSIONS), accept
-    finally:
-        context.close()
