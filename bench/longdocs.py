@@ -29,14 +29,13 @@ import numpy as np
 from bench import newsqa
 from bench.data import RESULTS, squad_passages, squad_questions
 from bench.metrics import first_distinct, ranking_metrics
-from bench.peer import PeerUnavailable, TxtaiIndex, chunk_texts
+from bench.peer import TXTAI_WORDS, PeerUnavailable, TxtaiIndex, chunk_texts, titled_windows
 from bench.report import save_json
 from qa.config import Settings
 
 SIZES = (96, 128, 192, 232)  # tokens per chunk; the model reads 256, the title takes the rest
 TOPICS = 35  # the SQuAD 2.0 dev set's Wikipedia articles
 ARTICLE_WORDS = 1000  # an article is closed once it holds this many words
-TXTAI_WORDS = 200
 
 
 def long_corpus(folder: Path, embedder, passages: dict[str, str] | None = None,
@@ -115,9 +114,8 @@ def txtai_rows(index: Path, questions: list[tuple[str, str]]) -> list[dict]:
         store.close()
     windows = []
     for article, (title, parts) in articles.items():
-        words = " ".join(parts).split()  # chunks overlap by a sentence: a repeated sentence does not matter here
-        windows += [(article, f"{title}\n" + " ".join(words[s:s + TXTAI_WORDS]))
-                    for s in range(0, len(words), TXTAI_WORDS)]
+        # chunks overlap by a sentence: a repeated sentence does not matter here
+        windows += [(article, window) for window in titled_windows(title, " ".join(parts))]
     out = []
     for label, items in (("same chunks", [(article, text) for _, article, text in rows]),
                          (f"{TXTAI_WORDS}-word chunks", windows)):

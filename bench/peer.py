@@ -17,6 +17,8 @@ from bench.metrics import TOP_ARTICLES, first_distinct, percentiles, ranking_met
 
 #: txtai's hybrid search weight of the dense scores, per mode.
 WEIGHTS = {"hybrid": 0.5, "dense": 1.0, "bm25": 0.0}
+#: Words per window when txtai cuts articles its own way (as its examples do), each window with the title.
+TXTAI_WORDS = 200
 
 
 class PeerUnavailable(RuntimeError):
@@ -33,6 +35,12 @@ def chunk_texts(index: Path) -> list[tuple[int, str, str]]:
         return [(p.chunk_id, p.article_id, chunk_string(p.title, p.text)) for p in chunks(store)]
     finally:
         store.close()
+
+
+def titled_windows(title: str, text: str, words: int = TXTAI_WORDS) -> list[str]:
+    """``text`` cut into windows of ``words`` words, each as "title\nwindow"."""
+    split = text.split()
+    return [f"{title}\n" + " ".join(split[s:s + words]) for s in range(0, len(split), words)]
 
 
 class TxtaiIndex:

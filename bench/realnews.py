@@ -78,6 +78,12 @@ def retrieval_rank(retriever, record: dict, as_of: bool = True) -> int | None:
     return None
 
 
+def rank_scores(ranks: list[int | None]) -> dict[str, float]:
+    """MRR@10 and Hits@5 of the ranks (1-10, None: not in the top 10) of the correct choice."""
+    return {"mrr@10": sum(1 / r for r in ranks if r) / len(ranks),
+            "hits@5": sum(r is not None and r <= 5 for r in ranks) / len(ranks)}
+
+
 def ask(assistant, record: dict, as_of: bool = True):
     if as_of:
         try:
@@ -128,8 +134,7 @@ def evaluate(records: list[dict], assistant, retriever, as_of: bool = True, show
         "kinds": {kind: {name: rate(f) for name, f in m.items()} | {"n": len(m["first"])}
                   for kind, m in sorted(rows.items())},
         "overall": {name: rate(f) for name, f in total.items()} | {"n": len(records)},
-        "retrieval": {"hits@5": rate([r is not None and r <= 5 for r in ranks]),
-                      "mrr@10": sum(1 / r for r in ranks if r) / len(ranks), "n": len(ranks)},
+        "retrieval": {**rank_scores(ranks), "n": len(ranks)},
         "ask_ms_p50": float(np.percentile(np.array(timings) * 1000, 50)),
     }
 
@@ -145,8 +150,7 @@ def sweep(retriever, records: list[dict], periods=(0.0, 0.03, 0.06, 0.1), recenc
         retriever.period_bonus, retriever.recency_bonus, retriever.recency_half_life = period_bonus, recency, half_life
         ranks = [retrieval_rank(retriever, r) for r in records]
         rows.append({"period_bonus": period_bonus, "recency_bonus": recency, "half_life": half_life,
-                     "mrr@10": sum(1 / r for r in ranks if r) / len(ranks),
-                     "hits@5": sum(r is not None and r <= 5 for r in ranks) / len(ranks)})
+                     **rank_scores(ranks)})
     return sorted(rows, key=lambda r: -r["mrr@10"])
 
 

@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 
 from bench import realnews
-from bench.longdocs import TXTAI_WORDS
 from bench.metrics import percentiles
-from bench.peer import TxtaiIndex
+from bench.peer import TXTAI_WORDS, TxtaiIndex, titled_windows
 from bench.report import save_json
 
 CANDIDATES = 200  # windows asked of txtai per question, before the date filter
@@ -38,9 +37,7 @@ def windows(index: Path) -> list[tuple[str, str | None, str]]:
             view = store.article(row.id)
             if view is None:
                 continue
-            words = view.text.split()
-            out += [(row.id, row.date, f"{view.title}\n" + " ".join(words[s:s + TXTAI_WORDS]))
-                    for s in range(0, len(words), TXTAI_WORDS)]
+            out += [(row.id, row.date, window) for window in titled_windows(view.title, view.text)]
         return out
     finally:
         store.close()
@@ -76,8 +73,7 @@ def run(sets: tuple[str, ...] = realnews.SETS, data: Path = realnews.DATA, index
             times.append(time.perf_counter() - started)
         results[name] = {"system": f"txtai {peer.version} hybrid, {TXTAI_WORDS}-word windows", "windows": len(items),
                          "index_s": built, "search_ms": percentiles(times), "n": len(ranks),
-                         "hits@5": sum(r is not None and r <= 5 for r in ranks) / len(ranks),
-                         "mrr@10": sum(1 / r for r in ranks if r) / len(ranks)}
+                         **realnews.rank_scores(ranks)}
         log(f"txtai {name}: Hits@5 {results[name]['hits@5']:.1%}, MRR@10 {results[name]['mrr@10']:.3f}")
     return results
 

@@ -191,7 +191,7 @@ def test_probes_choose_the_fewest_lists_that_keep_the_recall_asked_for():
 
 
 def test_realnews_peer_reads_every_article_in_titled_200_word_windows(seed_index):
-    from bench.longdocs import TXTAI_WORDS
+    from bench.peer import TXTAI_WORDS
     from bench.reader import open_index
     from bench.realnews_peer import windows
 
