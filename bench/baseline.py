@@ -58,7 +58,7 @@ def answers(embedder=None, eval_dir: Path = EVAL_DIR, seed_index: Path | None = 
     from qa.environment import configure_offline
 
     configure_offline()
-    embedder = embedder or load_embedder("all-MiniLM-L6-v2")
+    embedder = embedder or load_embedder("all-MiniLM-L6-v2", encoder="torch")  # the suite's: see tests/conftest.py
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if news_index is None:

@@ -83,19 +83,17 @@ def run_realnews(url: str, model: str | None, per_set: int, timeout: float = 120
     from bench import realnews
     from qa import Assistant
     from qa.assistant import with_endpoint
-    from qa.encoders import load_embedder
     from qa.environment import configure_offline
     from qa.written import Endpoint
 
     configure_offline()
-    embedder = load_embedder("all-MiniLM-L6-v2")
     writer = Endpoint(url, model, None, timeout)
     results = {}
     for name in realnews.SETS:
         records = realnews.load(name)
         step = max(1, len(records) // per_set)
         records = records[::step][:per_set]
-        retriever = realnews.open_index(name, embedder=embedder)
+        retriever = realnews.open_index(name)
         quotes, written = Assistant(retriever), with_endpoint(retriever, writer)
         rows = []
         for record in records:

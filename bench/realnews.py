@@ -51,15 +51,16 @@ def load(name: str, data: Path = DATA) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def open_index(name: str, data: Path = DATA, indexes: Path = INDEXES, embedder=None):
-    """The set's index, built the first time (30-40 minutes here) and brought in line with its corpus after."""
+def open_index(name: str, data: Path = DATA, indexes: Path = INDEXES, settings=None):
+    """The set's index, built the first time (30-40 minutes here with torch, 10 with openvino) and brought in line
+    with its corpus after. ``settings`` (qa.Settings) give its chunking and encoder (None: the index's own)."""
     from qa import Retriever, sync
 
     folder = indexes / name
-    report = sync(data / name / "corpus", folder, embedder=embedder)
+    report = sync(data / name / "corpus", folder, settings=settings, progress=True)
     if report.added or report.updated or report.removed:
         print(f"realnews {name}: {report.summary()}", file=sys.stderr)
-    return Retriever(folder, embedder)
+    return Retriever(folder, settings=settings)
 
 
 def retrieval_rank(retriever, record: dict, as_of: bool = True) -> int | None:
@@ -174,15 +175,14 @@ def run(sets: tuple[str, ...] = SETS, as_of: bool = True, show: bool = False, da
         indexes: Path = INDEXES, k: int | None = None, period_bonus: float | None = None,
         recency: tuple[float, float] | None = None) -> dict:
     from qa import Assistant
-    from qa.encoders import load_embedder
     from qa.environment import configure_offline, settings_from_env
 
     configure_offline()
-    settings = settings_from_env(os.environ)  # QA_ENCODER: the indexes are built, and the questions embedded, with it
-    embedder = load_embedder("all-MiniLM-L6-v2", encoder=settings.encoder, cache=settings.encoder_cache)
+    # QA_ENCODER, QA_CHUNK_TOKENS, QA_OVERLAP: the indexes are built, and the questions embedded, with these
+    settings = settings_from_env(os.environ)
     results = {}
     for name in sets:
-        retriever = open_index(name, data, indexes, embedder)
+        retriever = open_index(name, data, indexes, settings)
         if period_bonus is not None:
             retriever.period_bonus = period_bonus
         if recency is not None:

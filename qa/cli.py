@@ -256,7 +256,7 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     print(shown(f"model {m.model} ({m.dimension} dimensions), chunks of {m.chunk_tokens} tokens with "
                 f"{m.overlap} sentence(s) overlap, layout {m.layout}"))
     print(shown(f"encoder {m.encoder}" + (f" (the settings say {settings.encoder}: the next `qa index` rebuilds "
-                                          "the index)" if m.encoder != settings.encoder else "")))
+                                          "the index)" if settings.encoder not in (None, m.encoder) else "")))
     if info.storage:
         print(f"storage: {info.storage}")
     print(f"vector search: {info.search}")

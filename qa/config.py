@@ -14,8 +14,9 @@ Environment variables (all optional):
     QA_OVERLAP       sentences shared by neighbouring chunks (default: 1)
     QA_DEVICE        where the model runs: cpu, cuda or mps (default: what torch finds, cuda > mps > cpu)
     QA_BATCH_SIZE    embedding batch size              (default: per device, DEVICE_BATCH: cpu 32, cuda 256)
-    QA_ENCODER       what runs the model: torch (fp32), torch-bf16, onnx (ONNX Runtime, fp32) or onnx-int8
-                     (default: DEFAULT_ENCODER; the ONNX ones are exported from the model on first use)
+    QA_ENCODER       what runs the model: torch (fp32), torch-bf16, onnx (ONNX Runtime, fp32), onnx-int8 or openvino
+                     (default: the index's own; for a new index openvino on the CPU, torch on a GPU; the last
+                     three run an export made from the model on first use)
     QA_ENCODER_CACHE folder of those exports (default: $XDG_CACHE_HOME/qa/encoders, ~/.cache/qa/encoders)
     QA_EXACT_LIMIT   chunks searched exactly; approximate (IVF) search above (default: 250000)
     QA_FOLLOW_LINKS  1: index files that links in the corpus point to outside it (default: 0, skipped)
@@ -57,10 +58,13 @@ from pathlib import Path
 #: larger batches bought nothing on 2 cores (more padding per batch); a GPU is kept busy only by large batches
 #: (sentence-transformers' own benchmarks use 128-512 for MiniLM).
 DEVICE_BATCH = {"cpu": 32, "cuda": 256, "mps": 64}
-#: What runs the model (qa.encoders): torch in fp32, or ONNX Runtime on the CPU in fp32 or with int8 weights.
+#: What runs the model (qa.encoders): torch in fp32, ONNX Runtime on the CPU in fp32 or with int8 weights, or
+#: OpenVINO on the CPU (bfloat16 where the CPU has AMX or AVX-512 BF16, fp32 elsewhere).
 #: torch-bf16: torch with bfloat16 weights, fast only on CPUs with AMX or AVX-512 BF16 (BENCHMARKS.md).
-ENCODERS = ("torch", "torch-bf16", "onnx", "onnx-int8")
-DEFAULT_ENCODER = "torch"
+ENCODERS = ("torch", "torch-bf16", "onnx", "onnx-int8", "openvino")
+#: The encoder of a new index on the CPU: OpenVINO indexes 2.4-2.7x as fast as torch fp32 here, with torch's
+#: vectors (cos >= 0.9999) and retrieval (BENCHMARKS.md, "Encoders (issue 31)"). On a GPU: torch.
+DEFAULT_ENCODER = "openvino"
 #: The index backends' names are qa.store.BACKENDS' keys; this is the default one.
 DEFAULT_BACKEND = "local"
 
@@ -106,8 +110,9 @@ class Settings:
     batch_size: int | None = None
     #: None: what torch finds (cuda, then mps, then cpu).
     device: str | None = None
-    #: ENCODERS: the runtime that embeds; the index records it, and a change rebuilds the index.
-    encoder: str = DEFAULT_ENCODER
+    #: ENCODERS: the runtime that embeds; the index records it, and a change rebuilds the index. None: the one the
+    #: index was built with, and for a new index :func:`default_encoder` (so an upgrade never rebuilds an index).
+    encoder: str | None = None
     #: Where the ONNX encoders' exports are kept (None: default_encoder_cache()).
     encoder_cache: Path | None = None
     backend: str = DEFAULT_BACKEND
@@ -136,6 +141,12 @@ class Settings:
     @property
     def embed_batch(self) -> int:
         return self.batch_size or DEVICE_BATCH[self.embed_device]
+
+
+def default_encoder(device: str | None = None) -> str:
+    """The encoder of a new index: :data:`DEFAULT_ENCODER` on the CPU, torch on a GPU (the exported encoders run on
+    the CPU only). ``device`` None: the one torch finds."""
+    return DEFAULT_ENCODER if (device or detect_device()) == "cpu" else "torch"
 
 
 def detect_device() -> str:

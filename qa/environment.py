@@ -60,8 +60,8 @@ def settings_from_env(env: Mapping[str, str], **overrides: Any) -> Settings:
         overlap=read.whole("QA_OVERLAP", Settings.overlap),
         batch_size=read.whole("QA_BATCH_SIZE", 32) if batch_size else None,
         device=read.choice("QA_DEVICE", tuple(DEVICE_BATCH)),
-        encoder=read.choice("QA_ENCODER", ENCODERS, "unset it for the default, " + DEFAULT_ENCODER)
-        or DEFAULT_ENCODER,
+        encoder=read.choice("QA_ENCODER", ENCODERS, "unset it for the index's own (new indexes: "
+                            + DEFAULT_ENCODER + " on the CPU)"),
         encoder_cache=Path(env["QA_ENCODER_CACHE"]).expanduser() if env.get("QA_ENCODER_CACHE", "").strip()
         else default_encoder_cache(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME", "").strip() else None,
         backend=env.get("QA_BACKEND", "").strip() or DEFAULT_BACKEND,

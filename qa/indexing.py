@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from qa.chunking import Chunk, Chunker, Span
-from qa.config import Settings
+from qa.config import Settings, default_encoder
 from qa.corpus import Article, Problem, list_files, read_file
 from qa.embedding import Embedder
 from qa.encoders import load_embedder
@@ -87,6 +87,10 @@ def _sync(corpus: Path, settings: Settings, rebuild: bool, progress: bool, embed
             if not corpus.is_dir():  # a mistyped path must not empty the index; checked under the lock, after a wait
                 raise CorpusNotFound(f"corpus folder {corpus} not found; give an existing folder with --corpus or "
                                      "QA_CORPUS (the index was left as it was)")
+            if settings.encoder is None:  # the index's own; a new or rebuilt one gets the default
+                current = store.manifest
+                settings = replace(settings, encoder=current.encoder if current and not rebuild
+                                   else default_encoder(settings.device))
             why = None if rebuild else check_settings(store, settings)
             if why:
                 _log(f"the index in {index} {why}; rebuilding it")

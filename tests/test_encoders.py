@@ -1,4 +1,4 @@
-"""The encoders (issue 31): ONNX Runtime in fp32 and int8 beside torch, with the real bundled model.
+"""The encoders (issue 31): ONNX Runtime in fp32 and int8, and OpenVINO, beside torch, with the real bundled model.
 
 The ONNX files are exported from the bundled weights on first use into the user's cache (qa.encoders), once per
 machine; here into the default cache, as `make encoders` and the app do.
@@ -15,7 +15,7 @@ from conftest import CORPUS
 
 from qa import IndexUnusable, Retriever, Settings, sync
 from qa.cli import main
-from qa.config import DEFAULT_ENCODER, ENCODERS
+from qa.config import DEFAULT_ENCODER, ENCODERS, default_encoder
 from qa.encoders import load_embedder
 from qa.environment import settings_from_env
 from qa.errors import ConfigError
@@ -29,6 +29,13 @@ TEXTS = ["The central bank raised interest rates by a quarter point on Wednesday
 
 
 @pytest.fixture(scope="module")
+def torch32(embedder):
+    """torch in fp32, the reference: the suite's ``embedder``."""
+    assert embedder.encoder == "torch"
+    return embedder
+
+
+@pytest.fixture(scope="module")
 def onnx():
     return load_embedder("all-MiniLM-L6-v2", encoder="onnx")
 
@@ -38,42 +45,50 @@ def int8():
     return load_embedder("all-MiniLM-L6-v2", encoder="onnx-int8")
 
 
+@pytest.fixture(scope="module")
+def openvino():
+    return load_embedder("all-MiniLM-L6-v2", encoder="openvino")
+
+
 def test_the_encoder_is_chosen_by_qa_encoder(monkeypatch, tmp_path):
-    assert settings_from_env(os.environ).encoder == DEFAULT_ENCODER
+    monkeypatch.delenv("QA_ENCODER", raising=False)
+    assert settings_from_env(os.environ).encoder is None  # the index's own; a new index gets the default
     for name in ENCODERS:
         monkeypatch.setenv("QA_ENCODER", name.upper())
         assert settings_from_env(os.environ).encoder == name
     monkeypatch.setenv("QA_ENCODER", "tensorrt")
-    with pytest.raises(ConfigError, match=r"QA_ENCODER='tensorrt' is not one of torch, torch-bf16, onnx, onnx-int8"):
+    with pytest.raises(ConfigError, match=r"'tensorrt' is not one of torch, torch-bf16, onnx, onnx-int8, openvino"):
         settings_from_env(os.environ)
     monkeypatch.setenv("QA_ENCODER", "onnx")
     monkeypatch.setenv("QA_ENCODER_CACHE", str(tmp_path / "exports"))
     assert settings_from_env(os.environ).encoder_cache == tmp_path / "exports"
 
 
-def test_onnx_vectors_are_torchs(embedder, onnx, int8):
-    """fp32 ONNX gives torch's vectors; int8 weights move them a little. The late-chunking span vectors too."""
-    assert (embedder.encoder, onnx.encoder, int8.encoder) == ("torch", "onnx", "onnx-int8")
-    reference = embedder.encode(TEXTS)
-    for other, floor in ((onnx, 0.9999), (int8, 0.97)):
+def test_exported_vectors_are_torchs(torch32, onnx, int8, openvino):
+    """fp32 ONNX gives torch's vectors, and OpenVINO too (bfloat16 on this CPU: cos 0.99997); int8 weights move
+    them a little. The late-chunking span vectors too, and a question alone (the one-thread path)."""
+    assert (torch32.encoder, onnx.encoder, int8.encoder, openvino.encoder) == ("torch", "onnx", "onnx-int8",
+                                                                                 "openvino")
+    reference = torch32.encode(TEXTS)
+    for other, floor in ((onnx, 0.9999), (int8, 0.97), (openvino, 0.9999)):
         vectors = other.encode(TEXTS)
         assert vectors.shape == reference.shape and vectors.dtype == np.float32
         assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
         assert (vectors * reference).sum(axis=1).min() > floor
         assert (other.encode(TEXTS[1:2]) * reference[1]).sum() > floor  # a question alone: the one-thread path
         spans = [[(0, 10), (4, len(t))] for t in TEXTS]
-        texts_ref, spans_ref = embedder.encode_with_spans(TEXTS, spans)
+        texts_ref, spans_ref = torch32.encode_with_spans(TEXTS, spans)
         texts_other, spans_other = other.encode_with_spans(TEXTS, spans)
         assert (texts_ref * texts_other).sum(axis=1).min() > floor
         assert min((a * b).sum(axis=1).min() for a, b in zip(spans_ref, spans_other, strict=True)) > floor
-        assert np.array_equal(other.word_vectors(["troops", "cattle"]), embedder.word_vectors(["troops", "cattle"]))
+        assert np.array_equal(other.word_vectors(["troops", "cattle"]), torch32.word_vectors(["troops", "cattle"]))
     assert (onnx.encode(TEXTS) * reference).sum(axis=1).min() > 0.99  # the issue's bar for the fp32 export
 
 
-def test_bf16_vectors_are_close_to_fp32(embedder):
+def test_bf16_vectors_are_close_to_fp32(torch32):
     bf16 = load_embedder("all-MiniLM-L6-v2", encoder="torch-bf16")
-    assert bf16.encoder == "torch-bf16" and bf16 is not embedder
-    vectors, reference = bf16.encode(TEXTS), embedder.encode(TEXTS)
+    assert bf16.encoder == "torch-bf16" and bf16 is not torch32
+    vectors, reference = bf16.encode(TEXTS), torch32.encode(TEXTS)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     assert (vectors * reference).sum(axis=1).min() > 0.99
     assert (bf16.encode(TEXTS[1:2]) * reference[1]).sum() > 0.99
@@ -90,14 +105,15 @@ def test_the_export_is_recorded_and_reused(onnx):
     record = json.loads((folder / "export.json").read_text(encoding="utf-8"))
     assert folder.name.endswith(record["weights_sha256"][:16])
     assert set(record["files"]) == {"model.onnx", "model_qint8.onnx"} and record["versions"]["onnxruntime"]
+    assert record["export_version"] == 2  # eager attention, and int8 fused before it is quantised
     before = (folder / "model.onnx").stat().st_mtime_ns
     assert export("all-MiniLM-L6-v2") == folder
     assert (folder / "model.onnx").stat().st_mtime_ns == before
 
 
-def test_the_index_records_its_encoder_and_a_change_rebuilds_it(tmp_path, embedder, onnx, capsys):
+def test_the_index_records_its_encoder_and_a_change_rebuilds_it(tmp_path, torch32, onnx, capsys, monkeypatch):
     index = tmp_path / "index"
-    sync(CORPUS, index, embedder=embedder)
+    sync(CORPUS, index, embedder=torch32)
     assert LocalStore(index).manifest.encoder == "torch"
     assert main(["status", "--index", str(index)]) == 0
     assert "encoder torch" in capsys.readouterr().out
@@ -116,6 +132,54 @@ def test_the_index_records_its_encoder_and_a_change_rebuilds_it(tmp_path, embedd
     assert retriever.search("Where did Yoon meet Umerov?", k=1)
     retriever.close()
     with pytest.raises(IndexUnusable, match="embedded by the onnx encoder, not torch"):
-        Retriever(index, embedder)
+        Retriever(index, torch32)
+    monkeypatch.setenv("QA_ENCODER", "torch")
     assert main(["status", "--index", str(index)]) == 0
-    assert "encoder onnx (the settings say" in capsys.readouterr().out
+    assert "encoder onnx (the settings say torch: the next `qa index` rebuilds" in capsys.readouterr().out
+
+
+def test_int8_runs_the_fused_graph(int8):
+    """The int8 file holds ONNX Runtime's fused attention (eager export, then the transformer optimiser): 1.8x as
+    fast as the unfused graph on real chunks (BENCHMARKS.md, "Encoders")."""
+    import onnx as onnx_lib
+
+    ops = {node.op_type for node in onnx_lib.load(str(int8.path)).graph.node}
+    assert {"QAttention", "SkipLayerNormalization"} <= ops
+
+
+def test_openvino_pads_inputs_to_a_few_shapes(openvino, torch32):
+    """Questions of many lengths are padded to multiples of 16 tokens (fewer shapes for OpenVINO to prepare); the
+    padding is masked out, so a question's vector is the same as torch's whatever its length."""
+    questions = ["Who?", "Who met the defence minister in Seoul on Thursday?",
+                 "How many North Korean soldiers are in Russia, according to the intelligence service of the South?"]
+    for q in questions:
+        vector = openvino.encode([q])[0]
+        assert float(vector @ torch32.encode([q])[0]) > 0.9999
+        hidden, mask = openvino._hidden([q])
+        assert hidden.shape[1] % 16 == 0 and hidden.shape[1] - 16 < mask.sum() <= hidden.shape[1]
+
+
+def test_a_new_index_gets_the_default_encoder_and_an_old_one_keeps_its_own(tmp_path, torch32, capsys, monkeypatch):
+    """Unset, the encoder is the index's own: upgrading never rebuilds an index. A new index, or one rebuilt on
+    purpose, gets the default: openvino on the CPU (torch on a GPU, where the exported encoders do not run)."""
+    assert DEFAULT_ENCODER == "openvino" and default_encoder("cpu") == "openvino" and default_encoder("cuda") == "torch"
+    monkeypatch.delenv("QA_ENCODER", raising=False)
+    fresh = tmp_path / "fresh"
+    sync(CORPUS, fresh, settings=Settings())
+    assert LocalStore(fresh).manifest.encoder == "openvino"
+
+    old = tmp_path / "old"
+    sync(CORPUS, old, embedder=torch32)  # as an index built before the default changed
+    capsys.readouterr()
+    report = sync(CORPUS, old, settings=Settings())
+    assert report.chunks_embedded == 0 and not report.added and "rebuilding" not in capsys.readouterr().err
+    assert LocalStore(old).manifest.encoder == "torch"
+    assert main(["status", "--index", str(old)]) == 0
+    out = capsys.readouterr().out
+    assert "encoder torch" in out and "rebuilds" not in out
+    retriever = Retriever(old)
+    assert retriever.embedder.encoder == "torch" and retriever.search("Where did Yoon meet Umerov?", k=1)
+    retriever.close()
+
+    rebuilt = sync(CORPUS, old, settings=Settings(), rebuild=True)
+    assert rebuilt.chunks_embedded > 0 and LocalStore(old).manifest.encoder == "openvino"

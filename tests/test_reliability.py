@@ -97,7 +97,8 @@ def qa_index(corpus: Path, index: Path, *extra: str) -> list[str]:
 
 def subprocess_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    # QA_ENCODER: the suite's encoder (tests/conftest.py), so the index can be read with the ``embedder`` fixture.
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", QA_ENCODER="torch")
     return env
 
 
