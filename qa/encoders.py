@@ -25,6 +25,7 @@ those of the torch model, so only the transformer's pass changes; the index reco
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -206,7 +207,11 @@ class OnnxEmbedder(Embedder):
         super().__init__(model, batch_size, "cpu")
         self.encoder = encoder
         runtime = _OpenVino if encoder == "openvino" else _OnnxRuntime
-        runtime.check(encoder)
+        try:
+            importlib.import_module(runtime.module)
+        except ImportError as exc:
+            raise ModelError(f"the {encoder} encoder needs {runtime.module}: pip install {runtime.module}, or set "
+                             "QA_ENCODER=torch") from exc
         self.path = export(model, cache, log=_log) / FILES[encoder]
         self._many = runtime(self.path, cpu_threads())
         self._one = runtime(self.path, 1)
@@ -255,16 +260,10 @@ class _OnnxRuntime:
     """One ONNX Runtime session. Its threads do not spin while waiting: on a busy machine spinning takes the cores
     from the other processes and gains nothing."""
 
+    #: The package it needs.
+    module = "onnxruntime"
     #: Inputs are padded to a multiple of this many tokens (None: to the longest text).
     pad_to: int | None = None
-
-    @staticmethod
-    def check(encoder: str) -> None:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError as exc:
-            raise ModelError(f"the {encoder} encoder needs onnxruntime: pip install onnxruntime, or set "
-                             "QA_ENCODER=torch") from exc
 
     def __init__(self, path: Path, threads: int):
         import onnxruntime as ort
@@ -292,15 +291,8 @@ class _OpenVino:
     costs OpenVINO a shape pass, and questions of 25 lengths fall in 3 (p50 2.9 -> 2.2 ms per question).
     """
 
+    module = "openvino"
     pad_to: int | None = 16
-
-    @staticmethod
-    def check(encoder: str) -> None:
-        try:
-            import openvino  # noqa: F401
-        except ImportError as exc:
-            raise ModelError(f"the {encoder} encoder needs OpenVINO: pip install 'qa[openvino]' (or openvino), or "
-                             "set QA_ENCODER=torch") from exc
 
     def __init__(self, path: Path, threads: int):
         import openvino as ov
@@ -309,7 +301,6 @@ class _OpenVino:
         compiled = core.compile_model(core.read_model(str(path)), "CPU",
                                       {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
                                        "ENABLE_CPU_PINNING": False})
-        self.precision = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
         self.request = compiled.create_infer_request()
         self.inputs = {name for port in compiled.inputs for name in port.get_names()}
 
