@@ -115,17 +115,22 @@ def _until(as_of: str | None):
 
 
 def collect(log=print, with_realnews: bool = True) -> list[Sample]:
+    """Every dev question's samples. QA_CHUNK_TOKENS / QA_OVERLAP (as for bench.realnews, whose kept index must have
+    that chunking: QA_REALNEWS_INDEX) chunk the sets indexed here."""
+    import os
+
     from qa import Retriever, sync
     from qa.encoders import load_embedder
-    from qa.environment import configure_offline
+    from qa.environment import configure_offline, settings_from_env
 
     configure_offline()
+    settings = settings_from_env(os.environ)
     # torch fp32, as the suite's regression gate: the same features, so the same ranker.json, on every CPU (the
     # default openvino computes in bfloat16 where the CPU can). The real-news index is read with its own encoder.
     embedder = load_embedder("all-MiniLM-L6-v2", encoder="torch")
     out: list[Sample] = []
     if with_realnews:
-        retriever = realnews.open_index("dev")
+        retriever = realnews.open_index("dev", settings=settings)
         news = [Question("realnews", r["question"], (r["answer"],), r["as_of"]) for r in realnews.load("dev")]
         out += samples(retriever, news)
         retriever.close()
@@ -136,20 +141,20 @@ def collect(log=print, with_realnews: bool = True) -> list[Sample]:
         from bench.data import write_squad_corpus
 
         write_squad_corpus(Path(tmp) / "squad", data.passages)
-        sync(Path(tmp) / "squad", Path(tmp) / "squad-index", embedder=embedder)
+        sync(Path(tmp) / "squad", Path(tmp) / "squad-index", embedder=embedder, settings=settings)
         retriever = Retriever(Path(tmp) / "squad-index", embedder)
         squad = [Question("squad", q.question, () if q.is_impossible else q.answers) for q in data.questions]
         out += samples(retriever, squad)
         retriever.close()
         log(f"squad: {len(squad)} questions")
 
-        sync(SEED_CORPUS, Path(tmp) / "seed-index", embedder=embedder)
+        sync(SEED_CORPUS, Path(tmp) / "seed-index", embedder=embedder, settings=settings)
         retriever = Retriever(Path(tmp) / "seed-index", embedder)
         out += samples(retriever, [Question("out-of-corpus", q.question, ()) for q in data.questions])
         retriever.close()
 
         corpus = newsqa.build_corpus(Path(tmp) / "news")
-        sync(corpus, Path(tmp) / "news-index", embedder=embedder)
+        sync(corpus, Path(tmp) / "news-index", embedder=embedder, settings=settings)
         retriever = Retriever(Path(tmp) / "news-index", embedder)
         records = [r for r in newsqa.load("dev") if not r.get("history") and not r.get("filters")
                    and not r.get("expect_no_match")]
