@@ -56,16 +56,11 @@ def index_vectors(index: Path) -> np.ndarray:
 
 def run(sets: tuple[str, ...] = ("dev", "check"), fractions=FRACTIONS, target: float = TARGET,
         log=_log) -> dict:
-    from bench.reader import open_index
-    from qa.config import DEFAULT_MODEL
-    from qa.encoders import load_embedder
+    from bench.reader import index_embedder
     from qa.environment import configure_offline
 
     configure_offline()
-    store = open_index(realnews.INDEXES / sets[0])  # questions embedded by the encoder the indexes were built with
-    encoder = store.manifest.encoder if store.manifest else None
-    store.close()
-    embedder = load_embedder(DEFAULT_MODEL, encoder=encoder)
+    embedder = index_embedder(realnews.INDEXES / sets[0])  # as the indexes' chunks were embedded
     data = np.vstack([index_vectors(realnews.INDEXES / name) for name in sets])
     queries = {name: embedder.encode([r["question"] for r in realnews.load(name)]) for name in sets}
     log(f"{len(data):,} real vectors; questions: " + ", ".join(f"{k} {len(v)}" for k, v in queries.items()))

@@ -51,17 +51,12 @@ def build(size: int, folder: Path) -> float:
 def measure(folder: Path, questions: int = QUESTIONS) -> dict:
     """In this (fresh) process: query latency per mode and for ask, then peak memory."""
     from bench.data import squad_questions
-    from bench.reader import open_index
+    from bench.reader import index_embedder
     from bench.speed import memory, query_latency
-    from qa.config import DEFAULT_MODEL
-    from qa.encoders import load_embedder
     from qa.environment import configure_offline
 
     configure_offline()
-    store = open_index(folder)  # the question is embedded by the encoder the index names, as in the app
-    encoder = store.manifest.encoder if store.manifest else None
-    store.close()
-    embedder = load_embedder(DEFAULT_MODEL, encoder=encoder)
+    embedder = index_embedder(folder)  # the question is embedded by the encoder the index names, as in the app
     asked = [q.question for q in squad_questions()][:questions]
     out = query_latency(folder, embedder, asked, modes=("bm25", "dense", "hybrid"))
     return out | memory()

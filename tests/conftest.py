@@ -16,6 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
 SHARED = ROOT.parent / "shared"
 EVAL = SHARED / "eval"
+#: The suite's encoder, torch fp32 (see ``embedder``): for its shared embedder, and for the indexes the CLI, the web
+#: app and `qa` subprocesses build in tests.
+ENCODER = "torch"
 
 #: How many kills, rounds and seconds the long tests run (SIGKILLs of `qa index`, disk-full steps, soak time):
 #: ``ci`` (the default: `make test`) keeps the suite within its time; ``full`` (`make stress`, part of `make bench`)
@@ -49,7 +52,7 @@ def embedder():
     tests/test_encoders.py tests the others, the default among them."""
     from qa.encoders import load_embedder
 
-    return load_embedder("all-MiniLM-L6-v2", encoder="torch")
+    return load_embedder("all-MiniLM-L6-v2", encoder=ENCODER)
 
 
 @pytest.fixture(scope="session")
@@ -88,6 +91,4 @@ def _no_env_leaks(monkeypatch):
     for name in list(os.environ):
         if name.startswith("QA_"):
             monkeypatch.delenv(name)
-    # Indexes built through the CLI, the web app and `qa` subprocesses use the suite's encoder, torch fp32 (see
-    # ``embedder``); tests/test_encoders.py unsets it to test the default.
-    monkeypatch.setenv("QA_ENCODER", "torch")
+    monkeypatch.setenv("QA_ENCODER", ENCODER)  # tests/test_encoders.py unsets it to test the default

@@ -21,7 +21,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
-from conftest import CORPUS, scaled, write
+from conftest import CORPUS, ENCODER, scaled, write
 
 from qa import sync
 from qa.answer import Answer
@@ -97,8 +97,8 @@ def qa_index(corpus: Path, index: Path, *extra: str) -> list[str]:
 
 def subprocess_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    # QA_ENCODER: the suite's encoder (tests/conftest.py), so the index can be read with the ``embedder`` fixture.
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", QA_ENCODER="torch")
+    # QA_ENCODER: the suite's, so that the index can be read with the ``embedder`` fixture.
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", QA_ENCODER=ENCODER)
     return env
 
 
