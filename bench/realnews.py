@@ -2,9 +2,11 @@
 
     P=../shared/eval/realnews/prepare.py; A="--past /tmp/realtimeqa/past --weeks 12"
     python $P $A --years 2024 --out /tmp/realnews/dev; python $P $A --years 2025 --out /tmp/realnews/check
+    python $P --past /tmp/realtimeqa/past --years 2023 --weeks 16 --out /tmp/realnews/train   # for make train only
     python -m bench.realnews                    # dev and check, per question kind (indexes each set once, reused)
     python -m bench.realnews --set dev --show   # print each miss
     python -m bench.realnews --no-as-of         # ask as if on the day of the run (time words not anchored)
+    python -m bench.realnews --where            # where the correct choice stands: first, ranked 2-5, not read, ...
 
 The data (``../shared/eval/realnews/``; see its README) has no license: it stays outside the project, in
 ``--data`` (default ``/tmp/realnews``) with its indexes in ``--indexes`` (default ``/tmp/realnews-index``). Choose on
@@ -31,6 +33,8 @@ import numpy as np
 from bench.report import save_json
 
 SETS = ("dev", "check")
+#: Also prepared, for fitting only (bench.train --realnews dev,train) and as a third read: 2023.
+MORE_SETS = ("train",)
 DATA = Path(os.environ.get("QA_REALNEWS", "/tmp/realnews"))
 INDEXES = Path(os.environ.get("QA_REALNEWS_INDEX", "/tmp/realnews-index"))
 
@@ -140,6 +144,33 @@ def evaluate(records: list[dict], assistant, retriever, as_of: bool = True, show
     }
 
 
+def where(assistant, records: list[dict], as_of: bool = True) -> dict[str, int]:
+    """Where each question's correct choice stands for the answerer: "first" (its best sentence holds it), "ranked 2"
+    .. "ranked 5" and "ranked lower" (a sentence it was shown holds it), "refused" (the best sentence holds it, below
+    the threshold), "not in the passages" (no passage read holds it: the search missed it, or the archive never
+    reports it and the "holder" articles only contain the words by chance)."""
+    from qa.when import as_of_day, period
+
+    counts: dict[str, int] = {}
+    for record in records:
+        day = record["as_of"] if as_of else None
+        when = period(record["question"], as_of_day(day)) if day else None
+        evidence = assistant.evidence(record["question"], when=when, as_of=day)
+        judgement = assistant.judge.judge(evidence)
+        gold = record["answer"]
+        order = np.argsort(-judgement.scores) if len(judgement.scores) else []
+        ranks = [n for n, i in enumerate(order) if holds(judgement.candidates[i].sentence.text, gold)]
+        if not ranks:
+            held = any(holds(f"{p.title} {p.text}", gold) for p in evidence.passages)
+            place = "in a passage, not a candidate" if held else "not in the passages"
+        elif ranks[0] == 0:
+            place = "first" if judgement.answerable else "refused"
+        else:
+            place = f"ranked {ranks[0] + 1}" if ranks[0] < 5 else "ranked lower"
+        counts[place] = counts.get(place, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def sweep(retriever, records: list[dict], periods=(0.0, 0.03, 0.06, 0.1), recencies=(0.0, 0.03, 0.06),
           half_lives=(14.0, 60.0)) -> list[dict]:
     """Retrieval MRR@10 and Hits@5 for each time setting of the retriever (the bonus for the question's days, and
@@ -195,7 +226,7 @@ def run(sets: tuple[str, ...] = SETS, as_of: bool = True, show: bool = False, da
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.realnews", description=__doc__.splitlines()[0])
-    parser.add_argument("--set", choices=[*SETS, "both"], default="both")
+    parser.add_argument("--set", choices=[*SETS, *MORE_SETS, "both"], default="both")
     parser.add_argument("--data", type=Path, default=DATA, help="where prepare.py wrote dev/ and check/")
     parser.add_argument("--indexes", type=Path, default=INDEXES, help="where their indexes are kept")
     parser.add_argument("--no-as-of", action="store_true", help="ask without the quiz's date")
@@ -204,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", type=int, help="passages the assistant reads (default: the assistant's)")
     parser.add_argument("--period-bonus", type=float, help="the retriever's bonus for the question's days")
     parser.add_argument("--sweep", action="store_true", help="only retrieval, over a grid of the time settings")
+    parser.add_argument("--where", action="store_true", help="only where the correct choice stands for the answerer")
     parser.add_argument("--recency", type=float, nargs=2, metavar=("BONUS", "HALF_LIFE"),
                         help="the retriever's bonus for recent articles, and its half-life in days")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
@@ -219,6 +251,17 @@ def main(argv: list[str] | None = None) -> int:
             retriever = open_index(name, args.data, args.indexes)
             for row in sweep(retriever, load(name, args.data)):
                 print(name, " ".join(f"{k} {v:.3f}" for k, v in row.items()))
+        return 0
+    if args.where:
+        from qa import Assistant
+        from qa.environment import configure_offline
+
+        configure_offline()
+        for name in sets:
+            retriever = open_index(name, args.data, args.indexes)
+            found = where(Assistant(retriever), load(name, args.data), not args.no_as_of)
+            print(name, "; ".join(f"{place} {n}" for place, n in found.items()))
+            retriever.close()
         return 0
     results = run(sets, not args.no_as_of, args.show, args.data, args.indexes, args.k, args.period_bonus,
                   args.recency)

@@ -10,7 +10,8 @@ The refusal threshold is the highest probability at which at most ``--refuse`` o
 are refused; the table says what it then refuses of the questions that must be refused.
 
 Training data, dev only (check sets are never read here):
-- real-news dev (2024; ``../shared/eval/realnews/``, prepared in ``QA_REALNEWS``: see bench/realnews.py);
+- real-news dev (2024; ``../shared/eval/realnews/``, prepared in ``QA_REALNEWS``: see bench/realnews.py), and with
+  ``--realnews dev,train`` its train set (2023) too;
 - the SQuAD sample (answerable and unanswerable) over its 411 paragraphs;
 - the newsqa dev set over the bundled articles and bench/newsqa/corpus (questions without a conversation);
 - out of corpus: the SQuAD questions asked of the seed articles (must be refused).
@@ -33,6 +34,10 @@ from bench.data import EVAL_DIR, SEED_CORPUS, squad_set
 
 ROOT = Path(__file__).resolve().parent.parent
 REFUSE = 0.02  # share of answerable dev questions the threshold may refuse
+#: The real-news sets that can be fitted on (bench/realnews.py prepares them; ``--realnews``), by the name the tables
+#: give them: dev (2024, the committed ranker's) and train (2023: BENCHMARKS.md, "More real news to learn from").
+#: Check (2025) is never read here.
+REALNEWS_SETS = {"dev": "realnews", "train": "realnews-2023"}
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,7 @@ def _until(as_of: str | None):
     return Filters(until=as_of) if as_of else Filters()
 
 
-def collect(log=print, with_realnews: bool = True) -> list[Sample]:
+def collect(log=print, realnews_sets: tuple[str, ...] = ("dev",)) -> list[Sample]:
     """Every dev question's samples. QA_CHUNK_TOKENS / QA_OVERLAP (as for bench.realnews, whose kept index must have
     that chunking: QA_REALNEWS_INDEX) chunk the sets indexed here."""
     import os
@@ -129,12 +134,12 @@ def collect(log=print, with_realnews: bool = True) -> list[Sample]:
     # default openvino computes in bfloat16 where the CPU can). The real-news index is read with its own encoder.
     embedder = load_embedder("all-MiniLM-L6-v2", encoder="torch")
     out: list[Sample] = []
-    if with_realnews:
-        retriever = realnews.open_index("dev", settings=settings)
-        news = [Question("realnews", r["question"], (r["answer"],), r["as_of"]) for r in realnews.load("dev")]
+    for name in realnews_sets:
+        retriever = realnews.open_index(name, settings=settings)
+        news = [Question(REALNEWS_SETS[name], r["question"], (r["answer"],), r["as_of"]) for r in realnews.load(name)]
         out += samples(retriever, news)
         retriever.close()
-        log(f"realnews dev: {len(news)} questions")
+        log(f"realnews {name}: {len(news)} questions")
 
     data = squad_set(EVAL_DIR)
     with tempfile.TemporaryDirectory() as tmp:
@@ -163,8 +168,14 @@ def collect(log=print, with_realnews: bool = True) -> list[Sample]:
         out += samples(retriever, asked)
         conversations = [r for r in newsqa.load("dev") if r.get("history") and not r.get("expect_no_match")]
         from qa import Assistant
+        from qa.answering.composer import ExtractiveAnswerer
+        from qa.answering.model import ModelFileError
 
-        out += conversation_samples(Assistant(retriever), conversations)
+        try:  # the conversations' earlier turns are answered by the committed ranker ...
+            answerer = ExtractiveAnswerer()
+        except ModelFileError:  # ... or, when the features changed, by one fitted on the questions read alone
+            answerer = ExtractiveAnswerer(ranker=ranker_of(out))
+        out += conversation_samples(Assistant(retriever, answerer=answerer), conversations)
         retriever.close()
         log(f"newsqa dev: {len(asked)} questions and {len(conversations)} conversations")
     return out
@@ -180,6 +191,16 @@ def fit(train: list[Sample], c: float = 1.0):
     scale[scale == 0] = 1.0
     model = LogisticRegression(C=c, max_iter=2000).fit((x - mean) / scale, y)
     return mean, scale, model.coef_[0], float(model.intercept_[0])
+
+
+def ranker_of(samples_: list[Sample], c: float = 1.0, refuse: float = REFUSE, about: str = ""):
+    """The ranker fitted on ``samples_``, with its refusal threshold."""
+    from qa.answering.features import NAMES
+    from qa.answering.model import Ranker
+
+    mean, scale, coef, intercept = fit(samples_, c)
+    ranker = Ranker(NAMES, mean, scale, coef, intercept, 0.0)
+    return Ranker(NAMES, mean, scale, coef, intercept, threshold(samples_, ranker, refuse), about)
 
 
 def best_probability(sample: Sample, ranker) -> tuple[float, bool]:
@@ -222,9 +243,9 @@ def learning_curve(samples_: list[Sample], folds: int = 5, fractions=(0.1, 0.25,
     order = rng.permutation(len(samples_))
     fold_of = np.empty(len(samples_), int)
     fold_of[order] = np.arange(len(samples_)) % folds
-    lines = ["| trained on | real-news dev first (held-out folds) | SQuAD first (held-out folds) |", "|---:|---:|---:|"]
+    lines = ["| trained on | real-news dev first (held-out folds) | real-news 2023 | SQuAD |", "|---:|---:|---:|---:|"]
     for fraction in fractions:
-        hits: dict[str, list[bool]] = {"realnews": [], "squad": []}
+        hits: dict[str, list[bool]] = {"realnews": [], "realnews-2023": [], "squad": []}
         for f in range(folds):
             train = [s for i, s in enumerate(samples_) if fold_of[i] != f]
             train = [train[i] for i in sorted(rng.permutation(len(train))[:max(1, int(fraction * len(train)))])]
@@ -233,7 +254,8 @@ def learning_curve(samples_: list[Sample], folds: int = 5, fractions=(0.1, 0.25,
             for i, s in enumerate(samples_):
                 if fold_of[i] == f and s.answerable and s.question.set in hits:
                     hits[s.question.set].append(best_probability(s, ranker)[1])
-        lines.append(f"| {fraction:.0%} | {np.mean(hits['realnews']):.1%} | {np.mean(hits['squad']):.1%} |")
+        cells = [f"{np.mean(h):.1%}" if h else "-" for h in hits.values()]
+        lines.append(f"| {fraction:.0%} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -243,30 +265,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength")
     parser.add_argument("--dry-run", action="store_true", help="report, but leave qa/answering/ranker.json as it is")
     parser.add_argument("--no-curve", action="store_true", help="skip the learning curve")
-    parser.add_argument("--no-realnews", action="store_true", help="leave real-news dev out (quick trials only)")
+    parser.add_argument("--realnews", default="dev", help="the real-news sets fitted on, comma-separated: dev, "
+                        "train (2023); '' for none (quick trials only)")
     parser.add_argument("--cache", type=Path, help="keep the dev questions' features here and reuse them")
     args = parser.parse_args(argv)
     from qa.answering.features import NAMES
-    from qa.answering.model import MODEL_FILE, Ranker
+    from qa.answering.model import MODEL_FILE
 
     if args.cache and args.cache.exists():
         data = pickle.loads(args.cache.read_bytes())
     else:
-        data = collect(lambda m: print(m, file=sys.stderr), not args.no_realnews)
+        data = collect(lambda m: print(m, file=sys.stderr), tuple(x for x in args.realnews.split(",") if x))
         if args.cache:
             args.cache.write_bytes(pickle.dumps(data))
-    mean, scale, coef, intercept = fit(data, args.c)
-    ranker = Ranker(NAMES, mean, scale, coef, intercept, 0.0)
-    cut = threshold(data, ranker, args.refuse)
     counts = {name: sum(s.question.set == name for s in data) for name in dict.fromkeys(s.question.set for s in data)}
     about = (f"logistic regression (C={args.c}) on {sum(len(s.labels) for s in data)} candidates of "
              f"{len(data)} dev questions ({', '.join(f'{k} {v}' for k, v in counts.items())}); threshold: "
              f"{args.refuse:.0%} of answerable dev questions refused")
-    ranker = Ranker(NAMES, mean, scale, coef, intercept, cut, about)
-    print(f"threshold {cut:.3f}\n")
+    ranker = ranker_of(data, args.c, args.refuse, about)
+    print(f"threshold {ranker.threshold:.3f}\n")
     print("\n".join(report(data, ranker)))
     print("\n| feature | coefficient (standardised) |\n|---|---:|")
-    for name, w in sorted(zip(NAMES, coef, strict=True), key=lambda t: -abs(t[1])):
+    for name, w in sorted(zip(NAMES, ranker.coef, strict=True), key=lambda t: -abs(t[1])):
         print(f"| {name} | {w:+.3f} |")
     if not args.no_curve:
         print()

@@ -236,3 +236,17 @@ def test_long_articles_hold_every_paragraph_once(tmp_path, embedder):
         assert texts[name].count(passages[pid]) == 1
     long = [t for t in texts.values() if len(t.split()) >= ARTICLE_WORDS]
     assert len(long) >= len(texts) / 2  # mostly long: only each topic's last article may be short
+
+
+def test_realnews_where_says_where_the_correct_choice_stands(seed_index, embedder):
+    from bench.realnews import where
+    from qa import Assistant, Retriever
+
+    retriever = Retriever(seed_index, embedder)
+    try:
+        asked = "How many North Korean soldiers are in Russia?"
+        found = where(Assistant(retriever), [{"question": asked, "answer": "10,000", "as_of": None},
+                                             {"question": asked, "answer": "Zanzibar", "as_of": None}], as_of=False)
+    finally:
+        retriever.close()
+    assert found == {"first": 1, "not in the passages": 1}
