@@ -2,7 +2,7 @@
 
     P=../shared/eval/realnews/prepare.py; A="--past /tmp/realtimeqa/past --weeks 12"
     python $P $A --years 2024 --out /tmp/realnews/dev; python $P $A --years 2025 --out /tmp/realnews/check
-    python $P --past /tmp/realtimeqa/past --years 2023 --weeks 16 --out /tmp/realnews/train   # for make train only
+    python $P --past /tmp/realtimeqa/past --years 2023 --weeks 16 --out /tmp/realnews/train   # a third set (below)
     python -m bench.realnews                    # dev and check, per question kind (indexes each set once, reused)
     python -m bench.realnews --set dev --show   # print each miss
     python -m bench.realnews --no-as-of         # ask as if on the day of the run (time words not anchored)
@@ -33,7 +33,8 @@ import numpy as np
 from bench.report import save_json
 
 SETS = ("dev", "check")
-#: Also prepared, for fitting only (bench.train --realnews dev,train) and as a third read: 2023.
+#: Also prepared: 2023, a third read never chosen on (``--set train``) and more to fit on (``python -m bench.train
+#: --realnews dev,train``; the committed ranker is fitted on dev only).
 MORE_SETS = ("train",)
 DATA = Path(os.environ.get("QA_REALNEWS", "/tmp/realnews"))
 INDEXES = Path(os.environ.get("QA_REALNEWS_INDEX", "/tmp/realnews-index"))
