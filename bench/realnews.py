@@ -244,24 +244,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.qa_path:
         sys.path.insert(0, str(args.qa_path.resolve()))
     sets = SETS if args.set == "both" else (args.set,)
-    if args.sweep:
-        from qa.environment import configure_offline
-
-        configure_offline()
-        for name in sets:
-            retriever = open_index(name, args.data, args.indexes)
-            for row in sweep(retriever, load(name, args.data)):
-                print(name, " ".join(f"{k} {v:.3f}" for k, v in row.items()))
-        return 0
-    if args.where:
+    if args.sweep or args.where:
         from qa import Assistant
-        from qa.environment import configure_offline
+        from qa.environment import configure_offline, settings_from_env
 
         configure_offline()
+        settings = settings_from_env(os.environ)  # as run(): the chunking and encoder the indexes were built with
         for name in sets:
-            retriever = open_index(name, args.data, args.indexes)
-            found = where(Assistant(retriever), load(name, args.data), not args.no_as_of)
-            print(name, "; ".join(f"{place} {n}" for place, n in found.items()))
+            retriever = open_index(name, args.data, args.indexes, settings)
+            records = load(name, args.data)
+            if args.sweep:
+                for row in sweep(retriever, records):
+                    print(name, " ".join(f"{k} {v:.3f}" for k, v in row.items()))
+            else:
+                found = where(Assistant(retriever), records, not args.no_as_of)
+                print(name, "; ".join(f"{place} {n}" for place, n in found.items()))
             retriever.close()
         return 0
     results = run(sets, not args.no_as_of, args.show, args.data, args.indexes, args.k, args.period_bonus,

@@ -35,7 +35,7 @@ from bench.data import EVAL_DIR, SEED_CORPUS, squad_set
 ROOT = Path(__file__).resolve().parent.parent
 REFUSE = 0.02  # share of answerable dev questions the threshold may refuse
 #: The real-news sets that can be fitted on (bench/realnews.py prepares them; ``--realnews``), by the name the tables
-#: give them: dev (2024, the committed ranker's) and train (2023: BENCHMARKS.md, "More real news to learn from").
+#: give them: dev (2024, the committed ranker's) and train (2023: BENCHMARKS.md, "A third real-news set").
 #: Check (2025) is never read here.
 REALNEWS_SETS = {"dev": "realnews", "train": "realnews-2023"}
 
@@ -242,9 +242,11 @@ def learning_curve(samples_: list[Sample], folds: int = 5, fractions=(0.1, 0.25,
     order = rng.permutation(len(samples_))
     fold_of = np.empty(len(samples_), int)
     fold_of[order] = np.arange(len(samples_)) % folds
-    lines = ["| trained on | real-news dev first (held-out folds) | real-news 2023 | SQuAD |", "|---:|---:|---:|---:|"]
+    sets = [*REALNEWS_SETS.values(), "squad"]
+    lines = ["| trained on | " + " | ".join(f"{name} first (held-out folds)" for name in sets) + " |",
+             "|---:|" + "---:|" * len(sets)]
     for fraction in fractions:
-        hits: dict[str, list[bool]] = {"realnews": [], "realnews-2023": [], "squad": []}
+        hits: dict[str, list[bool]] = {name: [] for name in sets}
         for f in range(folds):
             train = [s for i, s in enumerate(samples_) if fold_of[i] != f]
             train = [train[i] for i in sorted(rng.permutation(len(train))[:max(1, int(fraction * len(train)))])]
