@@ -49,12 +49,17 @@ class Embedder:
             raise ModelError(f"embedding model {model!r} does not say the size of its vectors; give a sentence "
                              "embedding model with --model or QA_MODEL")
         self.dimension = int(dimension)
-        self._lock = threading.Lock()
+        # The model and its tokenizer, one caller at a time. Torch modules are not safe to call from many threads
+        # at once, and a fast tokenizer keeps padding and truncation as settings of one shared object: a call from
+        # another thread switches them mid-call (a question failed "Unable to create tensor" while a count ran
+        # beside it, and an upload's offsets came back padded: tests/test_embedding_threads.py). Reentrant, as
+        # encode_with_spans holds it over a pass and the offsets.
+        self._lock = threading.RLock()
         self._words: dict[str, np.ndarray] = {}  # word_vectors' cache, oldest first
         self._words_lock = threading.Lock()
         import torch
 
-        self._threads = torch.get_num_threads()  # torch modules are not safe to call from many threads at once
+        self._threads = torch.get_num_threads()
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Normalized vectors, shape (len(texts), dimension), float32."""
@@ -99,9 +104,10 @@ class Embedder:
         """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32), []
-        text_vectors, token_vectors = self._token_pass(texts)
-        offsets = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens,
-                                 return_offsets_mapping=True)["offset_mapping"]
+        with self._lock:
+            text_vectors, token_vectors = self._token_pass(texts)
+            offsets = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens,
+                                     return_offsets_mapping=True)["offset_mapping"]
         text_vectors /= np.linalg.norm(text_vectors, axis=1, keepdims=True)
         span_vectors: list[np.ndarray] = []
         for out, marks, wanted in zip(token_vectors, offsets, spans, strict=True):
@@ -146,8 +152,9 @@ class Embedder:
             if table is None:  # no table: every word is unlike every other, and only a word itself counts
                 vectors = np.zeros((len(missing), 1), dtype=np.float32)
             else:
-                pieces = self.tokenizer(missing, add_special_tokens=False, return_attention_mask=False,
-                                        return_token_type_ids=False)["input_ids"]
+                with self._lock:
+                    pieces = self.tokenizer(missing, add_special_tokens=False, return_attention_mask=False,
+                                            return_token_type_ids=False)["input_ids"]
                 starts = np.cumsum([0] + [len(ids) for ids in pieces[:-1]])
                 with torch.inference_mode():  # one call for all: a bag of word pieces per word, averaged
                     bags = torch.nn.functional.embedding_bag(
@@ -172,12 +179,14 @@ class Embedder:
     def count(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        encoded = self.tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False,
-                                 return_token_type_ids=False)
+        with self._lock:
+            encoded = self.tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False,
+                                     return_token_type_ids=False)
         return [len(ids) for ids in encoded["input_ids"]]
 
     def split(self, text: str, max_tokens: int) -> list[tuple[int, int]]:
-        offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        with self._lock:
+            offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
         pieces = []
         for i in range(0, len(offsets), max_tokens):
             window = offsets[i:i + max_tokens]

@@ -183,3 +183,47 @@ def test_a_new_index_gets_the_default_encoder_and_an_old_one_keeps_its_own(tmp_p
 
     rebuilt = sync(CORPUS, old, settings=Settings(), rebuild=True)
     assert rebuilt.chunks_embedded > 0 and LocalStore(old).manifest.encoder == "openvino"
+
+
+@pytest.mark.parametrize("name", ["torch32", "openvino"])
+def test_questions_and_an_upload_on_two_threads_share_the_tokenizer_safely(name, request):
+    """The web app encodes questions while an upload is chunked and indexed on another thread, with one embedder.
+    A fast tokenizer's padding and truncation are settings of one shared object: unguarded, a question failed
+    "Unable to create tensor" within the first few calls, and an upload's offsets came back padded (the soak's
+    IndexError). Every answer on either thread must equal the one it gets alone."""
+    import threading
+    import time
+
+    embedder = request.getfixturevalue(name)
+    questions, texts = TEXTS[1:2] + TEXTS[3:4], TEXTS[:5]
+    spans = [[(0, 10), (4, len(t))] for t in texts]
+    alone = (embedder.encode(questions), embedder.count(texts), embedder.split(TEXTS[2], 7),
+             embedder.encode_with_spans(texts, spans))
+    failures: list[str] = []
+    stop = time.monotonic() + 2.0
+
+    def loop(step) -> None:
+        while time.monotonic() < stop and not failures:
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - any failure on a thread is the finding
+                failures.append(f"{type(exc).__name__}: {exc}"[:300])
+
+    def ask() -> None:
+        assert np.allclose(embedder.encode(questions), alone[0], atol=1e-5), "a question's vectors changed"
+
+    def chunk() -> None:
+        assert embedder.count(texts) == alone[1], "token counts changed"
+        assert embedder.split(TEXTS[2], 7) == alone[2], "split changed"
+
+    def embed() -> None:
+        vectors, pooled = embedder.encode_with_spans(texts, spans)
+        assert np.allclose(vectors, alone[3][0], atol=1e-5), "an upload's vectors changed"
+        assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(pooled, alone[3][1], strict=True))
+
+    threads = [threading.Thread(target=loop, args=(step,)) for step in (ask, chunk, embed)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
