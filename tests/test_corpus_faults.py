@@ -312,3 +312,32 @@ def test_a_replace_the_index_cannot_take_is_put_back_and_said_so_plainly(tmp_pat
     assert folder_state(corpus) == before
     assert "not indexed: the disk holding" in page and "The archive&#x27;s version is unchanged." in page, page
     plain(page)
+
+
+def test_an_upload_a_fault_of_ours_stops_is_taken_back_not_left_unindexed(tmp_path, monkeypatch):
+    """A bug in indexing (the soak met one: an IndexError in encode_with_spans) must not leave the file saved but
+    unindexed, where trying again says "Already in the archive, unchanged" and the file stays unsearchable."""
+    from qa.web import archive_tab
+    from qa.web.archive import upload_report_html
+
+    corpus = tmp_path / "corpus"
+    write(corpus, "victim.md", VICTIM)
+    before = folder_state(corpus)
+    logged: list[str] = []
+
+    def broken(**kwargs):
+        raise IndexError("boolean index did not match indexed array")
+
+    monkeypatch.setattr(archive_tab, "sync", broken)
+    new = save_upload(write(tmp_path / "up", "new.md", SHORT), corpus)
+    replaced = save_upload(write(tmp_path / "up2", "victim.md", SHORT), corpus, replace=True)
+    steps = archive_tab.index_uploads(Settings(corpus=corpus, index=tmp_path / "index"), None, [new, replaced],
+                                      logged.append)
+    box: dict = {}
+    list(archive_tab._drain(steps, box))
+    page = upload_report_html(box["result"])
+    assert folder_state(corpus) == before
+    assert "not indexed: the app failed (IndexError)" in page and "The archive&#x27;s version is unchanged." in page
+    assert "new.md" in page and "Already in the archive" not in page, page
+    assert any("Traceback" in line and "IndexError" in line for line in logged), logged
+    plain(page)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -197,9 +198,14 @@ def index_uploads(settings: Settings, embedder, uploads: list, log: Callable[[st
                     report = synced
             assert report is not None  # watch's last item is the result
             log(f"upload synced: {report.summary()}")
-        except (IndexUnusable, ValueError, OSError) as exc:  # a full disk, a moved corpus: nothing added
-            log(f"upload not indexed: {exc}")
-            reason = f"not indexed: {why_not(exc)}"
+        except Exception as exc:  # a full disk, a moved corpus, or a fault of ours: nothing added either way
+            expected = isinstance(exc, (IndexUnusable, ValueError, OSError))
+            log(f"upload not indexed: {exc}" if expected else
+                "upload not indexed, a fault of the app:\n" + "".join(traceback.format_exception(exc)))
+            # A fault of ours is taken back too: a saved file the index lacks would read "Already in the archive,
+            # unchanged" when tried again (the soak saw it), and stay unsearchable until the next sync.
+            reason = (f"not indexed: {why_not(exc)}" if expected else
+                      f"not indexed: the app failed ({type(exc).__name__}); its log says where.")
             uploads = [withdraw(u, settings.corpus, reason + (" The archive's version is unchanged."
                                                               if u.backup else "")) for u in uploads]
     result = summarize_uploads(uploads, report, settings.corpus)
