@@ -1,24 +1,144 @@
-"""The embedding model: sentence-transformers, loaded offline by default, giving normalized vectors."""
+"""The embedding model: the encoder seam (:class:`Embedder`) and torch's sentence-transformers encoder.
+
+:class:`Embedder` holds what every encoder shares: token counts and ranges (qa.tokens), word vectors from the
+model's word-piece table, and the vectors of sentences inside a chunk from one pass. An encoder adds the model's
+pass: :class:`TorchEmbedder` here (sentence-transformers on torch, loaded offline by default, any device), and
+the exported ONNX Runtime and OpenVINO ones in qa.encoders, which load without torch.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
 from qa.config import DEVICE_BATCH, detect_device, resolve_model
 from qa.errors import ModelError
+from qa.tokens import Tokens
 
 #: Inputs up to this many texts are encoded on one thread.
 SMALL_BATCH = 4
 WORD_CACHE = 20_000  # word vectors kept (384 floats each: 31 MB at most for all-MiniLM-L6-v2)
-__all__ = ["Embedder", "ModelError"]
+__all__ = ["Embedder", "ModelError", "TorchEmbedder"]
 
 
 class Embedder:
-    """Encodes texts into unit-length float32 vectors, and counts and splits text in model tokens."""
+    """Encodes texts into unit-length float32 vectors, and counts and splits text in model tokens.
+
+    An encoder implements :meth:`encode`, :meth:`_token_pass` and :meth:`_input_table`; the rest is here.
+    """
+
+    def __init__(self, name: str, encoder: str, device: str, batch_size: int, dimension: int, tokens: Tokens):
+        self.name = name
+        #: Which runtime encodes (qa.config.ENCODERS).
+        self.encoder = encoder
+        self.device = device
+        self.batch_size = batch_size
+        self.dimension = dimension
+        self.tokens = tokens
+        self.max_tokens = tokens.max_tokens
+        # The model, one caller at a time: torch modules and an OpenVINO infer request are not safe to call from
+        # many threads at once. Reentrant: encode_with_spans holds it over a pass and its offsets.
+        self._lock = threading.RLock()
+        self._words: dict[str, np.ndarray] = {}  # word_vectors' cache, oldest first
+        self._words_lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Normalized vectors, shape (len(texts), dimension), float32."""
+        raise NotImplementedError
+
+    def _token_pass(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The texts' pooled vectors (not normalized) and each text's token embeddings (real tokens only, in the
+        order of :meth:`Tokens.model_input`'s ranges), from one pass."""
+        raise NotImplementedError
+
+    def _input_table(self) -> np.ndarray | None:
+        """The model's word-piece embedding table (float32, one row per token id); None for a model without one."""
+        return None
+
+    def encode_with_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+                          ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Vectors of the texts, and of character spans inside them, from one pass of the model.
+
+        A span's vector is the normalized mean of the model's token embeddings over the span's tokens, as the
+        model pools a whole text, but with the surrounding text as context ("late chunking"). This gives the
+        answerer a vector per sentence without embedding every sentence a second time.
+        """
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32), []
+        with self._lock:
+            text_vectors, token_vectors = self._token_pass(texts)
+        _, offsets = self.tokens.model_input(texts)
+        text_vectors /= np.linalg.norm(text_vectors, axis=1, keepdims=True)
+        span_vectors: list[np.ndarray] = []
+        for tokens, marks, wanted in zip(token_vectors, offsets, spans, strict=True):
+            if len(tokens) != len(marks):  # the model's tokenizer gives both: a fault of ours, said plainly
+                raise ModelError(f"the model saw {len(tokens)} tokens where its tokenizer gives {len(marks)}")
+            starts = np.array([a for a, b in marks])
+            ends = np.array([b for a, b in marks])
+            real = ends > starts  # special tokens have empty offsets
+            vectors = np.zeros((len(wanted), self.dimension), dtype=np.float32)
+            for i, (a, b) in enumerate(wanted):
+                inside = real & (starts < b) & (ends > a)
+                vectors[i] = tokens[inside].mean(axis=0) if inside.any() else text_vectors[len(span_vectors)]
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            span_vectors.append(vectors)
+        return np.ascontiguousarray(text_vectors, dtype=np.float32), span_vectors
+
+    def word_vectors(self, words: Sequence[str]) -> np.ndarray:
+        """Unit vectors of single words from the model's input embeddings, a word of several word pieces as
+        their mean: no pass through the model (300 words: 8.6 ms the first time, 0.4 ms from the cache).
+        Context-free, but enough to tell "troops" ~ "soldiers" (0.69) and "cows" ~ "cattle" (0.68) from
+        "troops" ~ "shells" (0.05) with all-MiniLM-L6-v2 (BENCHMARKS.md, "The asked-for thing")."""
+        with self._words_lock:
+            return self._word_vectors(words)
+
+    def _word_vectors(self, words: Sequence[str]) -> np.ndarray:
+        missing = [w for w in dict.fromkeys(words) if w not in self._words]
+        if missing:
+            table = self._input_table()
+            if table is None:  # no table: every word is unlike every other, and only a word itself counts
+                vectors = np.zeros((len(missing), 1), dtype=np.float32)
+            else:  # a bag of word pieces per word, averaged (a word with no pieces: zeros)
+                pieces = self.tokens.ids(missing)
+                sizes = np.array([len(ids) for ids in pieces])
+                flat = np.array([i for ids in pieces for i in ids], dtype=np.int64)
+                rows = np.asarray(table[flat], dtype=np.float32)
+                vectors = np.zeros((len(missing), rows.shape[1]), dtype=np.float32)
+                owner = np.repeat(np.arange(len(missing)), sizes)
+                np.add.at(vectors, owner, rows)
+                vectors /= np.maximum(sizes, 1)[:, None]
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            self._words.update(zip(missing, vectors, strict=True))
+            while len(self._words) > WORD_CACHE:
+                self._words.pop(next(iter(self._words)))
+        if not words:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([self._words[w] for w in words]).astype(np.float32)
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        return self.tokens.count(texts) if texts else []
+
+    def split(self, text: str, max_tokens: int) -> list[tuple[int, int]]:
+        offsets = self.tokens.offsets(text)
+        pieces = []
+        for i in range(0, len(offsets), max_tokens):
+            window = offsets[i:i + max_tokens]
+            start = window[0][0] if i else 0
+            end = offsets[i + max_tokens][0] if i + max_tokens < len(offsets) else len(text)
+            piece = text[start:end]
+            # Trim whitespace so pieces are clean spans; never empty.
+            lead = len(piece) - len(piece.lstrip())
+            trail = len(piece.rstrip())
+            if trail > lead:
+                pieces.append((start + lead, start + trail))
+        return pieces or [(0, len(text))]
+
+
+class TorchEmbedder(Embedder):
+    """sentence-transformers on torch: the reference encoder, and the one for a GPU."""
 
     def __init__(self, model: str, batch_size: int | None = None, device: str | None = None):
         import transformers
@@ -27,42 +147,31 @@ class Embedder:
         transformers.logging.disable_progress_bar()
         transformers.logging.set_verbosity_error()  # e.g. "sequence longer than maximum" when counting tokens
 
-        self.name = model
-        #: Which runtime encodes (qa.config.ENCODERS): this class is torch's; qa.encoders has the others.
-        self.encoder = "torch"
-        self.device = device or detect_device()
-        if self.device not in DEVICE_BATCH:
-            raise ModelError(f"device {self.device!r} is not one of {', '.join(DEVICE_BATCH)}; set QA_DEVICE to one")
-        self.batch_size = batch_size or DEVICE_BATCH[self.device]
+        device = device or detect_device()
+        if device not in DEVICE_BATCH:
+            raise ModelError(f"device {device!r} is not one of {', '.join(DEVICE_BATCH)}; set QA_DEVICE to one")
         try:
-            self.model = SentenceTransformer(resolve_model(model), device=self.device)
+            self.model = SentenceTransformer(resolve_model(model), device=device)
         except Exception as exc:  # the library raises many kinds; all mean "cannot load"
             raise ModelError(
                 f"cannot load embedding model {model!r}: {exc}. Give a sentence-transformers name or a local "
                 "folder with --model or QA_MODEL (hub names need the network or a filled Hugging Face cache)."
             ) from exc
         self.model.eval()  # encode() sets this on every call; _few() relies on it being set once, here
-        self.tokenizer = self.model.tokenizer
-        self.max_tokens = int(self.model.max_seq_length or 256)
         dimension = self.model.get_embedding_dimension()
         if dimension is None:
             raise ModelError(f"embedding model {model!r} does not say the size of its vectors; give a sentence "
                              "embedding model with --model or QA_MODEL")
-        self.dimension = int(dimension)
-        # The model and its tokenizer, one caller at a time. Torch modules are not safe to call from many threads
-        # at once, and a fast tokenizer keeps padding and truncation as settings of one shared object: a call from
-        # another thread switches them mid-call (a question failed "Unable to create tensor" while a count ran
-        # beside it, and an upload's offsets came back padded: tests/test_embedding_threads.py). Reentrant, as
-        # encode_with_spans holds it over a pass and the offsets.
-        self._lock = threading.RLock()
-        self._words: dict[str, np.ndarray] = {}  # word_vectors' cache, oldest first
-        self._words_lock = threading.Lock()
+        hf = self.model.tokenizer
+        tokens = Tokens(hf.backend_tokenizer.to_str(), int(self.model.max_seq_length or 256), hf.pad_token_id or 0,
+                        hf.pad_token or "[PAD]")
+        super().__init__(model, "torch", device, batch_size or DEVICE_BATCH[device], int(dimension), tokens)
         import torch
 
         self._threads = torch.get_num_threads()
+        self._table: np.ndarray | None = None
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """Normalized vectors, shape (len(texts), dimension), float32."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         import torch
@@ -94,37 +203,7 @@ class Embedder:
             vectors = torch.nn.functional.normalize(model(features)["sentence_embedding"].float(), p=2, dim=1)
         return np.ascontiguousarray(vectors.cpu().numpy(), dtype=np.float32)
 
-    def encode_with_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
-                          ) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Vectors of the texts, and of character spans inside them, from one pass of the model.
-
-        A span's vector is the normalized mean of the model's token embeddings over the span's tokens, as the
-        model pools a whole text, but with the surrounding text as context ("late chunking"). This gives the
-        answerer a vector per sentence without embedding every sentence a second time.
-        """
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32), []
-        with self._lock:
-            text_vectors, token_vectors = self._token_pass(texts)
-            offsets = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens,
-                                     return_offsets_mapping=True)["offset_mapping"]
-        text_vectors /= np.linalg.norm(text_vectors, axis=1, keepdims=True)
-        span_vectors: list[np.ndarray] = []
-        for out, marks, wanted in zip(token_vectors, offsets, spans, strict=True):
-            tokens = out[:len(marks)]
-            starts = np.array([a for a, b in marks])
-            ends = np.array([b for a, b in marks])
-            real = ends > starts  # special tokens have empty offsets
-            vectors = np.zeros((len(wanted), self.dimension), dtype=np.float32)
-            for i, (a, b) in enumerate(wanted):
-                inside = real & (starts < b) & (ends > a)
-                vectors[i] = tokens[inside].mean(axis=0) if inside.any() else text_vectors[len(span_vectors)]
-            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-            span_vectors.append(vectors)
-        return np.ascontiguousarray(text_vectors, dtype=np.float32), span_vectors
-
     def _token_pass(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """The texts' pooled vectors (not normalized) and each text's token embeddings, from one pass."""
         import torch
 
         with self._lock:
@@ -132,70 +211,15 @@ class Embedder:
             # output_value=None: one dict of tensors per text (the library's overloads type it as another).
             outputs = cast("list[dict[str, torch.Tensor]]", self.model.encode(
                 list(texts), batch_size=self.batch_size, output_value=None, show_progress_bar=False))
-        return (np.stack([o["sentence_embedding"].float().cpu().numpy() for o in outputs]),
-                [o["token_embeddings"].float().cpu().numpy() for o in outputs])
+        return (np.stack([o["sentence_embedding"].float().cpu().numpy() for o in outputs]),  # padding left out:
+                [o["token_embeddings"][:int(o["attention_mask"].sum())].float().cpu().numpy() for o in outputs])
 
-    def word_vectors(self, words: Sequence[str]) -> np.ndarray:
-        """Unit vectors of single words from the model's input embeddings, a word of several word pieces as
-        their mean: no pass through the model (300 words: 8.6 ms the first time, 0.4 ms from the cache).
-        Context-free, but enough to tell "troops" ~ "soldiers" (0.69) and "cows" ~ "cattle" (0.68) from
-        "troops" ~ "shells" (0.05) with all-MiniLM-L6-v2 (BENCHMARKS.md, "The asked-for thing")."""
-        with self._words_lock:
-            return self._word_vectors(words)
-
-    def _word_vectors(self, words: Sequence[str]) -> np.ndarray:
-        missing = [w for w in dict.fromkeys(words) if w not in self._words]
-        if missing:
-            import torch
-
-            table = self._input_table()
-            if table is None:  # no table: every word is unlike every other, and only a word itself counts
-                vectors = np.zeros((len(missing), 1), dtype=np.float32)
-            else:
-                with self._lock:
-                    pieces = self.tokenizer(missing, add_special_tokens=False, return_attention_mask=False,
-                                            return_token_type_ids=False)["input_ids"]
-                starts = np.cumsum([0] + [len(ids) for ids in pieces[:-1]])
-                with torch.inference_mode():  # one call for all: a bag of word pieces per word, averaged
-                    bags = torch.nn.functional.embedding_bag(
-                        torch.tensor([i for ids in pieces for i in ids], dtype=torch.long, device=table.device),
-                        table, torch.tensor(starts, dtype=torch.long, device=table.device), mode="mean")
-                vectors = bags.float().cpu().numpy()
-            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-            self._words.update(zip(missing, vectors, strict=True))
-            while len(self._words) > WORD_CACHE:
-                self._words.pop(next(iter(self._words)))
-        if not words:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.stack([self._words[w] for w in words]).astype(np.float32)
-
-    def _input_table(self):
-        """The model's word-piece embedding table; None for a model built otherwise (a static-embedding model)."""
-        try:
-            return self.model[0].auto_model.get_input_embeddings().weight
-        except (AttributeError, IndexError, KeyError, TypeError, NotImplementedError):
-            return None
-
-    def count(self, texts: Sequence[str]) -> list[int]:
-        if not texts:
-            return []
-        with self._lock:
-            encoded = self.tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False,
-                                     return_token_type_ids=False)
-        return [len(ids) for ids in encoded["input_ids"]]
-
-    def split(self, text: str, max_tokens: int) -> list[tuple[int, int]]:
-        with self._lock:
-            offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-        pieces = []
-        for i in range(0, len(offsets), max_tokens):
-            window = offsets[i:i + max_tokens]
-            start = window[0][0] if i else 0
-            end = offsets[i + max_tokens][0] if i + max_tokens < len(offsets) else len(text)
-            piece = text[start:end]
-            # Trim whitespace so pieces are clean spans; never empty.
-            lead = len(piece) - len(piece.lstrip())
-            trail = len(piece.rstrip())
-            if trail > lead:
-                pieces.append((start + lead, start + trail))
-        return pieces or [(0, len(text))]
+    def _input_table(self) -> np.ndarray | None:
+        if self._table is None:
+            try:
+                transformer = cast(Any, self.model[0]).auto_model  # a PreTrainedModel, untyped in torch's Module
+                weight = transformer.get_input_embeddings().weight
+            except (AttributeError, IndexError, KeyError, TypeError, NotImplementedError):
+                return None  # a model built otherwise (a static-embedding model)
+            self._table = weight.detach().float().cpu().numpy()
+        return self._table

@@ -17,8 +17,10 @@ Why not ``SentenceTransformer(path, backend="onnx")``: its ONNX backend needs op
 backend (optimum-intel 2.2) would replace the pinned torch 2.13 by 2.14. The encoder below is what that backend
 does (the same export of the transformer, the same mean pooling and normalisation), on onnxruntime alone.
 
-The tokenizer, the word-piece table (:meth:`Embedder.word_vectors`) and the span pooling of late chunking stay
-those of the torch model, so only the transformer's pass changes; the index records the encoder
+The export also saves the model's tokenizer.json and its word-piece table (:meth:`Embedder.word_vectors`), so an
+exported encoder loads with neither torch nor transformers: `qa status` in 0.9 s against 7.7, a process of
+MB_FREE MB less (BENCHMARKS.md, "Encoders without torch"). The tokenizer, the table and the span pooling of late
+chunking are the torch model's, so only the transformer's pass changes; the index records the encoder
 (:attr:`qa.store.Manifest.encoder`) and a change of encoder rebuilds it (qa.indexing).
 """
 
@@ -36,20 +38,24 @@ import threading
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
 from qa.config import DEVICE_BATCH, ENCODERS, default_encoder, default_encoder_cache, detect_device, resolve_model
-from qa.embedding import SMALL_BATCH, Embedder
+from qa.embedding import SMALL_BATCH, Embedder, TorchEmbedder
 from qa.errors import ModelError
+from qa.tokens import Tokens
 
 __all__ = ["ENCODERS", "OnnxEmbedder", "export", "load_embedder"]
 
-#: Bumped when the export below changes, so that older exports are made again.
-EXPORT_VERSION = 2
+#: Bumped when the export below changes, so that older exports are made again (3: the tokenizer and word-piece
+#: table beside the graphs, so that the exported encoders load without torch).
+EXPORT_VERSION = 3
 #: The ONNX files each encoder runs.
 FILES = {"onnx": "model.onnx", "onnx-int8": "model_qint8.onnx", "openvino": "model.onnx"}
+#: The model's tokenizer and its word-piece embedding table (float32, .npy), as the export saved them.
+TOKENIZER, TABLE = "tokenizer.json", "word_embeddings.npy"
 _export_lock = threading.Lock()
 
 
@@ -94,10 +100,11 @@ def export(model: str, cache: Path | None = None, log=None) -> Path:
         folder.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=folder.name + ".part-", dir=folder.parent))
         try:
-            _export_into(source, work)
-            files = {name: hashlib.sha256((work / name).read_bytes()).hexdigest() for name in FILES.values()}
-            (work / "export.json").write_text(json.dumps({**record, "versions": _versions(), "files": files},
-                                                         indent=1), encoding="utf-8")
+            shape = _export_into(source, work)
+            files = {name: hashlib.sha256((work / name).read_bytes()).hexdigest()
+                     for name in (*FILES.values(), TOKENIZER, TABLE)}
+            (work / "export.json").write_text(json.dumps({**record, "versions": _versions(), "files": files,
+                                                          "model_shape": shape}, indent=1), encoding="utf-8")
             if folder.exists():  # stale, or another process finished first: either way, ours replaces it
                 shutil.rmtree(folder, ignore_errors=True)
             try:
@@ -116,10 +123,11 @@ def _valid(folder: Path, record: dict) -> bool:
     except (OSError, ValueError):
         return False
     return (all(saved.get(k) == v for k, v in record.items() if k != "source")
-            and all((folder / name).is_file() for name in FILES.values()))
+            and all((folder / name).is_file() for name in (*FILES.values(), TOKENIZER, TABLE)))
 
 
-def _export_into(source: Path, folder: Path) -> None:
+def _export_into(source: Path, folder: Path) -> dict:
+    """The graphs, tokenizer and word-piece table into ``folder``; returns what loading needs to know."""
     import warnings
 
     import onnx
@@ -128,6 +136,7 @@ def _export_into(source: Path, folder: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(str(source), device="cpu")
+    _check_mean_pooling(st, source)
     transformer = cast(torch.nn.Module, st[0].auto_model).eval()
     # The plain attention graph, which ONNX Runtime's optimiser fuses (OpenVINO too ran a question from it in 5.5 ms
     # against 9.6 from the SDPA export, in one run). A model without the choice keeps its own.
@@ -167,6 +176,21 @@ def _export_into(source: Path, folder: Path) -> None:
     finally:
         quiet.setLevel(level)
     fused.unlink()
+    st.tokenizer.backend_tokenizer.save(str(folder / TOKENIZER))
+    table = cast(Any, transformer).get_input_embeddings().weight.detach().float().numpy()
+    np.save(folder / TABLE, np.ascontiguousarray(table))
+    return {"max_tokens": int(st.max_seq_length or 256), "dimension": int(st.get_embedding_dimension() or 0),
+            "pad_id": int(st.tokenizer.pad_token_id or 0), "pad_token": str(st.tokenizer.pad_token or "[PAD]")}
+
+
+def _check_mean_pooling(st, source: Path) -> None:
+    """The exported encoders pool by the mean of the token embeddings and normalise, as most sentence-transformers
+    models do; a model with other modules (CLS pooling, a Dense layer) would get other vectors, so it is refused."""
+    kinds = [type(module).__name__ for module in st]
+    pooling = getattr(st[1], "pooling_mode", None) if len(kinds) > 1 else None
+    if kinds[:2] != ["Transformer", "Pooling"] or pooling != "mean" or any(k != "Normalize" for k in kinds[2:]):
+        raise ModelError(f"the exported encoders pool by the mean of the token embeddings; {source} has "
+                         f"{' + '.join(kinds)} (pooling: {pooling}). Set QA_ENCODER=torch for this model.")
 
 
 def _fuse(source: Path, target: Path, config) -> None:
@@ -204,28 +228,35 @@ class OnnxEmbedder(Embedder):
             raise ModelError(f"encoder {encoder!r} is not one of {', '.join(ENCODERS)}")
         if device not in (None, "cpu"):
             raise ModelError(f"the {encoder} encoder runs on the CPU only; set QA_ENCODER=torch for device {device}")
-        super().__init__(model, batch_size, "cpu")
-        self.encoder = encoder
         runtime = _OpenVino if encoder == "openvino" else _OnnxRuntime
         try:
             importlib.import_module(runtime.module)
         except ImportError as exc:
             raise ModelError(f"the {encoder} encoder needs {runtime.module}: pip install {runtime.module}, or set "
                              "QA_ENCODER=torch") from exc
-        self.path = export(model, cache, log=_log) / FILES[encoder]
+        folder = export(model, cache, log=_log)
+        shape = json.loads((folder / "export.json").read_text(encoding="utf-8"))["model_shape"]
+        tokens = Tokens((folder / TOKENIZER).read_text(encoding="utf-8"), shape["max_tokens"], shape["pad_id"],
+                        shape["pad_token"], runtime.pad_to)
+        super().__init__(model, encoder, "cpu", batch_size or DEVICE_BATCH["cpu"], shape["dimension"], tokens)
+        self.path = folder / FILES[encoder]
+        self._table_path = folder / TABLE
+        self._table: np.ndarray | None = None
         self._many = runtime(self.path, cpu_threads())
         # OpenVINO: one compiled model for both. A question ran no slower on two threads than on one (p50 3.2-3.7
         # against 3.8-4.0 ms, the same run), and a second compiled model held 145 MB more.
         self._one = self._many if runtime is _OpenVino else runtime(self.path, 1)
         self._inputs = self._many.inputs
 
+    def _input_table(self) -> np.ndarray | None:
+        if self._table is None:  # read from disk as rows are used (47 MB for all-MiniLM-L6-v2)
+            self._table = np.load(self._table_path, mmap_mode="r")
+        return self._table
+
     def _hidden(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token embeddings (texts, tokens, dimension) and the attention mask, for one batch."""
-        features = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_tokens,
-                                  pad_to_multiple_of=self._many.pad_to, return_tensors="np")
-        feed = {k: np.asarray(v, dtype=np.int64) for k, v in features.items() if k in self._inputs}
-        if "token_type_ids" in self._inputs and "token_type_ids" not in feed:
-            feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
+        features, _ = self.tokens.model_input(texts)
+        feed = {k: v for k, v in features.items() if k in self._inputs}
         run = self._one if len(texts) <= SMALL_BATCH else self._many
         return run(feed), feed["attention_mask"]
 
@@ -333,7 +364,7 @@ def load_embedder(model: str, batch_size: int | None = None, device: str | None 
 @lru_cache(maxsize=4)
 def _load_embedder(model: str, batch_size: int, device: str, encoder: str, cache: Path | None) -> Embedder:
     if encoder in ("torch", "torch-bf16"):
-        embedder = Embedder(model, batch_size, device)
+        embedder = TorchEmbedder(model, batch_size, device)
         if encoder == "torch-bf16":
             import torch
 

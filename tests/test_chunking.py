@@ -28,7 +28,7 @@ def bundled_articles():
 
 def model_tokens(embedder, text: str) -> int:
     """Tokens the model sees, special tokens included."""
-    return len(embedder.tokenizer(text)["input_ids"])
+    return len(embedder.model.tokenizer(text)["input_ids"])  # transformers' own, not ours (qa.tokens)
 
 
 def check_chunks(embedder, chunker: Chunker, article) -> tuple[list, list]:

@@ -33,9 +33,9 @@ def test_a_device_that_does_not_exist_is_refused_with_the_choices(monkeypatch):
 
 
 def test_the_embedder_runs_on_the_device_it_was_given(embedder):
-    from qa.embedding import Embedder
+    from qa.embedding import TorchEmbedder
 
-    cpu = Embedder("all-MiniLM-L6-v2", device="cpu")
+    cpu = TorchEmbedder("all-MiniLM-L6-v2", device="cpu")
     assert (cpu.device, cpu.batch_size) == ("cpu", DEVICE_BATCH["cpu"])
     assert str(next(cpu.model.parameters()).device) == "cpu"
     assert float(cpu.encode(["harbour bridge"])[0] @ embedder.encode(["harbour bridge"])[0]) > 0.999

@@ -104,8 +104,10 @@ def test_the_export_is_recorded_and_reused(onnx):
     folder = onnx.path.parent
     record = json.loads((folder / "export.json").read_text(encoding="utf-8"))
     assert folder.name.endswith(record["weights_sha256"][:16])
-    assert set(record["files"]) == {"model.onnx", "model_qint8.onnx"} and record["versions"]["onnxruntime"]
-    assert record["export_version"] == 2  # eager attention, and int8 fused before it is quantised
+    assert set(record["files"]) == {"model.onnx", "model_qint8.onnx", "tokenizer.json", "word_embeddings.npy"}
+    assert record["versions"]["onnxruntime"]
+    assert record["export_version"] == 3  # eager attention, int8 fused before it is quantised, the tokenizer saved
+    assert record["model_shape"] == {"max_tokens": 256, "dimension": 384, "pad_id": 0, "pad_token": "[PAD]"}
     before = (folder / "model.onnx").stat().st_mtime_ns
     assert export("all-MiniLM-L6-v2") == folder
     assert (folder / "model.onnx").stat().st_mtime_ns == before
@@ -227,3 +229,25 @@ def test_questions_and_an_upload_on_two_threads_share_the_tokenizer_safely(name,
     for thread in threads:
         thread.join()
     assert not failures, failures
+
+
+def test_an_exported_encoder_loads_without_torch_and_tokenizes_as_the_torch_one(torch32, openvino):
+    """The openvino encoder (the default) loads from the export alone: a fresh process that loads it and answers
+    `qa status` imports neither torch nor transformers nor sentence-transformers. Its tokenizer, word vectors and
+    sentence vectors are the torch encoder's."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from qa.encoders import load_embedder; e = load_embedder('all-MiniLM-L6-v2', "
+            "encoder='openvino'); e.encode(['who?']); e.encode_with_spans(['a b. c d.'], [[(0, 4)]]); "
+            "e.word_vectors(['troops']); print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'torch', 'transformers', 'sentence_transformers'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout
+    texts = [*TEXTS, "   leading and trailing spaces  ", "ünïcödé naïve café, 東京 and emoji 🙂", "x" * 300]
+    assert openvino.count(texts) == torch32.count(texts)
+    assert all(openvino.split(t, 5) == torch32.split(t, 5) for t in texts)
+    words = ["troops", "soldiers", "shells", "Zelenskyy", "naïve", ""]
+    assert np.allclose(openvino.word_vectors(words), torch32.word_vectors(words), atol=1e-6)
+    assert (openvino.word_vectors(["troops"]) @ openvino.word_vectors(["soldiers"]).T).item() > 0.6

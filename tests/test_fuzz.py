@@ -188,7 +188,7 @@ def test_chunks_are_verbatim_whole_sentences_within_the_budget(embedder, chunker
         assert (c.start, c.end) == (sentences[c.first_sentence].start, sentences[c.last_sentence].end)
         assert embedder.count([c.text])[0] <= chunker.max_tokens
         full = c.embed_text(chunker.embed_title(article.title))
-        assert len(embedder.tokenizer(full)["input_ids"]) <= embedder.max_tokens
+        assert len(embedder.model.tokenizer(full)["input_ids"]) <= embedder.max_tokens
     covered = {i for c in chunks for i in range(c.first_sentence, c.last_sentence + 1)}
     assert covered == set(range(len(sentences)))  # no sentence is lost
 
