@@ -18,8 +18,8 @@ backend (optimum-intel 2.2) would replace the pinned torch 2.13 by 2.14. The enc
 does (the same export of the transformer, the same mean pooling and normalisation), on onnxruntime alone.
 
 The export also saves the model's tokenizer.json and its word-piece table (:meth:`Embedder.word_vectors`), so an
-exported encoder loads with neither torch nor transformers: `qa status` in 0.9 s against 7.7, a process of
-MB_FREE MB less (BENCHMARKS.md, "Encoders without torch"). The tokenizer, the table and the span pooling of late
+exported encoder loads with neither torch nor transformers: `qa status` in 1.5 s against 8.6, in 295 MiB against
+729 (BENCHMARKS.md, "Encoders without torch"). The tokenizer, the table and the span pooling of late
 chunking are the torch model's, so only the transformer's pass changes; the index records the encoder
 (:attr:`qa.store.Manifest.encoder`) and a change of encoder rebuilds it (qa.indexing).
 """
