@@ -99,7 +99,7 @@ def test_bf16_vectors_are_close_to_fp32(torch32):
 def test_the_export_is_recorded_and_reused(onnx):
     """The export's folder is named by the weights' sha256 and says what it was made from; a second load reuses
     it."""
-    from qa.encoders import export
+    from qa.export import export
 
     folder = onnx.path.parent
     record = json.loads((folder / "export.json").read_text(encoding="utf-8"))
