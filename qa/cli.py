@@ -246,12 +246,21 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.retriever import Retriever
+    """What the index holds, from its store alone: no model is loaded (8.6 s and 729 MiB with torch)."""
+    import datetime as dt
 
-    retriever = Retriever(settings.index, settings=settings)
-    info = retriever.info()
-    m = retriever.manifest
-    updated = info.updated_at.strftime("%Y-%m-%d %H:%M") if info.updated_at else "never"
+    from qa.errors import IndexUnusable
+    from qa.store import open_store
+
+    store = open_store(settings)
+    try:
+        info = store.status()
+    finally:
+        store.close()
+    m = info.manifest
+    if m is None:
+        raise IndexUnusable(f"the index in {settings.index} is empty; run `qa index` to fill it")
+    updated = dt.datetime.fromtimestamp(info.updated_at).strftime("%Y-%m-%d %H:%M") if info.updated_at else "never"
     print(shown(f"{info.articles} articles, {info.chunks} chunks in {settings.index}; updated {updated}"))
     print(shown(f"model {m.model} ({m.dimension} dimensions), chunks of {m.chunk_tokens} tokens with "
                 f"{m.overlap} sentence(s) overlap, layout {m.layout}"))

@@ -226,8 +226,11 @@ def test_a_full_disk_is_reported_as_a_full_disk_and_the_index_survives(tmp_path,
         assert f"the disk holding {index} is full" in err and "free some space" in err, err
         assert "The index was not changed" in err and "--rebuild" not in err and "Traceback" not in err
         assert reader.search("ammunition", k=1)[0].article_id in before  # searches go on from the last generation
-        assert main(["status", "--index", str(index)]) == 0  # a new reader too, on the full disk
+        assert main(["status", "--index", str(index)]) == 0  # the store read on the full disk
         assert capsys.readouterr().out.startswith("2 articles")
+        late = Retriever(index, embedder)  # a new reader too
+        assert late.search("ammunition", k=1)[0].article_id in before
+        late.close()
         assert main(["index", "--rebuild", "--corpus", str(corpus), "--index", str(index), "--quiet"]) == 2
         assert "is full" in capsys.readouterr().err
         assert articles_of(index) == before  # the rebuild deleted nothing
