@@ -26,9 +26,9 @@ $(BIN)/qa: pyproject.toml
 index: $(BIN)/qa
 	$(BIN)/qa index
 
-# The exported encoders (openvino, the default for a new index on the CPU; onnx; onnx-int8; qa/encoders.py), exported by qa/export.py
-# from the bundled model's weights into ~/.cache/qa/encoders (QA_ENCODER_CACHE): nothing is downloaded. Once; their
-# first use does it otherwise (~15 s).
+# The exported encoders (openvino, the default for a new index on the CPU; onnx; onnx-int8; qa/encoders.py), exported
+# by qa/export.py from the bundled model's weights into ~/.cache/qa/encoders (QA_ENCODER_CACHE): nothing is
+# downloaded. Once; their first use does it otherwise (~15 s).
 encoders: $(BIN)/qa
 	$(BIN)/python -m qa.encoders
 
