@@ -163,7 +163,11 @@ class TorchEmbedder(Embedder):
             raise ModelError(f"embedding model {model!r} does not say the size of its vectors; give a sentence "
                              "embedding model with --model or QA_MODEL")
         hf = self.model.tokenizer
-        tokens = Tokens(hf.backend_tokenizer.to_str(), int(self.model.max_seq_length or 256), hf.pad_token_id or 0,
+        backend = getattr(hf, "backend_tokenizer", None)
+        if backend is None:
+            raise ModelError(f"embedding model {model!r} has no tokenizer.json-style (fast) tokenizer, which counting "
+                             "and splitting in tokens need; give a model that has one with --model or QA_MODEL")
+        tokens = Tokens(backend.to_str(), int(self.model.max_seq_length or 256), hf.pad_token_id or 0,
                         hf.pad_token or "[PAD]")
         super().__init__(model, "torch", device, batch_size or DEVICE_BATCH[device], int(dimension), tokens)
         import torch

@@ -132,19 +132,19 @@ def _export_into(source: Path, folder: Path) -> dict:
             choose("eager")
         except (ValueError, NotImplementedError):
             pass
-    names = ["input_ids", "attention_mask", "token_type_ids"]
+    sample = st.tokenizer(["an example", "a longer example sentence, for the shapes"], padding=True,
+                          return_tensors="pt")
+    # The inputs the model takes: a RoBERTa-like model has no token_type_ids.
+    names = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in sample]
 
     class Hidden(torch.nn.Module):  # the token embeddings, as the Transformer module gives them to Pooling
         def __init__(self, inner):
             super().__init__()
             self.inner = inner
 
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
+        def forward(self, *inputs):
+            return self.inner(**dict(zip(names, inputs, strict=True))).last_hidden_state
 
-    sample = st.tokenizer(["an example", "a longer example sentence, for the shapes"], padding=True,
-                          return_tensors="pt")
     axes = {name: {0: "batch", 1: "tokens"} for name in [*names, "token_embeddings"]}
     fp32 = folder / FILES["onnx"]
     with warnings.catch_warnings(), torch.inference_mode():

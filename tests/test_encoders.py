@@ -251,3 +251,51 @@ def test_an_exported_encoder_loads_without_torch_and_tokenizes_as_the_torch_one(
     words = ["troops", "soldiers", "shells", "Zelenskyy", "naïve", ""]
     assert np.allclose(openvino.word_vectors(words), torch32.word_vectors(words), atol=1e-6)
     assert (openvino.word_vectors(["troops"]) @ openvino.word_vectors(["soldiers"]).T).item() > 0.6
+
+
+def _tiny_roberta(folder):
+    """A sentence-transformers model unlike the bundled one, made here from nothing: a byte-level BPE tokenizer whose
+    padding is id 1, a one-layer RoBERTa (no token_type_ids), mean pooling. Random weights: only shapes matter."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers import models as st_models
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaModel
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator(TEXTS * 5, trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True)
+    config = RobertaConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=32, num_hidden_layers=1,
+                           num_attention_heads=2, intermediate_size=64, max_position_embeddings=80, pad_token_id=1,
+                           type_vocab_size=1)
+    torch.manual_seed(0)
+    RobertaModel(config, add_pooling_layer=False).save_pretrained(folder / "hf")
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                            unk_token="<unk>").save_pretrained(folder / "hf")
+    transformer = st_models.Transformer(str(folder / "hf"), max_seq_length=64)
+    SentenceTransformer(modules=[transformer, st_models.Pooling(transformer.get_word_embedding_dimension(), "mean"),
+                                 st_models.Normalize()]).save(str(folder / "st"))
+    return str(folder / "st")
+
+
+def test_another_kind_of_model_works_with_either_encoder(tmp_path):
+    """Any sentence-transformers model by configuration: a RoBERTa-like one (byte-level BPE, padding id 1, no
+    token_type_ids) counts, splits and embeds alike with torch and with openvino, whose export once required
+    token_type_ids."""
+    model = _tiny_roberta(tmp_path)
+    torch_model = load_embedder(model, encoder="torch", device="cpu")
+    exported = load_embedder(model, encoder="openvino", cache=tmp_path / "cache")
+    texts = [*TEXTS[:3], "  spaces around  ", "ünïcödé 東京 🙂"]
+    reference = [len(torch_model.model.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    assert torch_model.count(texts) == exported.count(texts) == reference
+    assert all(torch_model.split(t, 3) == exported.split(t, 3) for t in texts)
+    spans = [[(0, 5), (3, len(t))] for t in texts]
+    (a, a_spans), (b, b_spans) = torch_model.encode_with_spans(texts, spans), exported.encode_with_spans(texts, spans)
+    assert (a * b).sum(axis=1).min() > 0.999
+    assert min((x * y).sum(axis=1).min() for x, y in zip(a_spans, b_spans, strict=True)) > 0.999
+    assert (torch_model.encode(texts) * exported.encode(texts)).sum(axis=1).min() > 0.999
+    assert np.allclose(torch_model.word_vectors(["harbour", "Seoul"]), exported.word_vectors(["harbour", "Seoul"]))
