@@ -40,8 +40,8 @@ class Embedder:
         self.tokens = tokens
         self.max_tokens = tokens.max_tokens
         # The model, one caller at a time: torch modules and an OpenVINO infer request are not safe to call from
-        # many threads at once. Reentrant: encode_with_spans holds it over a pass and its offsets.
-        self._lock = threading.RLock()
+        # many threads at once. The tokenizer needs no lock (qa.tokens).
+        self._lock = threading.Lock()
         self._words: dict[str, np.ndarray] = {}  # word_vectors' cache, oldest first
         self._words_lock = threading.Lock()
 
@@ -68,8 +68,7 @@ class Embedder:
         """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32), []
-        with self._lock:
-            text_vectors, token_vectors = self._token_pass(texts)
+        text_vectors, token_vectors = self._token_pass(texts)
         _, offsets = self.tokens.model_input(texts)
         text_vectors /= np.linalg.norm(text_vectors, axis=1, keepdims=True)
         span_vectors: list[np.ndarray] = []
