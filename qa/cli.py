@@ -246,7 +246,8 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
-    """What the index holds, from its store alone: no model is loaded (8.6 s and 729 MiB with torch)."""
+    """What the index holds, from its store alone: no model is loaded (that took 6.3 s and 532 MiB for a torch
+    index; BENCHMARKS.md, "Encoders without torch")."""
     import datetime as dt
 
     from qa.errors import IndexUnusable
