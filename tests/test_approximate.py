@@ -155,3 +155,31 @@ def test_an_ivf_index_is_trained_again_when_it_has_grown_fourfold():
 def test_the_limit_is_read_from_the_environment(monkeypatch):
     monkeypatch.setenv("QA_EXACT_LIMIT", "1234")
     assert settings_from_env(os.environ).exact_limit == 1234
+
+
+def test_each_search_sets_faiss_threads_in_its_own_thread():
+    """OpenMP keeps its thread count per thread: a setting made where the store was opened never reached the web
+    app's worker threads. Each search sets it where it runs: an IVF search on every core, its probed lists split
+    between them; an exact search on one. The answers are the same either way."""
+    import threading
+
+    from qa.store import segments as seg
+
+    flat = faiss.IndexIDMap2(faiss.IndexFlatIP(32))
+    vectors, ids = _unit(400), np.arange(400, dtype=np.int64)
+    flat.add_with_ids(vectors, ids)
+    ivf = fit_vector_index(flat, exact_limit=100)
+    exact = fit_vector_index(ivf, exact_limit=1000)
+    info = seg.SegmentInfo("test", 0, 399, 400)
+    seen: dict[str, tuple] = {}
+
+    def search(name: str, index: faiss.Index) -> None:
+        found = seg.search([seg.Loaded(info, index)], vectors[7], 5, np.zeros(0, np.int64), None)
+        seen[name] = (found[0][0], faiss.omp_get_max_threads(), getattr(index, "parallel_mode", None))
+
+    for name, index in (("ivf", ivf), ("exact", exact)):
+        thread = threading.Thread(target=search, args=(name, index))
+        thread.start()
+        thread.join()
+    assert seen["ivf"] == (7, seg.IVF_THREADS, 1)
+    assert seen["exact"][:2] == (7, 1)

@@ -60,12 +60,9 @@ class LocalStore:
         self.path = Path(path)
         self.writable = writable
         self.exact_limit = exact_limit
-        # One query at a time gains nothing from FAISS's thread pool and, on a busy machine, loses a lot
-        # (12 ms against 40 ms per search in bench/speed.py); concurrent requests use the cores instead.
-        if not writable:
-            faiss.omp_set_num_threads(1)
-            if not (self.path / DB_NAME).exists():
-                raise IndexUnusable(f"no index in {self.path}; build one with `qa index --index {self.path}`")
+        # FAISS's threads are set per search, in the searching thread (qa.store.segments._threads_for).
+        if not writable and not (self.path / DB_NAME).exists():
+            raise IndexUnusable(f"no index in {self.path}; build one with `qa index --index {self.path}`")
         #: Held by every read and write of this object's connection (a writer's commit included).
         self.mutex = threading.RLock()
         self._depth = 0

@@ -32,6 +32,8 @@ from qa.store.faiss_index import all_vectors, fit_vector_index, is_approximate, 
 #: On an approximate (IVF) segment, a source/date filter that keeps at most this many of its chunks is searched
 #: exactly (reconstructing 10,000 vectors takes about 9 ms).
 EXACT_FILTERED = 10_000
+#: Threads for one IVF search (:func:`_threads_for`): the cores this process may use.
+IVF_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 #: A segment is rewritten without its dead vectors once this share of it is dead.
 DEAD_SHARE = 0.5
 
@@ -124,6 +126,20 @@ class Loaded:
         return self.ids[at] == ids if len(self.ids) else np.zeros(len(ids), bool)
 
 
+def _threads_for(index: faiss.Index) -> None:
+    """FAISS's threads for one search, set for the calling thread (OpenMP keeps the setting per thread: set once in
+    the thread that opened the store, it never reached the web app's worker threads). An IVF search splits its probed
+    lists over the cores (parallel_mode 1): at 1M chunks one search took 11.1 ms against 21.1 on one thread, and two
+    or four searches at once were no slower (22.4 and 23.0 ms; 44.0 and 41.8; BENCHMARKS.md, "IVF on both cores").
+    An exact search stays on one thread: a thread pool for one query lost badly on a busy machine (12 against 40 ms).
+    """
+    if is_approximate(index):
+        index.parallel_mode = 1
+        faiss.omp_set_num_threads(IVF_THREADS)
+    else:
+        faiss.omp_set_num_threads(1)
+
+
 def search(segments: Sequence[Loaded], vector: np.ndarray, k: int, dead: np.ndarray,
            allowed: np.ndarray | None) -> list[tuple[int, float]]:
     """(chunk id, cosine) of the ``k`` best live vectors over all segments (only ``allowed`` ids if given)."""
@@ -157,6 +173,7 @@ def search(segments: Sequence[Loaded], vector: np.ndarray, k: int, dead: np.ndar
                 selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(mine))
                 params = (faiss.SearchParametersIVF(sel=selector, nprobe=index.nprobe) if is_approximate(index)
                           else faiss.SearchParameters(sel=selector))
+        _threads_for(index)
         scores, ids = index.search(query, min(k, index.ntotal), params=params)
         found += [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
     found.sort(key=lambda pair: -pair[1])
