@@ -51,6 +51,7 @@ A language model that writes the answer (optional; README, "Written answers"; ne
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,6 +148,14 @@ def default_encoder(device: str | None = None) -> str:
     """The encoder of a new index: :data:`DEFAULT_ENCODER` on the CPU, torch on a GPU (the exported encoders run on
     the CPU only). ``device`` None: the one torch finds."""
     return DEFAULT_ENCODER if (device or detect_device()) == "cpu" else "torch"
+
+
+def cpu_threads() -> int:
+    """The cores this process may run on (2 here)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def detect_device() -> str:

@@ -19,28 +19,19 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from qa.config import DEVICE_BATCH, ENCODERS, default_encoder, detect_device
+from qa.config import DEVICE_BATCH, ENCODERS, cpu_threads, default_encoder, detect_device
 from qa.embedding import SMALL_BATCH, Embedder, TorchEmbedder
 from qa.errors import ModelError
 from qa.export import FILES, TABLE, TOKENIZER, export
 from qa.tokens import Tokens
 
 __all__ = ["ENCODERS", "OnnxEmbedder", "load_embedder"]
-
-
-def cpu_threads() -> int:
-    """The cores this process may run on (2 here)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 class OnnxEmbedder(Embedder):

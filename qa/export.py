@@ -42,6 +42,8 @@ EXPORT_VERSION = 3
 FILES = {"onnx": "model.onnx", "onnx-int8": "model_qint8.onnx", "openvino": "model.onnx"}
 #: The model's tokenizer and its word-piece embedding table (float32, .npy), as the export saved them.
 TOKENIZER, TABLE = "tokenizer.json", "word_embeddings.npy"
+#: Every file an export holds besides export.json.
+SAVED = (*dict.fromkeys(FILES.values()), TOKENIZER, TABLE)
 _export_lock = threading.Lock()
 
 
@@ -87,8 +89,7 @@ def export(model: str, cache: Path | None = None, log=None) -> Path:
         work = Path(tempfile.mkdtemp(prefix=folder.name + ".part-", dir=folder.parent))
         try:
             shape = _export_into(source, work)
-            files = {name: hashlib.sha256((work / name).read_bytes()).hexdigest()
-                     for name in (*FILES.values(), TOKENIZER, TABLE)}
+            files = {name: hashlib.sha256((work / name).read_bytes()).hexdigest() for name in SAVED}
             (work / "export.json").write_text(json.dumps({**record, "versions": _versions(), "files": files,
                                                           "model_shape": shape}, indent=1), encoding="utf-8")
             if folder.exists():  # stale, or another process finished first: either way, ours replaces it
@@ -109,7 +110,7 @@ def _valid(folder: Path, record: dict) -> bool:
     except (OSError, ValueError):
         return False
     return (all(saved.get(k) == v for k, v in record.items() if k != "source")
-            and all((folder / name).is_file() for name in (*FILES.values(), TOKENIZER, TABLE)))
+            and all((folder / name).is_file() for name in SAVED))
 
 
 def _export_into(source: Path, folder: Path) -> dict:

@@ -25,6 +25,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from qa.config import cpu_threads
 from qa.errors import IndexUnusable
 from qa.files import fsync_file
 from qa.store.faiss_index import all_vectors, fit_vector_index, is_approximate, new_vector_index, vector_ids
@@ -33,7 +34,7 @@ from qa.store.faiss_index import all_vectors, fit_vector_index, is_approximate, 
 #: exactly (reconstructing 10,000 vectors takes about 9 ms).
 EXACT_FILTERED = 10_000
 #: Threads for one IVF search (:func:`_threads_for`): the cores this process may use.
-IVF_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+IVF_THREADS = cpu_threads()
 #: A segment is rewritten without its dead vectors once this share of it is dead.
 DEAD_SHARE = 0.5
 
