@@ -108,7 +108,7 @@ def save_upload(path: str | Path, corpus: str | Path, original: str | None = Non
             if not replace:
                 return Upload(original, name, conflict=True)
             replacing = True
-        elif target.exists():
+        elif target.is_dir():  # not exists(): a file another upload wrote since is_file() is a conflict, below
             return Upload(original, reason=f"{name} is a folder in the corpus; rename the file")
         if not replacing:
             try:
