@@ -16,7 +16,8 @@ from conftest import EVAL, write
 from qa import Retriever, sync
 from qa.config import Settings
 from qa.environment import settings_from_env
-from qa.store.faiss_index import fit_vector_index, ivf_lists, vector_ids
+from qa.store import segments as seg
+from qa.store.faiss_index import all_vectors, fit_vector_index, ivf_lists, vector_ids
 from qa.store.local import LocalStore
 
 PASSAGES = [json.loads(line) for line in (EVAL / "squad2_sample_passages.jsonl").read_text().splitlines()][:40]
@@ -42,6 +43,12 @@ def index(tmp_path, corpus, embedder):
     return index
 
 
+def _is_ivf16(index: faiss.Index) -> bool:
+    """The store's IVF: vectors kept as 16-bit floats (qa.store.faiss_index.new_ivf)."""
+    return (isinstance(index, faiss.IndexIVFScalarQuantizer) and index.sq.qtype == faiss.ScalarQuantizer.QT_fp16
+            and index.code_size == 2 * index.d)
+
+
 def _stored(index) -> faiss.Index:
     """The largest vector segment in use (a sync adds a small one beside it: qa/store/segments.py)."""
     store = LocalStore(index)
@@ -59,7 +66,7 @@ def _chunk_text(retriever: Retriever, title: str) -> str:
 
 def test_an_index_past_the_limit_is_searched_approximately(index, embedder):
     stored = _stored(index)
-    assert isinstance(stored, faiss.IndexIVFFlat)
+    assert _is_ivf16(stored)
     assert stored.ntotal > LIMIT and stored.nlist == ivf_lists(stored.ntotal)
     retriever = Retriever(index, embedder)
     info = retriever.info()
@@ -103,7 +110,7 @@ def test_updates_deletes_and_filters_work_on_the_approximate_index(index, corpus
                             "dawn because the tides changed this winter.\n")
     report = sync(corpus, index, settings=settings, embedder=embedder)
     assert report.removed == [f"{gone['id']}.md"] and report.added == ["new.md"]
-    assert isinstance(_stored(index), faiss.IndexIVFFlat)
+    assert _is_ivf16(_stored(index))
     retriever = Retriever(index, embedder)  # opening checks the vector ids against the database
     assert all(p.title != f"Passage {gone['id']}" for p in retriever.search(gone["text"], k=10, mode="dense"))
     assert retriever.search("When does the ferry to the island leave?", k=1)[0].title == "Harbour news"
@@ -133,11 +140,33 @@ def test_switching_keeps_every_vector_and_id():
     flat.add_with_ids(vectors, ids)
     assert fit_vector_index(flat, exact_limit=300) is flat  # at the limit: still exact
     ivf = fit_vector_index(flat, exact_limit=299)
-    assert isinstance(ivf, faiss.IndexIVFFlat) and ivf.nlist == ivf_lists(300) == 64 and ivf.nprobe == 8
+    assert _is_ivf16(ivf) and ivf.nlist == ivf_lists(300) == 64 and ivf.nprobe == 8
     assert sorted(vector_ids(ivf)) == list(ids)
-    assert np.array_equal(ivf.reconstruct_batch(ids), vectors)
+    kept = ivf.reconstruct_batch(ids)  # each number to 16 bits: within 2**-11 of itself
+    assert np.allclose(kept, vectors, atol=2 ** -11) and not np.array_equal(kept, vectors)
+    assert np.array_equal(all_vectors(ivf)[np.argsort(vector_ids(ivf))], kept)
     back = fit_vector_index(ivf, exact_limit=600)
-    assert isinstance(back, faiss.IndexIDMap2) and np.array_equal(back.reconstruct_batch(ids), vectors)
+    assert isinstance(back, faiss.IndexIDMap2) and np.array_equal(back.reconstruct_batch(ids), kept)
+
+
+def test_an_ivf_written_in_32_bit_floats_is_still_read_searched_and_merged():
+    """Indexes written before IVF kept 16-bit floats hold an IndexIVFFlat: it is searched as it is, its vectors come
+    back exactly, and a merge that rebuilds it writes the 16-bit kind."""
+    vectors, ids = _unit(300), np.arange(300, dtype=np.int64)
+    old = faiss.IndexIVFFlat(faiss.IndexFlatIP(32), 32, 16, faiss.METRIC_INNER_PRODUCT)
+    old.train(vectors)
+    old.set_direct_map_type(faiss.DirectMap.Hashtable)
+    old.nprobe = 16
+    old.add_with_ids(vectors, ids)
+    assert np.array_equal(all_vectors(old)[np.argsort(vector_ids(old))], vectors)
+    loaded = seg.Loaded(seg.SegmentInfo("old", 0, 299, 300), old)
+    assert seg.search([loaded], vectors[7], 3, np.array([], np.int64), None)[0][0] == 7
+    assert seg.search([loaded], vectors[7], 3, np.array([7]), None)[0][0] != 7  # a dead vector is skipped
+    small = faiss.IndexIDMap2(faiss.IndexFlatIP(32))
+    small.add_with_ids(_unit(900, seed=3), np.arange(300, 1200, dtype=np.int64))
+    merged = seg.merge([old, small], np.array([5]), exact_limit=100)  # 1,199 vectors want 128 lists: trained again
+    assert _is_ivf16(merged) and sorted(vector_ids(merged)) == [i for i in range(1200) if i != 5]
+    assert np.allclose(merged.reconstruct(7), vectors[7], atol=2 ** -11)
 
 
 def test_an_ivf_index_is_trained_again_when_it_has_grown_fourfold():
