@@ -6,12 +6,10 @@ Used by :mod:`qa.store.segments`, each segment for its own size. An IVF index ke
 
 from __future__ import annotations
 
-import os
-
 import faiss
 import numpy as np
 
-from qa.config import Settings
+from qa.config import Settings, cpu_threads
 
 
 def new_vector_index(dimension: int) -> faiss.Index:
@@ -72,7 +70,7 @@ def _rebuild(index: faiss.Index, lists: int | None) -> faiss.Index:
     sample = np.random.default_rng(0).choice(len(vectors), min(len(vectors), lists * TRAIN_PER_LIST), replace=False)
     # k-means on every core, even in a process whose retriever keeps FAISS searches on one thread.
     threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    faiss.omp_set_num_threads(cpu_threads())
     try:
         out.train(vectors[np.sort(sample)])
         out.set_direct_map_type(faiss.DirectMap.Hashtable)  # for remove_ids and reconstruct by chunk id
