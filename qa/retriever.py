@@ -22,9 +22,9 @@ from qa.embedding import Embedder
 from qa.encoders import load_embedder
 from qa.errors import BadRequest, IndexUnusable
 from qa.filters import Filters
-from qa.fusion import BM25_WEIGHT, Fusion
+from qa.fusion import BM25_WEIGHT, SENTENCE_DEPTH, Fusion
 from qa.listing import MAX_PAGE_SIZE, PAGE_SIZE, SORT_KEYS, ArticlePage, ArticleView
-from qa.store import Manifest, Passage, Sentence, Store, open_store
+from qa.store import Hit, Manifest, Passage, Sentence, Store, open_store
 from qa.when import Period, article_day, as_of_day
 
 __all__ = ["BM25_WEIGHT", "MODES", "IndexInfo", "Passage", "Retriever", "Sentence"]
@@ -137,7 +137,8 @@ class Retriever:
                as_of: str | dt.date | None = None) -> list[Passage]:
         """The ``k`` best passages for ``query``, best first.
 
-        ``mode``: "hybrid" (0.7 x cosine + 0.3 x normalized BM25), "dense" or "bm25". ``filters`` (or the
+        ``mode``: "hybrid" (0.7 x cosine + 0.3 x normalized BM25, of which 0.4 then moves from the chunk's cosine to
+        its best sentence's: :mod:`qa.fusion`), "dense" or "bm25". ``filters`` (or the
         shortcuts ``source``, ``since``, ``until``, ``undated``) keep articles of one source and dated within
         those days (inclusive); undated articles are kept unless ``undated`` is False. A bad date raises
         :class:`qa.filters.FilterError` (a ValueError) naming the field. ``prefer``: the days a question's time
@@ -167,6 +168,7 @@ class Retriever:
             else:
                 ranked = self.fusion(store.dense(vector, depth, filters), store.lexical(query, depth, filters),
                                      lambda ids: store.chunk_vectors(ids) @ vector)
+                ranked = self._by_sentences(ranked, vector, max(k, SENTENCE_DEPTH))
             timely = prefer is not None and self.period_bonus or as_of is not None and self.recency_bonus
             if not timely:
                 return store.passages(ranked[:k])
@@ -174,6 +176,18 @@ class Retriever:
         day = as_of_day(as_of) if as_of is not None else None
         moved = [replace(p, score=p.score + self._timeliness(p.date, prefer, day)) for p in found]
         return sorted(moved, key=lambda p: -p.score)[:k]
+
+    def _by_sentences(self, ranked: list[Hit], vector: np.ndarray, depth: int) -> list[Hit]:
+        """The first ``depth`` hits scored again with their best sentence's cosine (:meth:`Fusion.by_sentences`)."""
+        top = ranked[:depth]
+        if not top or not self.fusion.sentence:
+            return ranked
+        ids = [h.chunk_id for h in top]
+        chunk = self.store.chunk_vectors(ids) @ vector
+        sentences = self.store.sentence_vectors(ids)
+        best = [float((m @ vector).max()) if len(m := sentences.get(i, np.zeros((0, 1)))) else float(c)
+                for i, c in zip(ids, chunk, strict=True)]
+        return self.fusion.by_sentences(top, chunk, np.array(best)) + ranked[depth:]
 
     def _timeliness(self, date: str | None, prefer: Period | None, day: dt.date | None) -> float:
         """What a passage of an article dated ``date`` gains for a question of ``prefer``'s days asked on ``day``."""

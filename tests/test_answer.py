@@ -55,7 +55,6 @@ def test_every_answer_sentence_is_a_cited_sentence(assistant, article_texts):
         assert f"[{sentence.citations[0]}]" in answer.text
 
 
-@LEARNED
 def test_follow_up_uses_the_conversation(assistant):
     first = assistant.ask("What ammunition was discussed?")
     history = [{"role": "user", "content": "What ammunition was discussed?"},

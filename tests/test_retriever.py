@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from qa import IndexUnusable, Retriever, sync
+from qa.fusion import SENTENCE_DEPTH, SENTENCE_WEIGHT, Fusion
+from qa.store import Hit
 from qa.store.database import connect
 
 AMMO = "What ammunition was discussed?"
@@ -75,8 +77,38 @@ def test_dense_and_bm25_modes(seed, mode, first):
 def test_modes_rank_differently_but_agree_on_the_best(seed):
     hybrid, dense, bm25 = (seed.search(AMMO, k=3, mode=m) for m in ("hybrid", "dense", "bm25"))
     assert [p.score for p in dense] != [p.score for p in bm25]
-    assert hybrid[0].chunk_id in {dense[0].chunk_id, bm25[0].chunk_id}
+    # Hybrid scores sentences too (qa.fusion.SENTENCE_WEIGHT): its best is one of the chunks dense search ranks
+    # near the top (their cosines are within 0.02 here), or lexical search's best.
+    assert hybrid[0].chunk_id in {*(p.chunk_id for p in dense), bm25[0].chunk_id}
 
+
+
+def test_a_hit_whose_best_sentence_matches_moves_up_by_the_sentence_share():
+    hits = [Hit(1, 0.80), Hit(2, 0.70), Hit(3, 0.60)]
+    chunk, best = np.array([0.80, 0.60, 0.50]), np.array([0.80, 0.90, 0.50])
+    moved = Fusion(sentence=0.4).by_sentences(hits, chunk, best)
+    assert [h.chunk_id for h in moved] == [2, 1, 3]  # 0.70 + 0.4 x (0.90 - 0.60) = 0.82 > 0.80
+    assert [h.score for h in moved] == pytest.approx([0.82, 0.80, 0.60])
+    assert Fusion(sentence=0.0).by_sentences(hits, chunk, best) == hits
+
+
+def test_hybrid_scores_move_part_of_the_chunk_cosine_to_the_best_sentence(seed):
+    """Each hybrid score is the fused one plus SENTENCE_WEIGHT x (best sentence's cosine - chunk's cosine), from the
+    index's stored vectors; without the sentence share the search ranks by the fused score alone."""
+    question = "How many North Korean soldiers are in Russia?"
+    plain = Retriever(seed.path, seed.embedder)
+    plain.fusion = Fusion(sentence=0.0)
+    fused = {p.chunk_id: p.score for p in plain.search(question, k=SENTENCE_DEPTH)}
+    found = seed.search(question, k=10)
+    vector = seed.embed_query(question)
+    chunk = seed.chunk_vectors(found) @ vector
+    sentences = seed.sentences(found)
+    for p, c in zip(found, chunk, strict=True):
+        best = max(float(s.vector @ vector) for s in sentences[p.chunk_id])
+        assert p.score == pytest.approx(fused[p.chunk_id] + SENTENCE_WEIGHT * (best - c), abs=1e-5)
+    assert [p.score for p in found] == sorted((p.score for p in found), reverse=True)
+    assert [p.chunk_id for p in found] != [p.chunk_id for p in plain.search(question, k=10)]
+    plain.close()
 
 def test_passage_fields_match_the_stored_article(seed, seed_index):
     articles = articles_in(seed_index)

@@ -144,6 +144,9 @@ def test_what_was_written_reads_back(written):
                                                                       write.sentences[1].end)]
         assert sentences[0].text == write.article.text[sentences[0].start:sentences[0].end]
         assert np.allclose(sentences[0].vector, write.sentence_vectors[1], atol=2e-3)  # float16 is allowed
+        vectors = store.sentence_vectors([passage.chunk_id, 10**9])
+        assert np.array_equal(vectors[passage.chunk_id], np.stack([s.vector for s in sentences]))
+        assert vectors[10**9].shape == (0, DIM)  # an id not held: no rows
     assert not store.chunk_vectors([10**9]).any()  # an id not held: zeros, not an error
     assert store.chunks("missing.md") == []
     assert store.passages([Hit(10**9, 1.0)]) == []

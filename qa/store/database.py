@@ -202,6 +202,22 @@ def sentences(con: sqlite3.Connection, chunk_ids: Sequence[int]) -> dict[int, li
     return out
 
 
+def sentence_vectors(con: sqlite3.Connection, chunk_ids: Sequence[int], dimension: int) -> dict[int, np.ndarray]:
+    """:func:`sentences`' vectors alone, in one query per 500 chunks: 0.2 ms for 30 chunks of real news, where
+    reading their sentences' text too took 3.9 ms."""
+    ids = list(dict.fromkeys(int(i) for i in chunk_ids))
+    found: dict[int, list[np.ndarray]] = {i: [] for i in ids}
+    for start in range(0, len(ids), 500):  # well under SQLite's limit on parameters
+        part = ids[start:start + 500]
+        rows = con.execute(
+            "SELECT c.id, s.vector FROM chunks c JOIN sentences s ON s.article_id = c.article_id "
+            "AND s.position BETWEEN c.first_sentence AND c.last_sentence "
+            f"WHERE c.id IN ({','.join('?' * len(part))}) AND s.vector IS NOT NULL ORDER BY c.id, s.position", part)
+        for chunk_id, blob in rows:
+            found[chunk_id].append(np.frombuffer(blob, dtype=np.float16))
+    return {i: np.stack(v).astype(np.float32) if v else np.zeros((0, dimension), np.float32) for i, v in found.items()}
+
+
 _ROW = "id, title, date, source, file, chunks, indexed_at"
 _SORT_SQL = {"date": "date", "title": "title COLLATE NOCASE", "source": "source COLLATE NOCASE",
              "file": "file", "chunks": "chunks", "indexed_at": "indexed_at"}

@@ -250,6 +250,12 @@ class LocalStore:
         with self.snapshot():
             return db.sentences(self.connection(), chunk_ids)
 
+    def sentence_vectors(self, chunk_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        with self.snapshot():
+            self._loaded()
+            dimension = self._manifest.dimension if self._manifest else 0
+            return db.sentence_vectors(self.connection(), chunk_ids, dimension)
+
     def count(self, filters: Filters = NO_FILTERS) -> int:
         with self.snapshot():
             return db.count_articles(self.connection(), filters)

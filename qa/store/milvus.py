@@ -174,6 +174,28 @@ class MilvusStore:
                                      np.asarray(r["vector"], dtype=np.float32)) for _, r in sorted(one.items())]
         return out
 
+    def sentence_vectors(self, chunk_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        state = self._state()
+        dimension = manifest_of(state).dimension if state else 0
+        found: dict[int, np.ndarray] = {int(c): np.zeros((0, dimension), np.float32) for c in chunk_ids}
+        if not state or not chunk_ids:
+            return found
+        chunks = self.db.chunks(self.db.name(state, "chunks"), chunk_ids,
+                                ["akey", "article_id", "gen", "first_sentence", "last_sentence"])
+        if not chunks:
+            return found
+        where = " or ".join(f"(akey == {c['akey']} and gen == {c['gen']} and position >= {c['first_sentence']} and "
+                            f"position <= {c['last_sentence']})" for c in chunks.values())  # one round trip
+        rows = self.db.query(self.db.name(state, "sentences"), where,
+                             ["akey", "gen", "article_id", "position", "vector"], None)
+        by_key = {(r["akey"], r["gen"], r["article_id"], r["position"]): r["vector"] for r in rows}  # copies: one
+        for chunk_id, c in chunks.items():
+            vectors = [by_key[key] for p in range(c["first_sentence"], c["last_sentence"] + 1)
+                       if (key := (c["akey"], c["gen"], c["article_id"], p)) in by_key]
+            if vectors:
+                found[chunk_id] = np.asarray(vectors, dtype=np.float32)
+        return found
+
     def count(self, filters: Filters = NO_FILTERS) -> int:
         state = self._state()
         if not state:

@@ -215,15 +215,17 @@ class Searcher(Protocol):
         """The sentences of each chunk (those with stored vectors), in article order, keyed by chunk id."""
         ...
 
-    def count(self, filters: Filters = NO_FILTERS) -> int:
-        """How many articles ``filters`` keep."""
+    def sentence_vectors(self, chunk_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The vectors of :meth:`sentences` alone, read at once for all the chunks (hybrid search reads them for its
+        30 best chunks): one row per sentence, in article order, keyed by chunk id; no rows for an id not held."""
         ...
+
 
 
 @runtime_checkable
 class Catalogue(Protocol):
-    """The catalogue side: the archive's articles listed and read whole (the web page's Articles tab,
-    :mod:`qa.migrate`, benchmarks and checks)."""
+    """The catalogue side: the archive's articles listed, counted and read whole (the web page's Articles tab, the
+    assistant's "no article matches these filters", :mod:`qa.migrate`, benchmarks and checks)."""
 
     def chunks(self, article_id: str) -> list[Passage]:
         """Every chunk of an article as a passage (score 0), in article order; [] for an unknown id."""
@@ -240,6 +242,10 @@ class Catalogue(Protocol):
 
     def sources(self) -> list[str]:
         """The distinct sources of the indexed articles, sorted."""
+        ...
+
+    def count(self, filters: Filters = NO_FILTERS) -> int:
+        """How many articles ``filters`` keep."""
         ...
 
 
