@@ -36,23 +36,33 @@ class Fusion:
     weight: float = BM25_WEIGHT
     sentence: float = SENTENCE_WEIGHT
 
-    def __call__(self, dense: Sequence[Hit], lexical: Sequence[Hit],
-                 cosines: Callable[[list[int]], np.ndarray]) -> list[Hit]:
-        """``cosines(ids)``: the cosine of the query to the stored vectors of chunks only lexical search found."""
-        if not lexical:
-            return sorted(dense, key=lambda h: -h.score)
+    def __call__(self, dense: Sequence[Hit], lexical: Sequence[Hit], cosines: Callable[[list[int]], np.ndarray],
+                 best_sentences: Callable[[list[int]], np.ndarray] | None = None,
+                 depth: int = SENTENCE_DEPTH) -> list[Hit]:
+        """``cosines(ids)``: the cosine of the query to the stored vectors of chunks only lexical search found.
+        ``best_sentences(ids)``: the cosine of each chunk's best sentence (NaN for a chunk without sentence vectors);
+        given, the first ``depth`` hits are scored again with it (:meth:`by_sentences`)."""
         cosine = {h.chunk_id: h.score for h in dense}
-        missing = [h.chunk_id for h in lexical if h.chunk_id not in cosine]
-        if missing:
-            cosine.update(zip(missing, (float(c) for c in cosines(missing)), strict=True))
-        bm25 = {h.chunk_id: h.score for h in lexical}
-        top = max(bm25.values())
-        scores = {i: (1 - self.weight) * c + self.weight * bm25.get(i, 0.0) / top for i, c in cosine.items()}
-        return [Hit(i, s) for i, s in sorted(scores.items(), key=lambda pair: -pair[1])]
+        scores = dict(cosine)
+        if lexical:
+            missing = [h.chunk_id for h in lexical if h.chunk_id not in cosine]
+            if missing:
+                cosine.update(zip(missing, (float(c) for c in cosines(missing)), strict=True))
+            bm25 = {h.chunk_id: h.score for h in lexical}
+            top = max(bm25.values())
+            scores = {i: (1 - self.weight) * c + self.weight * bm25.get(i, 0.0) / top for i, c in cosine.items()}
+        ranked = [Hit(i, s) for i, s in sorted(scores.items(), key=lambda pair: -pair[1])]
+        if best_sentences is None or not self.sentence or not ranked:
+            return ranked
+        ids = [h.chunk_id for h in ranked[:depth]]
+        return self.by_sentences(ranked[:depth], np.array([cosine[i] for i in ids]), best_sentences(ids)) + \
+            ranked[depth:]
 
     def by_sentences(self, hits: Sequence[Hit], chunk: np.ndarray, best: np.ndarray) -> list[Hit]:
-        """``hits`` scored again, best first: ``chunk`` is each one's chunk cosine, ``best`` its best sentence's (the
-        chunk's own where it has no sentence vectors); ``sentence`` of the score moves from the one to the other."""
+        """``hits`` scored again, best first: ``chunk`` is each one's chunk cosine, ``best`` its best sentence's (NaN
+        where it has no sentence vectors: it keeps its score); ``sentence`` of the score moves from the one to the
+        other."""
+        best = np.where(np.isnan(best), chunk, best)
         moved = [Hit(h.chunk_id, h.score + self.sentence * (float(b) - float(c)))
                  for h, c, b in zip(hits, chunk, best, strict=True)]
         return sorted(moved, key=lambda h: -h.score)

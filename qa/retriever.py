@@ -24,7 +24,7 @@ from qa.errors import BadRequest, IndexUnusable
 from qa.filters import Filters
 from qa.fusion import BM25_WEIGHT, SENTENCE_DEPTH, Fusion
 from qa.listing import MAX_PAGE_SIZE, PAGE_SIZE, SORT_KEYS, ArticlePage, ArticleView
-from qa.store import Hit, Manifest, Passage, Sentence, Store, open_store
+from qa.store import Manifest, Passage, Sentence, Store, open_store
 from qa.when import Period, article_day, as_of_day
 
 __all__ = ["BM25_WEIGHT", "MODES", "IndexInfo", "Passage", "Retriever", "Sentence"]
@@ -167,8 +167,8 @@ class Retriever:
                 ranked = store.lexical(query, depth, filters)
             else:
                 ranked = self.fusion(store.dense(vector, depth, filters), store.lexical(query, depth, filters),
-                                     lambda ids: store.chunk_vectors(ids) @ vector)
-                ranked = self._by_sentences(ranked, vector, max(k, SENTENCE_DEPTH))
+                                     lambda ids: store.chunk_vectors(ids) @ vector,
+                                     lambda ids: self._best_sentences(ids, vector), max(k, SENTENCE_DEPTH))
             timely = prefer is not None and self.period_bonus or as_of is not None and self.recency_bonus
             if not timely:
                 return store.passages(ranked[:k])
@@ -177,17 +177,12 @@ class Retriever:
         moved = [replace(p, score=p.score + self._timeliness(p.date, prefer, day)) for p in found]
         return sorted(moved, key=lambda p: -p.score)[:k]
 
-    def _by_sentences(self, ranked: list[Hit], vector: np.ndarray, depth: int) -> list[Hit]:
-        """The first ``depth`` hits scored again with their best sentence's cosine (:meth:`Fusion.by_sentences`)."""
-        top = ranked[:depth]
-        if not top or not self.fusion.sentence:
-            return ranked
-        ids = [h.chunk_id for h in top]
-        chunk = self.store.chunk_vectors(ids) @ vector
-        sentences = self.store.sentence_vectors(ids)
-        best = [float((m @ vector).max()) if len(m := sentences.get(i, np.zeros((0, 1)))) else float(c)
-                for i, c in zip(ids, chunk, strict=True)]
-        return self.fusion.by_sentences(top, chunk, np.array(best)) + ranked[depth:]
+    def _best_sentences(self, chunk_ids: list[int], vector: np.ndarray) -> np.ndarray:
+        """The cosine of each chunk's stored sentence closest to ``vector``; NaN for a chunk without sentence vectors
+        (:meth:`Fusion.by_sentences`)."""
+        found = self.store.sentence_vectors(chunk_ids)
+        return np.array([float((m @ vector).max()) if len(m := found.get(i, np.zeros((0, 1)))) else np.nan
+                         for i in chunk_ids])
 
     def _timeliness(self, date: str | None, prefer: Period | None, day: dt.date | None) -> float:
         """What a passage of an article dated ``date`` gains for a question of ``prefer``'s days asked on ``day``."""

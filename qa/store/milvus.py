@@ -158,43 +158,36 @@ class MilvusStore:
         return out
 
     def sentences(self, chunk_ids: Sequence[int]) -> dict[int, list[Sentence]]:
-        state = self._state()
-        out: dict[int, list[Sentence]] = {int(c): [] for c in chunk_ids}
-        if not state or not chunk_ids:
-            return out
-        chunks = self.db.chunks(self.db.name(state, "chunks"), chunk_ids,
-                                ["akey", "article_id", "gen", "first_sentence", "last_sentence"])
-        for chunk_id, c in chunks.items():
-            rows = self.db.query(self.db.name(state, "sentences"),
-                                 f"akey == {c['akey']} and gen == {c['gen']} and position >= {c['first_sentence']} "
-                                 f"and position <= {c['last_sentence']}",
-                                 ["article_id", "position", "start", "end", "text", "vector"])
-            one = {r["position"]: r for r in rows if r["article_id"] == c["article_id"]}  # a row and its copy
-            out[chunk_id] = [Sentence(r["article_id"], r["position"], r["start"], r["end"], r["text"],
-                                     np.asarray(r["vector"], dtype=np.float32)) for _, r in sorted(one.items())]
-        return out
+        found = self._sentence_rows(chunk_ids, ["start", "end", "text", "vector"])
+        return {i: [Sentence(r["article_id"], r["position"], r["start"], r["end"], r["text"],
+                             np.asarray(r["vector"], dtype=np.float32)) for r in rows] for i, rows in found.items()}
 
     def sentence_vectors(self, chunk_ids: Sequence[int]) -> dict[int, np.ndarray]:
         state = self._state()
         dimension = manifest_of(state).dimension if state else 0
-        found: dict[int, np.ndarray] = {int(c): np.zeros((0, dimension), np.float32) for c in chunk_ids}
+        return {i: np.asarray([r["vector"] for r in rows], dtype=np.float32).reshape(-1, dimension)
+                for i, rows in self._sentence_rows(chunk_ids, ["vector"]).items()}
+
+    def _sentence_rows(self, chunk_ids: Sequence[int], fields: list[str]) -> dict[int, list[dict]]:
+        """Each chunk's sentence rows (``fields`` with article_id and position), in article order: one query per
+        100 chunks, not one per chunk."""
+        state = self._state()
+        out: dict[int, list[dict]] = {int(c): [] for c in chunk_ids}
         if not state or not chunk_ids:
-            return found
-        chunks = self.db.chunks(self.db.name(state, "chunks"), chunk_ids,
-                                ["akey", "article_id", "gen", "first_sentence", "last_sentence"])
-        if not chunks:
-            return found
-        where = " or ".join(f"(akey == {c['akey']} and gen == {c['gen']} and position >= {c['first_sentence']} and "
-                            f"position <= {c['last_sentence']})" for c in chunks.values())  # one round trip
-        rows = self.db.query(self.db.name(state, "sentences"), where,
-                             ["akey", "gen", "article_id", "position", "vector"], None)
-        by_key = {(r["akey"], r["gen"], r["article_id"], r["position"]): r["vector"] for r in rows}  # copies: one
-        for chunk_id, c in chunks.items():
-            vectors = [by_key[key] for p in range(c["first_sentence"], c["last_sentence"] + 1)
-                       if (key := (c["akey"], c["gen"], c["article_id"], p)) in by_key]
-            if vectors:
-                found[chunk_id] = np.asarray(vectors, dtype=np.float32)
-        return found
+            return out
+        chunks = list(self.db.chunks(self.db.name(state, "chunks"), chunk_ids,
+                                     ["akey", "article_id", "gen", "first_sentence", "last_sentence"]).items())
+        for start in range(0, len(chunks), 100):
+            part = chunks[start:start + 100]
+            where = " or ".join(f"(akey == {c['akey']} and gen == {c['gen']} and position >= {c['first_sentence']} "
+                                f"and position <= {c['last_sentence']})" for _, c in part)
+            rows = self.db.query(self.db.name(state, "sentences"), where,
+                                 ["akey", "gen", "article_id", "position", *fields])
+            by_key = {(r["akey"], r["gen"], r["article_id"], r["position"]): r for r in rows}  # a row and its copy
+            for chunk_id, c in part:
+                out[chunk_id] = [by_key[key] for p in range(c["first_sentence"], c["last_sentence"] + 1)
+                                 if (key := (c["akey"], c["gen"], c["article_id"], p)) in by_key]
+        return out
 
     def count(self, filters: Filters = NO_FILTERS) -> int:
         state = self._state()
