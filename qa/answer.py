@@ -1,20 +1,16 @@
 """What an answer is: sentences, each cited to the exact sentence of the article it came from.
 
-An :class:`Answerer` turns the :class:`~qa.answering.candidates.Evidence` the assistant gathered into an
-:class:`Answer`. The default, :class:`qa.answering.composer.ExtractiveAnswerer`, writes nothing of its own; any other (a
-language model, say) implements the same protocol, and retrieval and the UI stay as they are.
+An answerer (:class:`qa.assistant.Answerer`) turns the evidence the assistant gathered into an :class:`Answer`. The
+default, :class:`qa.answering.composer.ExtractiveAnswerer`, writes nothing of its own; any other (a language model,
+say) implements the same protocol, and retrieval and the UI stay as they are. This module depends on no answerer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Protocol
 
 from qa.retriever import Passage
-
-if TYPE_CHECKING:
-    from qa.answering.candidates import Evidence
 
 #: What the answer says when the articles do not answer the question.
 ABSTAIN_TEXT = "The articles in the archive do not answer this question."
@@ -144,9 +140,3 @@ def final(events: Iterable[Event]) -> Answer:
     if not isinstance(answer, Answer):
         raise TypeError("a stream of answer events must end with its Answer")
     return answer
-
-
-class Answerer(Protocol):
-    """Writes an answer from the evidence for a question, citing it."""
-
-    def answer(self, evidence: Evidence) -> Answer: ...

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from qa.answer import EMPTY, NO_MATCH, Answer, Answerer, Event, Quoted, final
+from qa.answer import EMPTY, NO_MATCH, Answer, Event, Quoted, final
 from qa.answering.candidates import Evidence, gather
 from qa.answering.composer import ExtractiveAnswerer, Judgement
 from qa.conversation import Turn, normalize_history, readings
@@ -39,6 +39,12 @@ PASSAGES = 8
 #: A reading that uses the conversation is kept unless reading the question alone is supported this much better:
 #: a follow-up that points back ("Who proposed it?") is usually meant as one.
 CONTEXT_PREFERENCE = 0.05
+
+
+class Answerer(Protocol):
+    """Writes an answer from the evidence for a question, citing it (:class:`ExtractiveAnswerer` quotes it)."""
+
+    def answer(self, evidence: Evidence) -> Answer: ...
 
 
 class ModelAnswerer(Protocol):

@@ -169,6 +169,35 @@ def test_an_ivf_written_in_32_bit_floats_is_still_read_searched_and_merged():
     assert np.allclose(merged.reconstruct(7), vectors[7], atol=2 ** -11)
 
 
+def test_a_merge_rewrites_a_32_bit_ivf_in_16_bits_in_the_same_lists():
+    """A merge that does not train again (the segment has not grown fourfold) still writes the 16-bit kind: the
+    centroids and each vector's list are kept, so the same probes find the same vectors."""
+    vectors, ids = _unit(300), np.arange(300, dtype=np.int64)
+    old = faiss.IndexIVFFlat(faiss.IndexFlatIP(32), 32, 64, faiss.METRIC_INNER_PRODUCT)
+    old.train(vectors)
+    old.set_direct_map_type(faiss.DirectMap.Hashtable)
+    old.nprobe = 8
+    old.add_with_ids(vectors, ids)
+    centroids = old.quantizer.reconstruct_n(0, 64)
+    lists = {i: sorted(faiss.rev_swig_ptr(old.invlists.get_ids(i), old.invlists.list_size(i)))
+             for i in range(64)}
+    before = old.search(vectors[:40], 5)[1]
+    small = faiss.IndexIDMap2(faiss.IndexFlatIP(32))
+    small.add_with_ids(_unit(20, seed=4), np.arange(300, 320, dtype=np.int64))
+    merged = seg.merge([old, small], np.array([5]), exact_limit=100)
+    assert _is_ivf16(merged) and merged.nlist == 64 and merged.nprobe == 8 and merged.ntotal == 319
+    assert np.array_equal(merged.quantizer.reconstruct_n(0, 64), centroids)
+    for i, members in lists.items():  # every old vector in its old list; the 20 new ones assigned as usual
+        kept = set(faiss.rev_swig_ptr(merged.invlists.get_ids(i), merged.invlists.list_size(i)))
+        assert set(members) - {5} <= kept
+    assert np.allclose(merged.reconstruct_batch(ids[6:]), vectors[6:], atol=2 ** -11)
+    after = merged.search(vectors[:40], 5)[1]
+    assert (after[:, 0] == np.arange(40)).sum() == 39 and after[5, 0] != 5  # each finds itself; 5 is gone
+    assert (before[6:, 0] == after[6:, 0]).all()
+    merged.remove_ids(np.array([7], np.int64))  # its id table works: what a later sync's delete needs
+    assert merged.ntotal == 318 and 7 not in set(vector_ids(merged))
+
+
 def test_an_ivf_index_is_trained_again_when_it_has_grown_fourfold():
     flat = faiss.IndexIDMap2(faiss.IndexFlatIP(32))
     flat.add_with_ids(_unit(100), np.arange(100, dtype=np.int64))

@@ -1,7 +1,8 @@
 """FAISS indexes of chunk vectors: exact search (IndexFlatIP) up to a limit, approximate (IVF) above.
 
 Used by :mod:`qa.store.segments`, each segment for its own size. An IVF index keeps its vectors in 16-bit floats
-(:func:`new_ivf`); one written before that (IndexIVFFlat, 32-bit) is read, searched and merged as it is.
+(:func:`new_ivf`); one written before that (IndexIVFFlat, 32-bit) is read and searched as it is, and the first merge
+into it rewrites it in 16-bit floats, in the same lists (:func:`_in_16_bits`: no k-means, no vector moves list).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def fit_vector_index(index: faiss.Index, exact_limit: int = Settings.exact_limit
             return _rebuild(index, None)
         if ivf_lists(n) >= 2 * index.nlist:
             return _rebuild(index, ivf_lists(n))
-        return index
+        return _in_16_bits(index) if isinstance(index, faiss.IndexIVFFlat) else index
     return _rebuild(index, ivf_lists(n)) if n > exact_limit else index
 
 
@@ -78,6 +79,26 @@ def _rebuild(index: faiss.Index, lists: int | None) -> faiss.Index:
         out.add_with_ids(vectors, ids)
     finally:
         faiss.omp_set_num_threads(threads)
+    return out
+
+
+def _in_16_bits(old: faiss.Index) -> faiss.Index:
+    """An IndexIVFFlat (32-bit floats, before :func:`new_ivf`) as the 16-bit kind: the same centroids and lists, each
+    list's vectors rounded to 16 bits. Nothing is trained or assigned again, so search finds what it found."""
+    out = new_ivf(old.d, old.nlist)
+    out.quantizer.add(old.quantizer.reconstruct_n(0, old.nlist))  # the same centroids, in the same order
+    out.is_trained = True  # 16-bit floats need no training of their own
+    out.nprobe = old.nprobe
+    lists = old.invlists
+    for i in range(old.nlist):
+        size = lists.list_size(i)
+        if size:
+            raw = faiss.rev_swig_ptr(lists.get_codes(i), size * lists.code_size)
+            codes = np.frombuffer(raw, dtype=np.float32).astype(np.float16)
+            ids = faiss.rev_swig_ptr(lists.get_ids(i), size)
+            out.invlists.add_entries(i, size, faiss.swig_ptr(ids), faiss.swig_ptr(codes.view(np.uint8)))
+    out.ntotal = old.ntotal
+    out.set_direct_map_type(faiss.DirectMap.Hashtable)  # built from the lists just filled
     return out
 
 
