@@ -148,6 +148,13 @@ def test_what_was_written_reads_back(written):
         assert np.array_equal(vectors[passage.chunk_id], np.stack([s.vector for s in sentences]))
         assert vectors[10**9].shape == (0, DIM)  # an id not held: no rows
     assert not store.chunk_vectors([10**9]).any()  # an id not held: zeros, not an error
+    ids = [p.chunk_id for w in six() for p in store.chunks(w.article.id)]
+    together = store.sentences([*ids, ids[0], 10**9])  # many chunks of several articles at once, as an answer asks
+    assert list(together) == [*ids, 10**9] and together[10**9] == []
+    for chunk_id in ids:
+        alone = store.sentences([chunk_id])[chunk_id]
+        assert [(s.article_id, s.position, s.text) for s in together[chunk_id]] == [
+            (s.article_id, s.position, s.text) for s in alone] and len(alone) == 1
     assert store.chunks("missing.md") == []
     assert store.passages([Hit(10**9, 1.0)]) == []
 

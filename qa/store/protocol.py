@@ -212,7 +212,8 @@ class Searcher(Protocol):
         ...
 
     def sentences(self, chunk_ids: Sequence[int]) -> dict[int, list[Sentence]]:
-        """The sentences of each chunk (those with stored vectors), in article order, keyed by chunk id."""
+        """The sentences of each chunk (those with stored vectors), in article order, keyed by chunk id in the order
+        asked; an empty list for an id not held."""
         ...
 
     def sentence_vectors(self, chunk_ids: Sequence[int]) -> dict[int, np.ndarray]:
