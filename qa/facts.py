@@ -159,10 +159,18 @@ def _month(raw: str) -> str:
 @lru_cache(maxsize=CACHED)
 def _names(text: str) -> tuple[str, ...]:
     """Capitalised words that name someone or something, lowercased (sentence-initial common words left out)."""
+    return tuple(w for name in name_phrases(text) for w in name.split())
+
+
+@lru_cache(maxsize=CACHED)
+def name_phrases(text: str) -> tuple[str, ...]:
+    """The names of ``text``, each as its lowercased words on one line ("harvard university", "luke humphries"):
+    runs of capitalised words, sentence-initial common words and dates left out."""
     out = []
     for m in _NAME.finditer(_DATE.sub(" ", text)):
         words = [w for w in re.split(r"\s+", m[0]) if w.lower().strip(".") not in _NOT_NAMES and len(w) > 1]
-        out += [re.sub(r"['’]s?$", "", w.lower().strip(".")) for w in words]
+        if words:
+            out.append(" ".join(re.sub(r"['’]s?$", "", w.lower().strip(".")) for w in words))
     return tuple(out)
 
 

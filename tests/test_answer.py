@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from conftest import EVAL
 
@@ -118,3 +119,18 @@ def test_evidence_takes_the_day_asked(assistant):
     early = assistant.evidence(question, as_of=day)
     assert early.as_of == day and everything.as_of is None
     assert all(p.date is None or p.date[:10] <= day for p in early.passages)
+
+
+def test_names_are_fitted_to_the_asked_for_thing_by_the_models_word_vectors(seed_index, embedder):
+    """The automaker among the names of a recall report is the likest to "automaker"; no pass through the model."""
+    from qa.answering.candidates import Candidate, name_fits
+    from qa.store import Passage, Sentence
+
+    texts = ["Ford recalled the vehicles, NHTSA said in Michigan.", "Jim Farley declined to comment.",
+             "Cuba's grid failed, AP reported, and Miguel Diaz-Canel spoke in Havana."]
+    candidates = [Candidate(Sentence("a", i, 0, len(t), t, np.zeros(384, np.float32)),
+                            Passage(1.0, "T", None, None, None, "a", i, 0, len(t), t)) for i, t in enumerate(texts)]
+    fits = name_fits(Retriever(seed_index, embedder), "automaker", candidates)
+    assert max(fits, key=fits.get) == "ford" and set(fits) >= {"nhtsa", "michigan", "jim farley", "cuba", "havana"}
+    country = name_fits(Retriever(seed_index, embedder), "country", candidates)
+    assert country["cuba"] > max(country["ap"], country["miguel diaz-canel"], country["jim farley"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,21 @@ def test_typed_and_untyped_strict_say_whether_the_asked_for_kind_is_stated():
     assert column(s, features.untyped_strict) == [0.0, 1.0]
     other = scene("What did the union say about the talks?", ["The union said 4,300 members voted."])
     assert column(other, features.typed) == [0.0] and column(other, features.untyped_strict) == [0.0]
+
+
+def test_asked_thing_measures_each_sentences_likest_name_from_the_likest_of_all():
+    texts = ["Ford recalled 112,000 vehicles, NHTSA said.", "The NHTSA said so.", "no names here at all.",
+             "Ford's rival Honda did not comment."]
+    s = scene("Which automaker recalled 112,000 vehicles?", texts)
+    fitted = stage(replace(s.evidence, fits={"ford": 0.4, "nhtsa": 0.1, "honda": 0.5}))
+    assert column(fitted, features.asked_thing) == pytest.approx([-0.1, -0.4, -0.5, 0.0])  # from the likest
+    named = scene("Which automaker joined Ford in recalling vehicles?", texts)  # its own names are no answer
+    named = stage(replace(named.evidence, fits={"ford": 0.4, "nhtsa": 0.1, "honda": 0.5}))
+    assert column(named, features.asked_thing) == pytest.approx([-0.4, -0.4, -0.5, 0.0])
+    unnamed = stage(replace(scene("Who recalled 112,000 vehicles?", texts).evidence, fits={"ford": 0.4}))
+    assert column(unnamed, features.asked_thing) == [0.0] * 4  # no asked-for noun
+    counted = stage(replace(scene("What percentage of vehicles did Ford recall?", texts).evidence, fits={"honda": 0.5}))
+    assert counted.noun and column(counted, features.asked_thing) == [0.0] * 4  # a number answers it, not a name
 
 
 def test_anchored_wants_the_value_next_to_a_question_word():
