@@ -149,15 +149,21 @@ def test_switching_keeps_every_vector_and_id():
     assert isinstance(back, faiss.IndexIDMap2) and np.array_equal(back.reconstruct_batch(ids), kept)
 
 
+def _ivf_flat(vectors: np.ndarray, ids: np.ndarray, lists: int, probes: int) -> faiss.Index:
+    """A segment as indexes before 16-bit IVF wrote it: IndexIVFFlat, 32-bit floats, an id table."""
+    old = faiss.IndexIVFFlat(faiss.IndexFlatIP(vectors.shape[1]), vectors.shape[1], lists, faiss.METRIC_INNER_PRODUCT)
+    old.train(vectors)
+    old.set_direct_map_type(faiss.DirectMap.Hashtable)
+    old.nprobe = probes
+    old.add_with_ids(vectors, ids)
+    return old
+
+
 def test_an_ivf_written_in_32_bit_floats_is_still_read_searched_and_merged():
     """Indexes written before IVF kept 16-bit floats hold an IndexIVFFlat: it is searched as it is, its vectors come
     back exactly, and a merge that rebuilds it writes the 16-bit kind."""
     vectors, ids = _unit(300), np.arange(300, dtype=np.int64)
-    old = faiss.IndexIVFFlat(faiss.IndexFlatIP(32), 32, 16, faiss.METRIC_INNER_PRODUCT)
-    old.train(vectors)
-    old.set_direct_map_type(faiss.DirectMap.Hashtable)
-    old.nprobe = 16
-    old.add_with_ids(vectors, ids)
+    old = _ivf_flat(vectors, ids, lists=16, probes=16)
     assert np.array_equal(all_vectors(old)[np.argsort(vector_ids(old))], vectors)
     loaded = seg.Loaded(seg.SegmentInfo("old", 0, 299, 300), old)
     assert seg.search([loaded], vectors[7], 3, np.array([], np.int64), None)[0][0] == 7
@@ -173,11 +179,7 @@ def test_a_merge_rewrites_a_32_bit_ivf_in_16_bits_in_the_same_lists():
     """A merge that does not train again (the segment has not grown fourfold) still writes the 16-bit kind: the
     centroids and each vector's list are kept, so the same probes find the same vectors."""
     vectors, ids = _unit(300), np.arange(300, dtype=np.int64)
-    old = faiss.IndexIVFFlat(faiss.IndexFlatIP(32), 32, 64, faiss.METRIC_INNER_PRODUCT)
-    old.train(vectors)
-    old.set_direct_map_type(faiss.DirectMap.Hashtable)
-    old.nprobe = 8
-    old.add_with_ids(vectors, ids)
+    old = _ivf_flat(vectors, ids, lists=64, probes=8)
     centroids = old.quantizer.reconstruct_n(0, 64)
     lists = {i: sorted(faiss.rev_swig_ptr(old.invlists.get_ids(i), old.invlists.list_size(i)))
              for i in range(64)}
