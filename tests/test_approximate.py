@@ -17,7 +17,7 @@ from qa import Retriever, sync
 from qa.config import Settings
 from qa.environment import settings_from_env
 from qa.store import segments as seg
-from qa.store.faiss_index import all_vectors, fit_vector_index, ivf_lists, vector_ids
+from qa.store.faiss_index import all_vectors, describe, fit_vector_index, ivf_lists, vector_ids
 from qa.store.local import LocalStore
 
 PASSAGES = [json.loads(line) for line in (EVAL / "squad2_sample_passages.jsonl").read_text().splitlines()][:40]
@@ -165,6 +165,8 @@ def test_an_ivf_written_in_32_bit_floats_is_still_read_searched_and_merged():
     vectors, ids = _unit(300), np.arange(300, dtype=np.int64)
     old = _ivf_flat(vectors, ids, lists=16, probes=16)
     assert np.array_equal(all_vectors(old)[np.argsort(vector_ids(old))], vectors)
+    assert describe(old) == ("approximate (IVF: 16 lists, 16 probed per query; 32-bit vectors until a merge into them "
+                             "rewrites them in 16 bits: `qa index --compact`)")
     loaded = seg.Loaded(seg.SegmentInfo("old", 0, 299, 300), old)
     assert seg.search([loaded], vectors[7], 3, np.array([], np.int64), None)[0][0] == 7
     assert seg.search([loaded], vectors[7], 3, np.array([7]), None)[0][0] != 7  # a dead vector is skipped
@@ -172,6 +174,7 @@ def test_an_ivf_written_in_32_bit_floats_is_still_read_searched_and_merged():
     small.add_with_ids(_unit(900, seed=3), np.arange(300, 1200, dtype=np.int64))
     merged = seg.merge([old, small], np.array([5]), exact_limit=100)  # 1,199 vectors want 128 lists: trained again
     assert _is_ivf16(merged) and sorted(vector_ids(merged)) == [i for i in range(1200) if i != 5]
+    assert describe(merged) == "approximate (IVF: 128 lists, 16 probed per query)"
     assert np.allclose(merged.reconstruct(7), vectors[7], atol=2 ** -11)
 
 

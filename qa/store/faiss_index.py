@@ -38,6 +38,16 @@ def is_approximate(index: faiss.Index) -> bool:
     return isinstance(index, faiss.IndexIVF)
 
 
+def describe(index: faiss.Index) -> str:
+    """How ``index`` is searched, for status lines: "exact", or "approximate (IVF: n lists, m probed per query)",
+    which says so when its vectors are still in 32-bit floats (an index written before 16-bit IVF)."""
+    if not is_approximate(index):
+        return "exact"
+    older = "; 32-bit vectors until a merge into them rewrites them in 16 bits: `qa index --compact`" * isinstance(
+        index, faiss.IndexIVFFlat)
+    return f"approximate (IVF: {index.nlist} lists, {index.nprobe} probed per query{older})"
+
+
 def ivf_lists(n: int) -> int:
     """IVF lists for ``n`` vectors: about 4√n, a multiple of 16 (never more lists than vectors)."""
     return max(1, min(n, max(16, int(4 * np.sqrt(n)) // 16 * 16)))

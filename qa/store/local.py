@@ -38,7 +38,7 @@ from qa.filters import Filters
 from qa.listing import PAGE_SIZE, SORT_KEYS, ArticlePage, ArticleView
 from qa.store import database as db
 from qa.store import segments as seg
-from qa.store.faiss_index import is_approximate
+from qa.store.faiss_index import describe, is_approximate
 from qa.store.lexical import LexicalIndex
 from qa.store.protocol import NO_FILTERS, Commit, CompactReport, Hit, Manifest, Passage, Sentence, Status
 from qa.store.writing import LAYOUT, LocalWriter
@@ -210,7 +210,7 @@ class LocalStore:
             sources = tuple(db.sources(con))
             manifest, chunks = self._manifest, int(self._meta.get(db.CHUNKS, 0))
         ivf = [s.index for s in segments if is_approximate(s.index)]
-        search = (f"approximate (IVF: {ivf[0].nlist} lists, {ivf[0].nprobe} probed per query)" if ivf else "exact")
+        search = describe(ivf[0]) if ivf else "exact"
         storage = f"{len(segments)} vector segment{'s' * (len(segments) != 1)}, {dead} deleted chunks to compact"
         return Status(articles, chunks, manifest, updated, sources, search, storage, sentences)
 
