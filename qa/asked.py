@@ -30,6 +30,9 @@ class Kind(Enum):
 
 #: Kinds whose value a sentence either states or does not: an answer without one is no answer.
 STRICT = frozenset({Kind.QUANTITY, Kind.DATE, Kind.PERSON, Kind.PLACE})
+#: Kinds a name answers ("which automaker", "which state", "which politician"); not "what year" or "what percentage",
+#: whose asked-for noun is no name's kind.
+NAMED = frozenset({Kind.THING, Kind.PERSON, Kind.PLACE, Kind.OTHER})
 
 PLACE_NOUNS = ("city", "town", "country", "place", "port", "region", "province", "state", "district", "county",
                "capital", "island", "village", "airport", "location", "venue", "area", "street", "site", "harbor",

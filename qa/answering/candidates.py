@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qa.answering.terms import stems
-from qa.asked import Kind, question_kind
+from qa.asked import NAMED, Kind, question_kind
 from qa.conversation import Reading, Turn
 from qa.corpus import fallback_title
 from qa.facts import headline_answers, name_phrases
@@ -93,7 +93,7 @@ def gather(retriever: Retriever, question: str, reading: Reading, history: tuple
                        for p, v in zip(titled, vectors, strict=True)]
     own = retriever.embed_query(question) if reading.contextual else None
     kin = _kin(retriever, noun, candidates) if noun and kind is Kind.QUANTITY else frozenset()
-    fits = name_fits(retriever, noun, candidates) if noun else {}
+    fits = name_fits(retriever, noun, candidates) if noun and kind in NAMED else {}  # features.asked_thing's
     return Evidence(question, reading, vector, passages, similarity, candidates, tuple(history), filters, own, kin,
                     period, as_of, fits)
 

@@ -26,7 +26,7 @@ from qa import facts
 from qa.answering import unsaid
 from qa.answering.candidates import TITLE, Candidate, Evidence
 from qa.answering.terms import WORDS, covers, stem_lists, stemmer, stems
-from qa.asked import STRICT, Kind
+from qa.asked import NAMED, STRICT, Kind
 from qa.when import article_day
 
 #: Question terms also found in the passages' titles find the article, not the sentence in it: they count this much.
@@ -260,18 +260,13 @@ def length(s: Scene) -> np.ndarray:
     return np.array([np.log1p(len(t.split())) / np.log(100) for t in s.texts])
 
 
-#: The kinds of question a name answers ("which automaker", "which state", "which politician"); not "what year" or
-#: "what percentage", whose asked-for noun is no name's kind.
-NAMED_KINDS = frozenset({Kind.THING, Kind.PERSON, Kind.PLACE, Kind.OTHER})
-
-
 def asked_thing(s: Scene) -> np.ndarray:
     """For "which automaker": how much less like an automaker the sentence's likest name not in the question is than
     the likest of all candidates' names (the evidence's ``fits``; a sentence without another name counts 0): 0 for
     the sentence that holds it, and for every sentence of a question that names no such thing or asks for a number
     or date. Measured from the likest, not as is, so that questions it does not apply to keep their calibration."""
     fits = s.evidence.fits
-    if not s.noun or not fits or s.kind not in NAMED_KINDS:
+    if not s.noun or not fits or s.kind not in NAMED:
         return np.zeros(len(s.candidates))
     asked = {re.sub(r"['’]s?$", "", w) for w in WORDS.findall(s.evidence.question.lower())}
     best = np.array([max((fits.get(n, 0.0) for n in facts.name_phrases(t) if not set(n.split()) <= asked),
