@@ -99,14 +99,10 @@ def _in_16_bits(old: faiss.Index) -> faiss.Index:
     out.quantizer.add(old.quantizer.reconstruct_n(0, old.nlist))  # the same centroids, in the same order
     out.is_trained = True  # 16-bit floats need no training of their own
     out.nprobe = old.nprobe
-    lists = old.invlists
-    for i in range(old.nlist):
-        size = lists.list_size(i)
-        if size:
-            raw = faiss.rev_swig_ptr(lists.get_codes(i), size * lists.code_size)
-            codes = np.frombuffer(raw, dtype=np.float32).astype(np.float16)
-            ids = faiss.rev_swig_ptr(lists.get_ids(i), size)
-            out.invlists.add_entries(i, size, faiss.swig_ptr(ids), faiss.swig_ptr(codes.view(np.uint8)))
+    for i, size in _filled_lists(old):
+        codes = _list_vectors(old, i, size, np.float32).astype(np.float16)
+        ids = faiss.rev_swig_ptr(old.invlists.get_ids(i), size)
+        out.invlists.add_entries(i, size, faiss.swig_ptr(ids), faiss.swig_ptr(codes.view(np.uint8)))
     out.ntotal = old.ntotal
     out.set_direct_map_type(faiss.DirectMap.Hashtable)  # built from the lists just filled
     return out
@@ -116,9 +112,7 @@ def vector_ids(index: faiss.Index) -> np.ndarray:
     """The ids (chunk ids) of every vector in ``index``, exact or IVF."""
     if not is_approximate(index):
         return faiss.vector_to_array(index.id_map).astype(np.int64) if index.ntotal else np.zeros(0, np.int64)
-    lists = index.invlists
-    parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
-             for i in range(index.nlist) if lists.list_size(i)]
+    parts = [faiss.rev_swig_ptr(index.invlists.get_ids(i), size).copy() for i, size in _filled_lists(index)]
     return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
@@ -129,13 +123,19 @@ def all_vectors(index: faiss.Index) -> np.ndarray:
     codes = _code_type(index)
     if codes is None:  # codes of another kind: decoded one by one through the id table (slower, any IVF)
         return index.reconstruct_batch(vector_ids(index)) if index.ntotal else np.zeros((0, index.d), np.float32)
-    lists, parts = index.invlists, []
-    for i in range(index.nlist):
-        size = lists.list_size(i)
-        if size:
-            raw = faiss.rev_swig_ptr(lists.get_codes(i), size * lists.code_size)
-            parts.append(np.frombuffer(raw, dtype=codes).reshape(size, index.d).astype(np.float32))
+    parts = [_list_vectors(index, i, size, codes).astype(np.float32) for i, size in _filled_lists(index)]
     return np.vstack(parts) if parts else np.zeros((0, index.d), np.float32)
+
+
+def _filled_lists(index: faiss.Index) -> list[tuple[int, int]]:
+    """(list number, size) of each of an IVF index's lists that holds vectors, in order."""
+    return [(i, size) for i in range(index.nlist) if (size := index.invlists.list_size(i))]
+
+
+def _list_vectors(index: faiss.Index, i: int, size: int, codes: type[np.floating]) -> np.ndarray:
+    """The vectors of list ``i`` as stored (``codes``: the numbers' type), one row each; a view of FAISS's memory."""
+    raw = faiss.rev_swig_ptr(index.invlists.get_codes(i), size * index.invlists.code_size)
+    return np.frombuffer(raw, dtype=codes).reshape(size, index.d)
 
 
 def _code_type(index: faiss.Index) -> type[np.floating] | None:
