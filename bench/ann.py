@@ -56,7 +56,7 @@ class Fitted:
 def real_squad_vectors(embedder=None) -> np.ndarray:
     """Chunk and sentence vectors of the cached SQuAD index (built when missing)."""
     from bench.reader import chunks, open_index
-    from bench.speed import squad_index
+    from bench.stages import squad_index
     from qa.config import DEFAULT_MODEL
     from qa.encoders import load_embedder
     from qa.environment import configure_offline
@@ -170,7 +170,7 @@ def _bytes(index: faiss.Index) -> int:
 
 def real_vectors(log: Callable[[str], None] = print) -> tuple[np.ndarray, np.ndarray] | None:
     """The chunk vectors of the largest stage embedded with the model, and SQuAD question vectors."""
-    from bench.speed import cached_stages
+    from bench.stages import cached_stages
 
     stages = cached_stages(real_vectors=True)
     if not stages:

@@ -51,8 +51,9 @@ def build(size: int, folder: Path) -> float:
 def measure(folder: Path, questions: int = QUESTIONS) -> dict:
     """In this (fresh) process: query latency per mode and for ask, then peak memory."""
     from bench.data import squad_questions
+    from bench.process import memory
     from bench.reader import index_embedder
-    from bench.speed import memory, query_latency
+    from bench.speed import query_latency
     from qa.environment import configure_offline
 
     configure_offline()
