@@ -248,7 +248,6 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 def _status(args: argparse.Namespace, settings: Settings) -> int:
     """What the index holds, from its store alone: no model is loaded (that took 6.3 s and 532 MiB for a torch
     index; BENCHMARKS.md, "Encoders without torch")."""
-    import datetime as dt
 
     from qa.errors import IndexUnusable
     from qa.store import open_store
@@ -261,8 +260,7 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     m = info.manifest
     if m is None:
         raise IndexUnusable(f"the index in {settings.index} is empty; run `qa index` to fill it")
-    updated = dt.datetime.fromtimestamp(info.updated_at).strftime("%Y-%m-%d %H:%M") if info.updated_at else "never"
-    print(shown(f"{info.articles} articles, {info.chunks} chunks in {settings.index}; updated {updated}"))
+    print(shown(f"{info.articles} articles, {info.chunks} chunks in {settings.index}; updated {info.updated()}"))
     print(shown(f"model {m.model} ({m.dimension} dimensions), chunks of {m.chunk_tokens} tokens with "
                 f"{m.overlap} sentence(s) overlap, layout {m.layout}"))
     print(shown(f"encoder {m.encoder}" + (f" (the settings say {settings.encoder}: the next `qa index` rebuilds "

@@ -6,6 +6,7 @@ neither imports the other's internals.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 #: Columns a list of articles can be sorted by; the first is the default (newest first).
@@ -13,6 +14,11 @@ SORT_KEYS = ("date", "title", "source", "file", "chunks", "indexed_at")
 #: Rows per page unless asked otherwise, and the most one request may ask for.
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+
+
+def local_time(timestamp: float | None) -> str:
+    """A Unix time as the archive and status lines show it ("2026-12-07 06:55", local time); "" for None."""
+    return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M") if timestamp else ""
 
 
 def check_sort(sort: str) -> str:

@@ -10,7 +10,7 @@ import datetime as dt
 import numbers
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +24,10 @@ from qa.errors import BadRequest, IndexUnusable
 from qa.filters import Filters
 from qa.fusion import BM25_WEIGHT, SENTENCE_DEPTH, Fusion
 from qa.listing import MAX_PAGE_SIZE, PAGE_SIZE, SORT_KEYS, ArticlePage, ArticleView
-from qa.store import Manifest, Passage, Sentence, Store, open_store
+from qa.store import Manifest, Passage, Sentence, Status, Store, open_store
 from qa.when import Period, article_day, as_of_day
 
-__all__ = ["BM25_WEIGHT", "MODES", "IndexInfo", "Passage", "Retriever", "Sentence"]
+__all__ = ["BM25_WEIGHT", "MODES", "Passage", "Retriever", "Sentence", "Status"]
 
 MODES = ("hybrid", "dense", "bm25")
 #: Queries are cut to this many characters: the model reads 256 tokens (about 1,000 characters) at most,
@@ -43,21 +43,6 @@ RECENCY_BONUS = 0.15
 RECENCY_HALF_LIFE = 14.0
 #: ... among this many of the best passages: time re-orders what the search found, it finds nothing new.
 PERIOD_DEPTH = 30
-
-
-@dataclass(frozen=True)
-class IndexInfo:
-    """What an index holds, for status lines."""
-
-    articles: int
-    chunks: int
-    model: str
-    updated_at: dt.datetime | None
-    sources: tuple[str, ...]
-    #: "exact", or "approximate (IVF: n lists, m probed per query)" above ``Settings.exact_limit`` chunks.
-    search: str = "exact"
-    #: The backend's words on its storage (segments, deleted chunks left to compact).
-    storage: str = ""
 
 
 class Retriever:
@@ -225,11 +210,10 @@ class Retriever:
         """The sentences of each passage (by chunk id), with their stored vectors."""
         return self.store.sentences([p.chunk_id for p in passages])
 
-    def info(self) -> IndexInfo:
+    def info(self) -> Status:
+        """What the index holds, for status lines (its store's :class:`Status`)."""
         status = self.store.status()
-        when = dt.datetime.fromtimestamp(status.updated_at) if status.updated_at else None
-        model = status.manifest.model if status.manifest else self.manifest.model
-        return IndexInfo(status.articles, status.chunks, model, when, status.sources, status.search, status.storage)
+        return status if status.manifest else replace(status, manifest=self.manifest)
 
     def articles(self, query: str = "", sort: str = SORT_KEYS[0], descending: bool = True, offset: int = 0,
                  limit: int = PAGE_SIZE) -> ArticlePage:

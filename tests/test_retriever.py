@@ -224,7 +224,8 @@ def test_a_retriever_opened_before_a_sync_sees_the_new_articles(tmp_path, embedd
         assert retriever.search("volcano eruption lava", k=1, mode=mode)[0].article_id == "two.md"
     assert [p.article_id for p in retriever.search("eruption", source="Beta Times", mode="bm25")] == ["two.md"]
     info = retriever.info()
-    assert (info.articles, info.sources) == (2, ("Alpha Wire", "Beta Times"))
+    assert (info.articles, info.sources, info.model) == (2, ("Alpha Wire", "Beta Times"), retriever.manifest.model)
+    assert re.fullmatch(r"20\d\d-\d\d-\d\d \d\d:\d\d", info.updated())
 
 
 def test_opening_a_missing_index(tmp_path):

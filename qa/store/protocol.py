@@ -44,7 +44,7 @@ import numpy as np
 from qa.chunking import Chunk, Span
 from qa.corpus import Article
 from qa.filters import Filters
-from qa.listing import PAGE_SIZE, SORT_KEYS, ArticlePage, ArticleView
+from qa.listing import PAGE_SIZE, SORT_KEYS, ArticlePage, ArticleView, local_time
 
 NO_FILTERS = Filters()
 
@@ -167,6 +167,14 @@ class Status:
     #: The backend's own words on its storage (e.g. "3 vector segments, 120 deleted chunks to compact").
     storage: str = ""
     sentences: int = 0
+
+    @property
+    def model(self) -> str:
+        return self.manifest.model if self.manifest else ""
+
+    def updated(self) -> str:
+        """When the index last changed, as status lines say it ("never" for an empty index)."""
+        return local_time(self.updated_at) or "never"
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ Everything that comes from articles or users is escaped here before it reaches t
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import re
 from collections.abc import Sequence
@@ -15,8 +14,8 @@ from qa.answer import WRITTEN, Answer, Checked, Citation
 from qa.conversation import Turn
 from qa.digest import DIGEST
 from qa.filters import Filters
-from qa.listing import ArticlePage, ArticleView
-from qa.retriever import IndexInfo, Passage
+from qa.listing import ArticlePage, ArticleView, local_time
+from qa.retriever import Passage, Status
 
 #: The Filters checkbox that lets the question's time words ("this week") make a preferred date window.
 TIME_WORDS = "Dates from the question"
@@ -209,11 +208,11 @@ def sources_html(groups: Sequence[str]) -> str:
     return f'{heading}<div class="qa-sources">{newest}{older}</div>'
 
 
-def status_html(info: IndexInfo) -> str:
+def status_html(info: Status) -> str:
     """The status line: articles, chunks, model and when the index last changed."""
-    updated = info.updated_at.strftime("%Y-%m-%d %H:%M") if info.updated_at else "never"
     articles = f"{info.articles} article{'s' * (info.articles != 1)}"
-    bits = [f"<b>{articles}</b>", f"{info.chunks} chunks", f"model {html.escape(info.model)}", f"updated {updated}"]
+    bits = [f"<b>{articles}</b>", f"{info.chunks} chunks", f"model {html.escape(info.model)}",
+            f"updated {info.updated()}"]
     # The dots come from CSS inside each part, so that a wrapped line never starts with a lone "·".
     return '<div class="qa-status">' + "".join(f"<span>{b}</span>" for b in bits) + "</div>"
 
@@ -256,10 +255,6 @@ COLUMNS = {"title": "Title", "date": "Date", "source": "Source", "file": "File",
            "indexed_at": "Indexed"}
 
 
-def _when(timestamp: float | None) -> str:
-    return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M") if timestamp else ""
-
-
 def articles_table(page: ArticlePage, sort: str, descending: bool) -> str:
     """The list as an HTML table: headings sort (the server sorts every page, not just this one), a row opens
     its article. Ids travel in escaped ``data-`` attributes only."""
@@ -273,7 +268,8 @@ def articles_table(page: ArticlePage, sort: str, descending: bool) -> str:
         body = "".join(
             f'<tr data-id="{html.escape(r.id, quote=True)}" tabindex="0"><td class="qa-col-title">{_text(r.title)}</td>'
             f"<td>{html.escape(r.date or '—')}</td><td>{_text(r.source or '—')}</td>"
-            f'<td class="qa-col-file">{_text(r.file or "")}</td><td>{r.chunks}</td><td>{_when(r.indexed_at)}</td></tr>'
+            f'<td class="qa-col-file">{_text(r.file or "")}</td><td>{r.chunks}</td>'
+            f"<td>{local_time(r.indexed_at)}</td></tr>"
             for r in page.rows)
     return (f'<div class="qa-table-wrap"><table class="qa-table"><thead><tr>{heads}</tr></thead>'
             f"<tbody>{body}</tbody></table></div>")
@@ -291,7 +287,7 @@ def article_html(article: ArticleView, file_articles: int) -> str:
     """One article to read: title, its metadata, and its text in paragraphs, all escaped."""
     meta = [("Date", article.date), ("Source", article.source), ("Author", article.author),
             ("File", article.file), ("Id", article.id), ("Passages", str(article.chunks)),
-            ("Indexed", _when(article.indexed_at))]
+            ("Indexed", local_time(article.indexed_at))]
     rows = "".join(f"<dt>{k}</dt><dd>{_text(v)}</dd>" for k, v in meta if v)
     link = safe_url(article.url)
     if link:
