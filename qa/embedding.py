@@ -16,7 +16,7 @@ import numpy as np
 
 from qa.config import DEVICE_BATCH, detect_device, resolve_model
 from qa.errors import ModelError
-from qa.tokens import Tokens
+from qa.tokens import Offsets, Tokens
 
 #: Inputs up to this many texts are encoded on one thread.
 SMALL_BATCH = 4
@@ -49,9 +49,9 @@ class Embedder:
         """Normalized vectors, shape (len(texts), dimension), float32."""
         raise NotImplementedError
 
-    def _token_pass(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """The texts' pooled vectors (not normalized) and each text's token embeddings (real tokens only, in the
-        order of :meth:`Tokens.model_input`'s ranges), from one pass."""
+    def _token_pass(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray], list[Offsets]]:
+        """The texts' pooled vectors (not normalized), each text's token embeddings (real tokens only) and their
+        character ranges (:meth:`Tokens.model_input`'s), from one pass."""
         raise NotImplementedError
 
     def _input_table(self) -> np.ndarray | None:
@@ -68,8 +68,7 @@ class Embedder:
         """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32), []
-        text_vectors, token_vectors = self._token_pass(texts)
-        _, offsets = self.tokens.model_input(texts)
+        text_vectors, token_vectors, offsets = self._token_pass(texts)
         text_vectors /= np.linalg.norm(text_vectors, axis=1, keepdims=True)
         span_vectors: list[np.ndarray] = []
         for tokens, marks, wanted in zip(token_vectors, offsets, spans, strict=True):
@@ -206,7 +205,7 @@ class TorchEmbedder(Embedder):
             vectors = torch.nn.functional.normalize(model(features)["sentence_embedding"].float(), p=2, dim=1)
         return np.ascontiguousarray(vectors.cpu().numpy(), dtype=np.float32)
 
-    def _token_pass(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+    def _token_pass(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray], list[Offsets]]:
         import torch
 
         with self._lock:
@@ -214,8 +213,11 @@ class TorchEmbedder(Embedder):
             # output_value=None: one dict of tensors per text (the library's overloads type it as another).
             outputs = cast("list[dict[str, torch.Tensor]]", self.model.encode(
                 list(texts), batch_size=self.batch_size, output_value=None, show_progress_bar=False))
+        # ``encode`` tokenizes with the transformers tokenizer, which gives no ranges: ours gives them (the same
+        # tokens; encode_with_spans checks the counts).
         return (np.stack([o["sentence_embedding"].float().cpu().numpy() for o in outputs]),  # padding left out:
-                [o["token_embeddings"][:int(o["attention_mask"].sum())].float().cpu().numpy() for o in outputs])
+                [o["token_embeddings"][:int(o["attention_mask"].sum())].float().cpu().numpy() for o in outputs],
+                self.tokens.model_input(texts)[1])
 
     def _input_table(self) -> np.ndarray | None:
         if self._table is None:

@@ -29,7 +29,7 @@ from qa.config import DEVICE_BATCH, ENCODERS, cpu_threads, default_encoder, dete
 from qa.embedding import SMALL_BATCH, Embedder, TorchEmbedder
 from qa.errors import ModelError
 from qa.export import FILES, TABLE, TOKENIZER, export
-from qa.tokens import Tokens
+from qa.tokens import Offsets, Tokens
 
 __all__ = ["ENCODERS", "OnnxEmbedder", "load_embedder"]
 
@@ -73,40 +73,43 @@ class OnnxEmbedder(Embedder):
             self._table = np.load(self._table_path, mmap_mode="r")
         return self._table
 
-    def _hidden(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Token embeddings (texts, tokens, dimension) and the attention mask, for one batch."""
-        features, _ = self.tokens.model_input(texts)
+    def _hidden(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[Offsets]]:
+        """Token embeddings (texts, tokens, dimension), the attention mask and each text's token ranges, for one
+        batch."""
+        features, offsets = self.tokens.model_input(texts)
         feed = {k: v for k, v in features.items() if k in self._inputs}
         run = self._one if len(texts) <= SMALL_BATCH else self._many
-        return run(feed), feed["attention_mask"]
+        return run(feed), feed["attention_mask"], offsets
 
     def _batches(self, texts: Sequence[str]):
-        """(positions, token embeddings, mask) per batch, longest texts first: little padding per batch."""
+        """(positions, token embeddings, mask, token ranges) per batch, longest texts first: little padding per
+        batch."""
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         for start in range(0, len(order), self.batch_size):
             group = order[start:start + self.batch_size]
-            hidden, mask = self._hidden([texts[i] for i in group])
-            yield group, hidden, mask
+            yield group, *self._hidden([texts[i] for i in group])
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         with self._lock:
-            for group, hidden, mask in self._batches(texts):
+            for group, hidden, mask, _ in self._batches(texts):
                 vectors[group] = _mean(hidden, mask)
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors
 
-    def _token_pass(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+    def _token_pass(self, texts: Sequence[str]) -> tuple[np.ndarray, list[np.ndarray], list[Offsets]]:
         text_vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         tokens: list[np.ndarray] = [np.zeros((0, self.dimension), dtype=np.float32)] * len(texts)
+        offsets: list[Offsets] = [[]] * len(texts)
         with self._lock:
-            for group, hidden, mask in self._batches(texts):
+            for group, hidden, mask, ranges in self._batches(texts):
                 text_vectors[group] = _mean(hidden, mask)
                 for row, i in enumerate(group):
                     tokens[i] = hidden[row, :int(mask[row].sum())]
-        return text_vectors, tokens
+                    offsets[i] = ranges[row]
+        return text_vectors, tokens, offsets
 
 
 class _OnnxRuntime:

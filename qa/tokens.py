@@ -15,7 +15,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["Tokens"]
+__all__ = ["Offsets", "Tokens"]
+
+#: Each token's character range in its text.
+Offsets = list[tuple[int, int]]
 
 
 class Tokens:
@@ -41,11 +44,11 @@ class Tokens:
         """Each text's token ids, without special tokens."""
         return [e.ids for e in self.plain.encode_batch(list(texts), add_special_tokens=False)]
 
-    def offsets(self, text: str) -> list[tuple[int, int]]:
+    def offsets(self, text: str) -> Offsets:
         """The character range of each of the text's tokens, without special tokens."""
         return self.plain.encode(text, add_special_tokens=False).offsets
 
-    def model_input(self, texts: Sequence[str]) -> tuple[dict[str, np.ndarray], list[list[tuple[int, int]]]]:
+    def model_input(self, texts: Sequence[str]) -> tuple[dict[str, np.ndarray], list[Offsets]]:
         """The model's inputs for a batch (input_ids, attention_mask, token_type_ids: int64, padded) and each text's
         token ranges as the model sees them (special tokens have empty ranges; padding left out)."""
         encodings = self.model.encode_batch(list(texts))

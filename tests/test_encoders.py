@@ -157,7 +157,7 @@ def test_openvino_pads_inputs_to_a_few_shapes(openvino, torch32):
     for q in questions:
         vector = openvino.encode([q])[0]
         assert float(vector @ torch32.encode([q])[0]) > 0.9999
-        hidden, mask = openvino._hidden([q])
+        hidden, mask, _ = openvino._hidden([q])
         assert hidden.shape[1] % 16 == 0 and hidden.shape[1] - 16 < mask.sum() <= hidden.shape[1]
 
 
