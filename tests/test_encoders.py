@@ -258,7 +258,10 @@ def _tiny_roberta(folder):
     padding is id 1, a one-layer RoBERTa (no token_type_ids), mean pooling. Random weights: only shapes matter."""
     import torch
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers import models as st_models
+    try:  # sentence-transformers 6 moved them (the old path warns)
+        from sentence_transformers.sentence_transformer import modules as st_models
+    except ImportError:  # 5
+        from sentence_transformers import models as st_models
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaModel
 
@@ -277,7 +280,8 @@ def _tiny_roberta(folder):
     PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
                             unk_token="<unk>").save_pretrained(folder / "hf")
     transformer = st_models.Transformer(str(folder / "hf"), max_seq_length=64)
-    SentenceTransformer(modules=[transformer, st_models.Pooling(transformer.get_word_embedding_dimension(), "mean"),
+    dimension = getattr(transformer, "get_embedding_dimension", None) or transformer.get_word_embedding_dimension
+    SentenceTransformer(modules=[transformer, st_models.Pooling(dimension(), "mean"),
                                  st_models.Normalize()]).save(str(folder / "st"))
     return str(folder / "st")
 
