@@ -248,7 +248,6 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 def _status(args: argparse.Namespace, settings: Settings) -> int:
     """What the index holds, from its store alone: no model is loaded (that took 6.3 s and 532 MiB for a torch
     index; BENCHMARKS.md, "Encoders without torch")."""
-
     from qa.errors import IndexUnusable
     from qa.store import open_store
 

@@ -170,8 +170,13 @@ def name_phrases(text: str) -> tuple[str, ...]:
     for m in _NAME.finditer(_DATE.sub(" ", text)):
         words = [w for w in re.split(r"\s+", m[0]) if w.lower().strip(".") not in _NOT_NAMES and len(w) > 1]
         if words:
-            out.append(" ".join(re.sub(r"['’]s?$", "", w.lower().strip(".")) for w in words))
+            out.append(" ".join(name_word(w) for w in words))
     return tuple(out)
+
+
+def name_word(word: str) -> str:
+    """A word as :func:`name_phrases` writes it: lowercased, without a full stop or an owner's "'s"."""
+    return re.sub(r"['’]s?$", "", word.lower().strip("."))
 
 
 def holds(kind: Kind, text: str, question: str, noun: str | None = None) -> bool:

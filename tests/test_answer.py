@@ -130,7 +130,8 @@ def test_names_are_fitted_to_the_asked_for_thing_by_the_models_word_vectors(seed
              "Cuba's grid failed, AP reported, and Miguel Diaz-Canel spoke in Havana."]
     candidates = [Candidate(Sentence("a", i, 0, len(t), t, np.zeros(384, np.float32)),
                             Passage(1.0, "T", None, None, None, "a", i, 0, len(t), t)) for i, t in enumerate(texts)]
-    fits = name_fits(Retriever(seed_index, embedder), "automaker", candidates)
+    retriever = Retriever(seed_index, embedder)
+    fits = name_fits(retriever, "automaker", candidates)
     assert max(fits, key=fits.get) == "ford" and set(fits) >= {"nhtsa", "michigan", "jim farley", "cuba", "havana"}
-    country = name_fits(Retriever(seed_index, embedder), "country", candidates)
+    country = name_fits(retriever, "country", candidates)
     assert country["cuba"] > max(country["ap"], country["miguel diaz-canel"], country["jim farley"])

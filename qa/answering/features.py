@@ -268,7 +268,7 @@ def asked_thing(s: Scene) -> np.ndarray:
     fits = s.evidence.fits
     if not s.noun or not fits or s.kind not in NAMED:
         return np.zeros(len(s.candidates))
-    asked = {re.sub(r"['’]s?$", "", w) for w in WORDS.findall(s.evidence.question.lower())}
+    asked = {facts.name_word(w) for w in WORDS.findall(s.evidence.question)}
     best = np.array([max((fits.get(n, 0.0) for n in facts.name_phrases(t) if not set(n.split()) <= asked),
                          default=0.0) for t in s.texts])
     return best - best.max() if len(best) else best
