@@ -158,6 +158,15 @@ def asks_what_happened(question: str) -> bool:
     return any(w in ("did", "was", "were") or _past_verb(w) for w in words)
 
 
+#: An owner's "'s" (or a plural owner's bare "'") at a word's end.
+_OWNER = re.compile(r"['’]s?$")
+
+
+def without_owner(word: str) -> str:
+    """``word`` without an owner's "'s": "Norland's" -> "Norland"."""
+    return _OWNER.sub("", word)
+
+
 def _phrase(text: str, counted: bool = False) -> tuple[list[str], tuple[str, ...]]:
     """The lowercase words of the noun phrase ``text`` begins with, its owner and names left out; and those names
     (lowercased)."""
@@ -170,7 +179,7 @@ def _phrase(text: str, counted: bool = False) -> tuple[list[str], tuple[str, ...
     named = False
     for token in tokens:
         low = token.lower()
-        owner = re.search(r"['’]s?$", token)
+        owner = _OWNER.search(token)
         if not token[0].isalnum():
             break
         if low in _ENDS:
@@ -180,12 +189,12 @@ def _phrase(text: str, counted: bool = False) -> tuple[list[str], tuple[str, ...
         if token[0].isupper() or token[0].isdigit():
             named = True
             if token[0].isupper() and not words:
-                names.append(re.sub(r"['’]s?$", "", low))
+                names.append(without_owner(low))
         elif (_past_verb(low) or _participle(low)) and (
                 words and (_past_verb(low) or _noun(words[-1])) or named and not words):
             break  # "Which breed won", "a commonly used measurement used to", "What was Jacksonville called"
         else:
-            words.append(re.sub(r"['’]s?$", "", low))
+            words.append(without_owner(low))
             if _plural(low):
                 break
         if owner:

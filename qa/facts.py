@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from qa.asked import MEASURES, PLACE_NOUNS, Kind
+from qa.asked import MEASURES, PLACE_NOUNS, Kind, without_owner
 
 _WORD = r"[A-Za-z][\w'’-]*"
 
@@ -176,7 +176,7 @@ def name_phrases(text: str) -> tuple[str, ...]:
 
 def name_word(word: str) -> str:
     """A word as :func:`name_phrases` writes it: lowercased, without a full stop or an owner's "'s"."""
-    return re.sub(r"['’]s?$", "", word.lower().strip("."))
+    return without_owner(word.lower().strip("."))
 
 
 def holds(kind: Kind, text: str, question: str, noun: str | None = None) -> bool:

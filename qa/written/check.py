@@ -135,4 +135,5 @@ def unsupported_values(text: str, cited: Sequence[str], question: str = "") -> l
 
 
 def _bare(word: str) -> str:
-    return re.sub(r"['’]s?$", "", word.lower().strip(".-"))
+    """A name of the written sentence as the cited text's words are compared: no owner's "'s", no dash or full stop."""
+    return facts.name_word(word.strip(".-"))
