@@ -7,7 +7,7 @@
 For each encoder (qa.config.ENCODERS), in one run and interleaved (block by block of 128 chunks, and question by
 question, the encoders' order turning, so that the load of a shared machine falls on all of them alike):
 
-- chunks/s: the indexing pass (qa.indexing's ``_encode``: chunk vectors and the late-chunking sentence vectors)
+- chunks/s: the indexing pass (qa.embedding's ``embed_chunks``: chunk vectors and the late-chunking sentence vectors)
   over a fixed sample of real chunks: the chunks of articles drawn (seeded) from the real-news dev archive
   (bench.realnews; ``QA_REALNEWS``), or from corpus/ when it is absent; the median of the rounds, and the median of
   each round's ratio to torch;
@@ -62,7 +62,7 @@ def chunk_sample(embedder, articles, limit: int, settings: Settings | None = Non
     """The texts the model reads for the articles' chunks, and their sentence spans, as qa.indexing makes them:
     up to ``limit`` chunks, whole articles only; and how many articles they are."""
     from qa.chunking import Chunker
-    from qa.indexing import model_inputs
+    from qa.embedding import model_inputs
 
     settings = settings or Settings()
     chunker = Chunker(embedder, settings.chunk_tokens, settings.overlap, embedder.max_tokens)
@@ -132,8 +132,8 @@ def dev_mrr(folder: Path) -> dict:
 def run(encoders=ENCODERS, chunks: int = 3000, rounds: int = 3, squad: bool = True, questions: int = 200,
         dev_indexes: dict[str, Path] | None = None) -> dict:
     configure_offline()
+    from qa.embedding import embed_chunks
     from qa.encoders import load_embedder
-    from qa.indexing import _encode
 
     embedders = {}
     for name in encoders:
@@ -161,8 +161,8 @@ def run(encoders=ENCODERS, chunks: int = 3000, rounds: int = 3, squad: bool = Tr
         for b, block in enumerate(blocks):
             for name in names[b % len(names):] + names[:b % len(names)]:
                 started = time.perf_counter()
-                vectors[name][block.start:block.stop], _ = _encode(embedders[name], texts[block.start:block.stop],
-                                                                   spans[block.start:block.stop], progress=False)
+                vectors[name][block.start:block.stop], _ = embed_chunks(
+                    embedders[name], texts[block.start:block.stop], spans[block.start:block.stop], progress=False)
                 seconds[name] += time.perf_counter() - started
         for i, q in enumerate(asked):
             for name in names[i % len(names):] + names[:i % len(names)]:

@@ -3,7 +3,9 @@
 :class:`Embedder` holds what every encoder shares: token counts and ranges (qa.tokens), word vectors from the
 model's word-piece table, and the vectors of sentences inside a chunk from one pass. An encoder adds the model's
 pass: :class:`TorchEmbedder` here (sentence-transformers on torch, loaded offline by default, any device), and
-the exported ONNX Runtime and OpenVINO ones in qa.encoders, which load without torch.
+the exported ONNX Runtime and OpenVINO ones in qa.encoders, which load without torch. :func:`model_inputs` and
+:func:`embed_chunks` are the indexing pass over them: an article's chunks with their title, and the chunk and sentence
+vectors of one pass (late chunking).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from qa.chunking import Chunk, Span
 from qa.config import DEVICE_BATCH, detect_device, resolve_model
 from qa.errors import ModelError
 from qa.tokens import Offsets, Tokens
@@ -21,7 +24,7 @@ from qa.tokens import Offsets, Tokens
 #: Inputs up to this many texts are encoded on one thread.
 SMALL_BATCH = 4
 WORD_CACHE = 20_000  # word vectors kept (384 floats each: 31 MB at most for all-MiniLM-L6-v2)
-__all__ = ["Embedder", "ModelError", "TorchEmbedder"]
+__all__ = ["Embedder", "ModelError", "TorchEmbedder", "embed_chunks", "model_inputs"]
 
 
 class Embedder:
@@ -228,3 +231,48 @@ class TorchEmbedder(Embedder):
                 return None  # a model built otherwise (a static-embedding model)
             self._table = weight.detach().float().cpu().numpy()
         return self._table
+
+
+def model_inputs(title: str, sentences: Sequence[Span], chunks: Sequence[Chunk]
+                 ) -> tuple[list[str], list[list[tuple[int, int]]]]:
+    """What the model reads for one article's chunks (each chunk's text with the title), and in each, the spans of
+    the sentences that chunk is the first to hold: their vectors come from that chunk's pass (late chunking)."""
+    texts: list[str] = []
+    spans: list[list[tuple[int, int]]] = []
+    first_new = 0
+    for c in chunks:
+        shift = len(c.embed_text(title)) - len(c.text) - c.start
+        spans.append([(sentences[i].start + shift, sentences[i].end + shift)
+                      for i in range(max(first_new, c.first_sentence), c.last_sentence + 1)])
+        first_new = c.last_sentence + 1
+        texts.append(c.embed_text(title))
+    return texts, spans
+
+
+def embed_chunks(embedder: Embedder, texts: list[str], spans: list[list[tuple[int, int]]], progress: bool
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Chunk vectors, and the vectors of all sentences (in order) pooled from the same pass of the model.
+
+    Texts go to the model longest first, in groups (to bound the memory its token embeddings take): each batch
+    then holds texts of nearly one length, so little of it is padding, as in one ``encode`` call of them all.
+    """
+    step = embedder.batch_size * 4
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    chunk_vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
+    pooled: list[np.ndarray] = [np.zeros((0, embedder.dimension), dtype=np.float32)] * len(texts)
+    bar = None
+    if progress and len(texts) > step:
+        from qa.progress import bar as progress_bar
+
+        bar = progress_bar(len(texts), "embedding", unit="chunk")
+    for start in range(0, len(texts), step):
+        group = order[start:start + step]
+        vectors, spans_pooled = embedder.encode_with_spans([texts[i] for i in group], [spans[i] for i in group])
+        chunk_vectors[group] = vectors
+        for i, sentence_vectors in zip(group, spans_pooled, strict=True):
+            pooled[i] = sentence_vectors
+        if bar is not None:
+            bar.update(len(group))
+    if bar is not None:
+        bar.close()
+    return chunk_vectors, np.concatenate(pooled) if pooled else np.zeros((0, embedder.dimension), np.float32)

@@ -8,12 +8,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-
 from qa.chunking import Chunk, Chunker, Span
 from qa.config import Settings, default_encoder
 from qa.corpus import Article, Problem, list_files, read_file
-from qa.embedding import Embedder
+from qa.embedding import Embedder, embed_chunks, model_inputs
 from qa.encoders import load_embedder
 from qa.errors import CorpusNotFound, MassRemoval, QAError, SettingsMismatch
 from qa.files import storage_error
@@ -286,7 +284,7 @@ def _apply(writer: WritableStore, before: dict[str, tuple[str, str]], articles: 
         spans += chunk_spans
     if bar is not None:
         bar.close()
-    vectors, sentence_vectors = _encode(embedder, chunk_texts, spans, progress)
+    vectors, sentence_vectors = embed_chunks(embedder, chunk_texts, spans, progress)
     report.chunks_embedded = len(chunk_texts)
     writes, chunk_at, sentence_at = [], 0, 0
     for article, sentences, chunks in added:
@@ -304,50 +302,6 @@ def _not_indexed(article: Article, reason: str, report: SyncReport, todo: list[A
         if article.id in ids:
             ids.remove(article.id)
     report.skipped.append(Problem(article.id, reason))
-
-
-def model_inputs(title: str, sentences, chunks) -> tuple[list[str], list[list[tuple[int, int]]]]:
-    """What the model reads for one article's chunks (each chunk's text with the title), and in each, the spans of
-    the sentences that chunk is the first to hold: their vectors come from that chunk's pass (late chunking)."""
-    texts: list[str] = []
-    spans: list[list[tuple[int, int]]] = []
-    first_new = 0
-    for c in chunks:
-        shift = len(c.embed_text(title)) - len(c.text) - c.start
-        spans.append([(sentences[i].start + shift, sentences[i].end + shift)
-                      for i in range(max(first_new, c.first_sentence), c.last_sentence + 1)])
-        first_new = c.last_sentence + 1
-        texts.append(c.embed_text(title))
-    return texts, spans
-
-
-def _encode(embedder: Embedder, texts: list[str], spans: list[list[tuple[int, int]]], progress: bool
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Chunk vectors, and the vectors of all sentences (in order) pooled from the same pass of the model.
-
-    Texts go to the model longest first, in groups (to bound the memory its token embeddings take): each batch
-    then holds texts of nearly one length, so little of it is padding, as in one ``encode`` call of them all.
-    """
-    step = embedder.batch_size * 4
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    chunk_vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
-    pooled: list[np.ndarray] = [np.zeros((0, embedder.dimension), dtype=np.float32)] * len(texts)
-    bar = None
-    if progress and len(texts) > step:
-        from qa.progress import bar as progress_bar
-
-        bar = progress_bar(len(texts), "embedding", unit="chunk")
-    for start in range(0, len(texts), step):
-        group = order[start:start + step]
-        vectors, spans_pooled = embedder.encode_with_spans([texts[i] for i in group], [spans[i] for i in group])
-        chunk_vectors[group] = vectors
-        for i, sentence_vectors in zip(group, spans_pooled, strict=True):
-            pooled[i] = sentence_vectors
-        if bar is not None:
-            bar.update(len(group))
-    if bar is not None:
-        bar.close()
-    return chunk_vectors, np.concatenate(pooled) if pooled else np.zeros((0, embedder.dimension), np.float32)
 
 
 #: Reading and chunking show a progress bar (with ``progress``) past these sizes; below, they take a second or
