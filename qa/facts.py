@@ -125,7 +125,7 @@ def _numbers(text: str) -> tuple[str, ...]:
             raw = m["num"]
             value = raw.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?", raw) else raw.replace(",", ".")
             value = value.rstrip("0").rstrip(".") if "." in value else value
-            out.append(value + ("%" if m["unit"] and m["unit"].lower() in ("%", "percent", "per cent") else ""))
+            out.append(value + ("%" if _is_share(m) else ""))
         else:
             word = m["word"].lower()
             out.append(_NUMBER_WORDS.get(word) or _SCALE[word])
@@ -200,11 +200,14 @@ def _spans(kind: Kind, text: str, question: str, noun: str | None) -> list[tuple
         return [m.span() for m in _measures(MEASURES[noun], text) if m[0].lower() not in question.lower()]
     if kind is Kind.QUANTITY:
         asked = set(_numbers(question))
+        counting = noun not in (None, *_SHARE_NOUNS) and _HOW_MANY.search(question) is not None
         dates = [m.span() for m in _DATE.finditer(text) if not m["year3"]]
         out = [m.span() for m in _MONEY.finditer(text)]
         for m in _NUMBER.finditer(text):
             if any(a <= m.start() < b for a, b in dates) or not m[0].strip():
                 continue
+            if counting and _is_share(m):
+                continue  # "How many North Korean soldiers ...?" counts soldiers: "82% oppose" is no count
             if not set(_numbers(m[0])) <= asked:
                 out.append(m.span())
         return out
@@ -270,6 +273,16 @@ def _measures(unit: str, text: str) -> list[re.Match]:
 
 
 _RATE_BEFORE = re.compile(r"(?:\d\S*(?:\s+(?:million|billion|thousand))?|\btimes|\bonce|\btwice)\s*$", re.IGNORECASE)
+
+
+#: "How many" with a noun counts things; a percentage answers it only when the noun is itself a share.
+_HOW_MANY = re.compile(r"\bhow many\b", re.IGNORECASE)
+_SHARE_NOUNS = ("percent", "percentage", "percentages", "share", "shares", "proportion", "points")
+
+
+def _is_share(number: re.Match) -> bool:
+    """Whether a match of ``_NUMBER`` is a percentage ("82%", "12 per cent")."""
+    return bool(number["unit"]) and number["unit"].lower() in ("%", "percent", "per cent")
 
 
 def values(kind: Kind, text: str) -> list[str]:

@@ -100,6 +100,14 @@ def test_a_question_or_two_get_the_vectors_the_model_gives(embedder):
         assert np.allclose(embedder.encode(few), expected, atol=1e-5)
 
 
+def test_how_many_troops_is_answered_with_the_count_alone(assistant):
+    # A further sentence must add a value the question asks for: "82% oppose sending weapons" is no count of soldiers
+    # (it was the second sentence of this answer until a share stopped counting as a "how many" value).
+    answer = assistant.ask("How many North Korean soldiers are in Russia?")
+    assert "10,000 troops" in answer.sentences[0].text, answer.text
+    assert "82%" not in answer.text, answer.text
+
+
 @LEARNED
 def test_other_word_forms_rank_sentences_but_do_not_make_a_question_answerable(assistant):
     # "supply" covers "supplier" for ranking; counted in the confidence too, it answered this out-of-corpus question

@@ -63,6 +63,17 @@ def test_typed_and_untyped_strict_say_whether_the_asked_for_kind_is_stated():
     assert column(other, features.typed) == [0.0] and column(other, features.untyped_strict) == [0.0]
 
 
+def test_a_share_is_no_count_for_how_many():
+    """"How many soldiers ...?" counts soldiers: "82% oppose" states no count (it had been quoted as a second sentence
+    of the seed answer about North Korea's troops); a share question, or one counting points, still takes a share."""
+    texts = ["82% oppose sending weapons to Ukraine.", "North Korea sent over 10,000 troops to Russia."]
+    assert column(scene("How many North Korean soldiers are in Russia?", texts), features.typed) == [0.0, 1.0]
+    assert column(scene("What share of South Koreans oppose sending weapons?", texts), features.typed) == [1.0, 1.0]
+    assert column(scene("How many percentage points did the rate rise?", ["It rose 0.25 percent."]),
+                  features.typed) == [1.0]
+    assert column(scene("How much did the rate rise?", ["It rose 0.25 percent."]), features.typed) == [1.0]
+
+
 def test_asked_thing_measures_each_sentences_likest_name_from_the_likest_of_all():
     texts = ["Ford recalled 112,000 vehicles, NHTSA said.", "The NHTSA said so.", "no names here at all.",
              "Ford's rival Honda did not comment."]
