@@ -22,14 +22,14 @@ def open_assistant(settings: Settings, embedder=None, log: Callable[[str], None]
 
     try:
         report = sync(settings=settings, embedder=embedder)
-        say(f"index {settings.index} synced with {settings.corpus}: {report.summary()}")
+        say(f"{settings.index}/ synced with {settings.corpus}/: {report.summary()}")
     except (CorpusNotFound, MassRemoval, DiskFull, IndexReadOnly) as exc:
         try:
             assistant = opened()
         except IndexUnusable:
             raise exc from None
         # The index itself is fine: serve it as it is rather than not start (the log says why it is not synced).
-        say(f"index {settings.index} NOT synced with {settings.corpus}: {exc}; serving the index as it is")
+        say(f"{settings.index}/ NOT synced with {settings.corpus}/: {exc}; serving the index as it is")
         return assistant
     return opened()
 
