@@ -94,7 +94,8 @@ def write_corpus(folder: Path, articles: list[SynthArticle], eval_dir: Path = EV
 class HashedVectors:
     """Stands in for the model when indexing the generated articles: random unit vectors keyed by the text.
 
-    It offers what indexing uses of ``Embedder``: encode, encode_with_spans, count and split.
+    It offers what indexing uses of ``Embedder``: its name, encoder, batch size and sizes; encode, encode_with_spans,
+    count and split.
 
     Embedding ~20k chunks and ~55k sentences of filler on 2 busy CPU cores takes the better part of an hour;
     these vectors take a second. Chunking still uses the real tokenizer, and every other step of a sync
@@ -104,7 +105,7 @@ class HashedVectors:
 
     def __init__(self, model):
         self.model = model
-        self.name, self.batch_size, self.tokenizer = model.name, model.batch_size, model.tokenizer
+        self.name, self.batch_size, self.encoder = model.name, model.batch_size, model.encoder
         self.max_tokens, self.dimension = model.max_tokens, model.dimension
 
     def encode(self, texts, progress: bool = False):

@@ -157,6 +157,22 @@ def test_generated_corpus_is_repeatable_and_readable():
     assert 6 <= len(first[0].sentences) <= 16
 
 
+def test_generated_articles_index_with_hashed_vectors(tmp_path, embedder):
+    """bench.speed's scaled stages index generated articles with HashedVectors in the model's place: it must offer what
+    a sync asks of an encoder (it lacked ``encoder`` and wanted a ``tokenizer`` the exported encoders do not have, and
+    every stage failed)."""
+    from bench.synth import HashedVectors, write_corpus
+    from qa import Retriever, sync
+
+    corpus = write_corpus(tmp_path / "corpus", generate(4, seed=5), EVAL, squad=False)
+    stand_in = HashedVectors(embedder)
+    assert not hasattr(stand_in, "tokenizer") and stand_in.encoder == embedder.encoder
+    report = sync(corpus, tmp_path / "index", embedder=stand_in)
+    assert len(report.added) == 4 and report.chunks_embedded >= 4
+    info = Retriever(tmp_path / "index", embedder).info()
+    assert info.articles == 4 and info.chunks == report.chunks_embedded
+
+
 def test_ann_compare_measures_recall_against_exact():
     rng = np.random.default_rng(0)
     c = ann.centres(20, rng)
