@@ -18,9 +18,14 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 from qa.config import LLMSettings
 from qa.errors import ConfigError
+
+if TYPE_CHECKING:
+    import openai  # the [llm] extra: imported when first used (ChatClient._openai)
+    from openai.types.chat import ChatCompletionMessageParam
 
 #: Sampling: deterministic, so that the same question gets the same answer and the tests and benchmarks repeat.
 TEMPERATURE = 0.0
@@ -58,11 +63,11 @@ class ChatClient:
 
     def __init__(self, endpoint: Endpoint):
         self.endpoint = endpoint
-        self._client = None
+        self._client: openai.OpenAI | None = None
         self._model = endpoint.model
         self._lock = threading.Lock()
 
-    def _openai(self):
+    def _openai(self) -> openai.OpenAI:
         with self._lock:
             if self._client is None:
                 try:
@@ -101,7 +106,8 @@ class ChatClient:
         model = self.model()
         try:
             response = self._openai().chat.completions.create(
-                model=model, messages=messages, stream=True, temperature=TEMPERATURE, max_tokens=max_tokens)
+                model=model, messages=cast("list[ChatCompletionMessageParam]", messages), stream=True,
+                temperature=TEMPERATURE, max_tokens=max_tokens)
         except ModelUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001
