@@ -78,8 +78,13 @@ class RememberingEmbedder:
 
     def __init__(self, embedder):
         self.embedder = embedder
-        self.name = embedder.name
         self._vectors: dict[str, np.ndarray] = {}
+
+    def __getattr__(self, name: str):
+        """Everything else is the real embedder's (its name, encoder, sizes, token counts, word vectors)."""
+        if name == "embedder":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
+        return getattr(self.embedder, name)
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         if len(texts) != 1:
@@ -88,9 +93,6 @@ class RememberingEmbedder:
         if vector is None:
             vector = self._vectors[texts[0]] = self.embedder.encode(texts)[0]
         return vector[None, :]
-
-    def word_vectors(self, words: Sequence[str]) -> np.ndarray:
-        return self.embedder.word_vectors(words)  # cached there already
 
 
 def tune(eval_dir: Path = EVAL_DIR, grids: Sequence[str] = GRIDS, limit: int | None = None,

@@ -65,7 +65,7 @@ def sync(corpus: str | Path | None = None, index: str | Path | None = None, *, s
     if index is not None:
         settings = replace(settings, index=Path(index))
     if embedder is not None:  # the embedder given is the encoder used: the index records it
-        settings = replace(settings, encoder=getattr(embedder, "encoder", "torch"))
+        settings = replace(settings, encoder=embedder.encoder)
     try:
         return _sync(corpus, settings, rebuild, progress, embedder, allow_mass_removal)
     except (OSError, RuntimeError) as exc:  # RuntimeError: an engine's write errors

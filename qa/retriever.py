@@ -69,7 +69,7 @@ class Retriever:
         if embedder is not None and embedder.name != manifest.model:
             raise IndexUnusable(f"the index was built with model {manifest.model!r}, not {embedder.name!r}; "
                                 "query it with the same model or rebuild it")
-        if embedder is not None and getattr(embedder, "encoder", "torch") != manifest.encoder:
+        if embedder is not None and embedder.encoder != manifest.encoder:
             raise IndexUnusable(f"the index was embedded by the {manifest.encoder} encoder, not "
                                 f"{embedder.encoder}; query it with the same encoder (QA_ENCODER) or rebuild it")
         self.embedder = embedder or self._embedder(manifest)
