@@ -159,6 +159,29 @@ def test_what_was_written_reads_back(written):
     assert store.passages([Hit(10**9, 1.0)]) == []
 
 
+def test_the_sentences_of_a_deep_search_are_read_at_once(settings):
+    """A search of k=50 reads the sentences of 50 chunks or more: Milvus's C++ core refused the query (one "or" per
+    chunk, 45 deep at most) until the clauses were joined as a balanced tree."""
+    writer = open_store(settings, writable=True)
+    with writer.lock():
+        writer.commit(Commit(MANIFEST, add=tuple(article(n) for n in range(60))))
+    store = open_store(settings)
+    try:
+        ids = [p.chunk_id for n in range(60) for p in store.chunks(f"story-{n}.md")]
+        assert len(ids) == 120
+        together = store.sentences(ids)
+        vectors = store.sentence_vectors(ids)
+        assert [len(together[i]) for i in ids] == [1] * 120
+        for chunk_id in (ids[0], ids[77], ids[-1]):
+            alone = store.sentences([chunk_id])[chunk_id]
+            assert [(s.article_id, s.position) for s in together[chunk_id]] == [(s.article_id, s.position)
+                                                                              for s in alone]
+            assert np.array_equal(vectors[chunk_id], np.stack([s.vector for s in alone]))
+    finally:
+        store.close()
+        writer.close()
+
+
 def test_dense_search_ranks_by_cosine_and_filters_as_data(written):
     _, store = written
     query = unit(2 * 100 + 10)  # article 2's first chunk

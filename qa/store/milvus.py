@@ -179,8 +179,8 @@ class MilvusStore:
                                      ["akey", "article_id", "gen", "first_sentence", "last_sentence"]).items())
         for start in range(0, len(chunks), 100):
             part = chunks[start:start + 100]
-            where = " or ".join(f"(akey == {c['akey']} and gen == {c['gen']} and position >= {c['first_sentence']} "
-                                f"and position <= {c['last_sentence']})" for _, c in part)
+            where = ms.any_of([f"akey == {c['akey']} and gen == {c['gen']} and position >= {c['first_sentence']} "
+                               f"and position <= {c['last_sentence']}" for _, c in part])
             rows = self.db.query(self.db.name(state, "sentences"), where,
                                  ["akey", "gen", "article_id", "position", *fields])
             by_key = {(r["akey"], r["gen"], r["article_id"], r["position"]): r for r in rows}  # a row and its copy

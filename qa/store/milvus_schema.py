@@ -148,6 +148,15 @@ def expression(filters: Filters) -> str:
     return " and ".join(parts)
 
 
+def any_of(clauses: list[str]) -> str:
+    """``clauses`` joined by "or" as a balanced tree: Milvus's C++ core parses a flat chain of n "or"s n deep and
+    refuses one past about 45 ("unsupported expr proto node"); balanced, 100 clauses nest 7 deep."""
+    if len(clauses) == 1:
+        return f"({clauses[0]})"
+    half = len(clauses) // 2
+    return f"({any_of(clauses[:half])} or {any_of(clauses[half:])})"
+
+
 def keys_in(name: str, values) -> str:
     return f"{name} in [{', '.join(str(int(v)) for v in values)}]"
 
