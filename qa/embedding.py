@@ -241,16 +241,17 @@ def model_inputs(title: str, sentences: Sequence[Span], chunks: Sequence[Chunk]
     spans: list[list[tuple[int, int]]] = []
     first_new = 0
     for c in chunks:
-        shift = len(c.embed_text(title)) - len(c.text) - c.start
+        text = c.embed_text(title)
+        shift = len(text) - len(c.text) - c.start
         spans.append([(sentences[i].start + shift, sentences[i].end + shift)
                       for i in range(max(first_new, c.first_sentence), c.last_sentence + 1)])
         first_new = c.last_sentence + 1
-        texts.append(c.embed_text(title))
+        texts.append(text)
     return texts, spans
 
 
 def embed_chunks(embedder: Embedder, texts: list[str], spans: list[list[tuple[int, int]]], progress: bool
-            ) -> tuple[np.ndarray, np.ndarray]:
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Chunk vectors, and the vectors of all sentences (in order) pooled from the same pass of the model.
 
     Texts go to the model longest first, in groups (to bound the memory its token embeddings take): each batch
